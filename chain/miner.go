@@ -1,0 +1,143 @@
+package chain
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding"
+	"errors"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+)
+
+// minerBatch is how many nonces a mining goroutine tries between looks at
+// its context and updates of the shared attempt counter: a few hundred
+// microseconds of work, so cancellation is prompt and the counter is not
+// a point of contention.
+const minerBatch = 1 << 12
+
+// Miner searches for nonces that give a block enough proof of work, on
+// several goroutines. Its methods are safe for concurrent use; Solve may
+// run more than once at a time.
+type Miner struct {
+	// Threads is the number of goroutines per Solve; zero means one per CPU.
+	Threads int
+
+	attempts atomic.Uint64
+}
+
+// Attempts returns the number of nonces tried so far by all Solve calls.
+// Callers derive the hash rate from two readings.
+func (m *Miner) Attempts() uint64 { return m.attempts.Load() }
+
+// Template returns the block a miner should search a nonce for on top of
+// the Validator's tip, and the difficulty it must meet. Its timestamp is
+// now, or one second past the median time if the clock lags.
+func (v *Validator) Template(data string, now int64) (Block, uint8) {
+	ts := max(now, v.MedianTime()+1)
+	b := Block{Index: v.tip.Height + 1, Timestamp: ts, Data: data, PrevHash: v.tip.Hash}
+	return b, v.NextBits()
+}
+
+// ErrNonceSpace is returned by Solve when every nonce has been tried; the
+// caller should change the timestamp or data and try again.
+var ErrNonceSpace = errors.New("chain: nonce space exhausted")
+
+// Solve searches for a nonce that gives tmpl a hash with at least bits
+// leading zero bits, and returns the block with its Nonce and Hash set. It
+// returns ctx.Err() when ctx is done first (for example when the tip
+// changes). The header prefix before the nonce is hashed once; each attempt
+// hashes only the remaining bytes and allocates nothing.
+func (m *Miner) Solve(ctx context.Context, tmpl Block, bits uint8) (Block, error) {
+	threads := m.Threads
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	prefix := tmpl.appendPrefix(nil)
+	base := sha256.New()
+	base.Write(prefix)
+	state, err := base.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return Block{}, err
+	}
+
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		found Block
+		ok    bool
+	)
+	for w := 0; w < threads; w++ {
+		wg.Add(1)
+		go func(start uint64) {
+			defer wg.Done()
+			if nonce, hit := m.search(ctx, state, start, uint64(threads), int(bits)); hit {
+				once.Do(func() {
+					found = tmpl
+					found.Nonce = nonce
+					found.Hash = found.ComputeHash()
+					ok = true
+					cancel()
+				})
+			}
+		}(uint64(w))
+	}
+	wg.Wait()
+	switch {
+	case ok:
+		return found, nil
+	case parent.Err() != nil:
+		return Block{}, parent.Err()
+	default:
+		return Block{}, ErrNonceSpace
+	}
+}
+
+// search tries nonces start, start+step, ... until one meets bits or ctx
+// is done.
+func (m *Miner) search(ctx context.Context, state []byte, start, step uint64, bits int) (uint64, bool) {
+	d := sha256.New()
+	um := d.(encoding.BinaryUnmarshaler)
+	var (
+		digits [20]byte
+		sum    = make([]byte, 0, sha256.Size)
+	)
+	nonce := start
+	for {
+		for i := 0; i < minerBatch; i++ {
+			_ = um.UnmarshalBinary(state)
+			d.Write(strconv.AppendUint(digits[:0], nonce, 10))
+			sum = d.Sum(sum[:0])
+			if hasZeroBits(sum, bits) {
+				m.attempts.Add(uint64(i + 1))
+				return nonce, true
+			}
+			next := nonce + step
+			if next < nonce {
+				m.attempts.Add(uint64(i + 1))
+				return 0, false
+			}
+			nonce = next
+		}
+		m.attempts.Add(minerBatch)
+		if ctx.Err() != nil {
+			return 0, false
+		}
+	}
+}
+
+// hasZeroBits reports whether sum starts with at least n zero bits.
+func hasZeroBits(sum []byte, n int) bool {
+	i := 0
+	for ; n >= 8; n -= 8 {
+		if sum[i] != 0 {
+			return false
+		}
+		i++
+	}
+	return n == 0 || sum[i]>>(8-n) == 0
+}

@@ -1,0 +1,57 @@
+package chain_test
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/jbc-project/jbc/chain"
+)
+
+// benchChainLen is the length of the pre-generated chain the validation
+// benchmark walks: 2^16 blocks, enough that the walk restarts rarely.
+const benchChainLen = 1 << 16
+
+var (
+	benchOnce   sync.Once
+	benchBlocks []chain.Block
+)
+
+// benchChain returns the pre-generated chain, generating it on first use.
+func benchChain(tb testing.TB) []chain.Block {
+	benchOnce.Do(func() {
+		benchBlocks = genChain(tb, chain.TestNet(), benchChainLen, 1, "jbc benchmark block, 32 bytes...")
+	})
+	return benchBlocks
+}
+
+// BenchmarkValidate measures blocks validated per second on one goroutine:
+// Validator.Next over a pre-generated TestNet chain. The target is at least
+// 1,000,000 blocks/s on one core.
+func BenchmarkValidate(b *testing.B) {
+	blocks := benchChain(b)
+	p := chain.TestNet()
+	g := p.GenesisEntry()
+	newValidator := func() *chain.Validator {
+		v, err := chain.NewValidator(p, g, []int64{g.Time})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return v
+	}
+	v := newValidator()
+	next := 1
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if next == len(blocks) {
+			b.StopTimer()
+			v, next = newValidator(), 1
+			b.StartTimer()
+		}
+		if _, err := v.Next(&blocks[next], testNow); err != nil {
+			b.Fatal(err)
+		}
+		next++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "blocks/s")
+}

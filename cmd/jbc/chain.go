@@ -1,0 +1,42 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+)
+
+func newChainCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "chain",
+		Short: "Show the network, height, tip and total work of the local chain",
+		Long: `chain shows the local chain: the network's id (its genesis hash), the best
+chain's height (the genesis alone is height 0) and tip, its total work (the
+expected number of hashes it took, a decimal integer) and how many blocks are
+stored, side branches included. With --json the keys are network, height, tip,
+total_work (a string) and blocks.`,
+		Example: `  jbc chain
+  jbc chain --json | jq -r .tip`,
+		Args: noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			s, err := a.openStore()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			sum, err := summarize(s)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(sum)
+			}
+			p := s.Params()
+			a.printf("network     %s (%s)\n", sum.Network, p.Name)
+			a.printf("rules       %s\n", describeRules(p))
+			a.printf("height      %d\n", sum.Height)
+			a.printf("tip         %s\n", sum.Tip)
+			a.printf("total work  %s\n", sum.TotalWork)
+			a.printf("blocks      %d\n", sum.Blocks)
+			return nil
+		},
+	}
+}

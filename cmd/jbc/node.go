@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/jbc-project/jbc/node"
+)
+
+// bootstrapEnv names the environment variable holding bootstrap multiaddrs,
+// comma-separated, used when --bootstrap is not given.
+const bootstrapEnv = "JBC_BOOTSTRAP"
+
+// netFlags are the flags that shape a node's host: shared by node and id so
+// that id prints what node would listen on.
+type netFlags struct {
+	listen, announce []string
+}
+
+func (f *netFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVar(&f.listen, "listen", nil, fmt.Sprintf("multiaddr to listen on (repeatable; default TCP and QUIC on port %d, all interfaces)", node.DefaultPort))
+	cmd.Flags().StringArrayVar(&f.announce, "announce", nil, "multiaddr to advertise instead of the listen addresses (repeatable; for docker or NAT)")
+}
+
+func (f *netFlags) listenAddrs() []string {
+	if len(f.listen) == 0 {
+		return node.DefaultListenAddrs()
+	}
+	return f.listen
+}
+
+func newNodeCmd(a *app) *cobra.Command {
+	var (
+		nf        netFlags
+		bootstrap []string
+		peers     []string
+		noMDNS    bool
+		noDHT     bool
+		dhtPrefix string
+		mine      bool
+		threads   int
+		httpAddr  string
+	)
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run a node: find peers, sync the best chain, serve it, optionally mine",
+		Long: `node runs a jbc node on the chain in the data directory. It listens with
+libp2p on TCP and QUIC (port ` + fmt.Sprint(node.DefaultPort) + ` by default), finds peers by mDNS on the LAN
+and through the Kademlia DHT from --bootstrap multiaddrs, syncs the chain with
+the most work from them, and serves its own. No public peers are built in:
+with no --bootstrap, --peer or mDNS the node waits for peers to dial it.
+
+At start it prints its peer ID and its full multiaddrs, one per line: what
+other nodes pass to --bootstrap or --peer.`,
+		Example: `  jbc node                                   # LAN: peers found by mDNS
+  jbc node --no-mdns --listen /ip4/127.0.0.1/tcp/4747
+  jbc node --bootstrap /ip4/192.0.2.7/tcp/4747/p2p/12D3KooW...
+  jbc node --mine --http 127.0.0.1:8080`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(bootstrap) == 0 {
+				if env := os.Getenv(bootstrapEnv); env != "" {
+					for _, s := range strings.Split(env, ",") {
+						if s = strings.TrimSpace(s); s != "" {
+							bootstrap = append(bootstrap, s)
+						}
+					}
+				}
+			}
+			if !strings.HasPrefix(dhtPrefix, "/") {
+				return usagef("--dht-prefix %q must start with /", dhtPrefix)
+			}
+			s, err := a.openStore()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			n, err := node.New(node.Config{
+				Store:       s,
+				DataDir:     a.dataDir,
+				Listen:      nf.listenAddrs(),
+				Announce:    nf.announce,
+				Bootstrap:   bootstrap,
+				Peers:       peers,
+				MDNS:        !noMDNS,
+				DHT:         !noDHT,
+				DHTPrefix:   dhtPrefix,
+				Mine:        mine,
+				MineThreads: threads,
+				HTTPAddr:    httpAddr,
+				Logger:      a.log,
+			})
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if err := n.Start(ctx); err != nil {
+				n.Close()
+				return err
+			}
+			a.printf("%s\n", n.ID())
+			for _, addr := range n.Addrs() {
+				a.printf("%s\n", addr)
+			}
+			tip := s.Tip()
+			a.log.Info("node running", "network", s.Params().Name, "id", s.Params().ID().Short(),
+				"height", tip.Height, "tip", tip.Hash.Short(), "mdns", !noMDNS, "dht", !noDHT,
+				"bootstrap", len(bootstrap), "http", n.HTTPAddr())
+			go showSyncProgress(ctx, a, n)
+			<-ctx.Done()
+			a.log.Info("shutting down")
+			return n.Close()
+		},
+	}
+	nf.register(cmd)
+	f := cmd.Flags()
+	f.StringArrayVar(&bootstrap, "bootstrap", nil, "DHT bootstrap peer multiaddr ending in /p2p/<id> (repeatable; env "+bootstrapEnv+", comma-separated)")
+	f.StringArrayVar(&peers, "peer", nil, "peer multiaddr ending in /p2p/<id> to dial directly and keep connected (repeatable)")
+	f.BoolVar(&noMDNS, "no-mdns", false, "turn off mDNS discovery on the LAN")
+	f.BoolVar(&noDHT, "no-dht", false, "turn off the Kademlia DHT")
+	f.StringVar(&dhtPrefix, "dht-prefix", node.DefaultDHTPrefix, "DHT protocol prefix (/ipfs to meet over an IPFS DHT)")
+	f.BoolVar(&mine, "mine", false, "mine on the best tip, restarting whenever it changes")
+	f.IntVar(&threads, "threads", 0, "mining goroutines (0: one per CPU)")
+	f.StringVar(&httpAddr, "http", node.DefaultHTTPAddr, `HTTP API listen address ("" to disable)`)
+	return cmd
+}
+
+// syncBarMin is how many blocks a sync must be behind for a progress bar:
+// short catch-ups finish before a bar would be seen.
+const syncBarMin = 5000
+
+// showSyncProgress draws a progress bar for long syncs when stderr is a
+// terminal; the node itself logs progress lines otherwise.
+func showSyncProgress(ctx context.Context, a *app, n *node.Node) {
+	f, ok := a.stderr.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return
+	}
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	var (
+		bar  *progress
+		base uint64
+	)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st := n.Status().Sync
+		switch {
+		case st.Syncing && bar == nil && st.Target > st.Height+syncBarMin:
+			base = st.Height
+			bar = a.newProgress("syncing", int64(st.Target-base))
+		case st.Syncing && bar != nil:
+			bar.set(int64(st.Height - base))
+		case !st.Syncing && bar != nil:
+			bar.finish()
+			bar = nil
+		}
+	}
+}

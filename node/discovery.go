@@ -1,0 +1,423 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+
+	"github.com/jbc-project/jbc/chain"
+)
+
+// DefaultDHTPrefix keeps jbc's DHT apart from the IPFS one: jbc nodes only
+// meet jbc nodes unless told otherwise (--dht-prefix /ipfs).
+const DefaultDHTPrefix = "/jbc"
+
+// Discovery timing.
+const (
+	// foundQueue bounds peers found but not yet dialled; more are dropped
+	// (they will be found again) rather than blocking mDNS or the DHT.
+	foundQueue = 64
+	// findMinBackoff and findMaxBackoff bound the retry delay of DHT peer
+	// lookups: seconds, not the library's fixed minutes, so a node that
+	// starts before its peers advertise still finds them quickly.
+	findMinBackoff = time.Second
+	findMaxBackoff = 30 * time.Second
+	// findSteady is the lookup period once peers have been found.
+	findSteady = time.Minute
+	// advertiseRetry is the delay between advertise attempts that failed
+	// (typically: routing table still empty).
+	advertiseRetry = 2 * time.Second
+	// rtPoll is how often an empty routing table is checked for its first
+	// peer, so that the first advertisement follows within this delay.
+	rtPoll = 200 * time.Millisecond
+	// Redialling peers found earlier (by mDNS, the DHT or bootstrap) once
+	// their connection drops: mDNS reports a peer only once per record
+	// lifetime (an hour), so without this a partition healed only when a
+	// DHT lookup happened to find the peer again. Attempts back off from
+	// redialMin to redialMax; a peer unreachable for redialForget is
+	// forgotten until it is found again.
+	redialTick   = time.Second
+	redialMin    = 2 * time.Second
+	redialMax    = 10 * time.Second
+	redialForget = 15 * time.Minute
+)
+
+// MDNSServiceName returns the mDNS service name for a network: tied to the
+// genesis hash so that nodes of other networks on the same LAN do not find
+// (and waste dials on) each other. It is short enough for a DNS-SD label.
+func MDNSServiceName(id chain.Hash) string {
+	return "_jbc-" + id.String()[:8] + "._udp"
+}
+
+// Rendezvous returns the DHT namespace nodes of a network advertise under.
+func Rendezvous(id chain.Hash) string { return "jbc/" + id.String() }
+
+// discovery finds peers by mDNS, the DHT, bootstrap and direct addresses,
+// and dials them.
+type discovery struct {
+	n     *Node
+	found chan foundPeer
+	// mdns is the running mDNS service, replaced by a restart (see
+	// mdnsRetryLoop); mdnsFound is set by the first peer it finds.
+	mdnsMu     sync.Mutex
+	mdns       interface{ Close() error }
+	mdnsClosed bool // by close: no more restarts
+	mdnsFound  atomic.Bool
+	dht        *dht.IpfsDHT
+	boot       []peer.AddrInfo
+	direct     []peer.AddrInfo
+	prefix     string
+
+	mu        sync.Mutex // guards the results below, for doctor
+	lastAdv   time.Time
+	advErr    error
+	lastFind  time.Time
+	lastFound int
+	findErr   error
+}
+
+type foundPeer struct {
+	info peer.AddrInfo
+	src  Source
+}
+
+func newDiscovery(n *Node) (*discovery, error) {
+	d := &discovery{n: n, found: make(chan foundPeer, foundQueue)}
+	var err error
+	if d.boot, err = ParsePeerAddrs(n.cfg.Bootstrap); err != nil {
+		return nil, fmt.Errorf("--bootstrap: %w", err)
+	}
+	if d.direct, err = ParsePeerAddrs(n.cfg.Peers); err != nil {
+		return nil, fmt.Errorf("--peer: %w", err)
+	}
+	if n.cfg.DHT {
+		prefix := n.cfg.DHTPrefix
+		if prefix == "" {
+			prefix = DefaultDHTPrefix
+		}
+		d.prefix = prefix
+		mode := dht.ModeServer
+		if n.cfg.DHTClient {
+			mode = dht.ModeClient
+		}
+		d.dht, err = dht.New(n.host,
+			dht.Mode(mode),
+			dht.ProtocolPrefix(libp2pproto.ID(prefix)),
+			dht.BootstrapPeers(d.boot...),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("node: dht: %w", err)
+		}
+	}
+	return d, nil
+}
+
+// HandlePeerFound implements mdns.Notifee. It never blocks: the mDNS
+// library calls it from its resolver goroutine.
+func (d *discovery) HandlePeerFound(pi peer.AddrInfo) {
+	if pi.ID != d.n.host.ID() {
+		d.mdnsFound.Store(true)
+	}
+	d.offer(pi, SourceMDNS)
+}
+
+// mdnsRetries are the delays after which, as long as mDNS has found nobody,
+// its service is restarted: a new query and a new announcement. The mDNS
+// library queries once at start and next only after 4 s, so a node that
+// misses the answer to its first query (a reply lost, or sent before our
+// socket listened) would wait 4 s; e2e/lan.sh saw this in 2 of 32 runs.
+// On a LAN where we are alone the restarts stop after the last delay.
+var mdnsRetries = []time.Duration{time.Second, 2 * time.Second}
+
+// startMDNS starts a new mDNS service in place of the running one, if any.
+func (d *discovery) startMDNS() error {
+	d.mdnsMu.Lock()
+	defer d.mdnsMu.Unlock()
+	if d.mdnsClosed {
+		return nil
+	}
+	if d.mdns != nil {
+		d.mdns.Close()
+		d.mdns = nil
+	}
+	svc := mdns.NewMdnsService(d.n.host, MDNSServiceName(d.n.store.Params().ID()), d)
+	if err := svc.Start(); err != nil {
+		return fmt.Errorf("node: mdns: %w", err)
+	}
+	d.mdns = svc
+	return nil
+}
+
+// mdnsRetryLoop restarts the mDNS service after each of mdnsRetries while
+// it has found no peer.
+func (d *discovery) mdnsRetryLoop(ctx context.Context) {
+	for _, wait := range mdnsRetries {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if d.mdnsFound.Load() {
+			return
+		}
+		d.n.log.Debug("mdns found nobody yet: querying again", "after", wait)
+		if err := d.startMDNS(); err != nil {
+			d.n.log.Warn("mdns restart failed", "err", err)
+			return
+		}
+	}
+}
+
+func (d *discovery) offer(pi peer.AddrInfo, src Source) {
+	if pi.ID == d.n.host.ID() {
+		return
+	}
+	select {
+	case d.found <- foundPeer{pi, src}:
+	default:
+	}
+}
+
+func (d *discovery) start(ctx context.Context) error {
+	d.n.goRun(d.dialLoop)
+	d.n.goRun(d.redialLoop)
+	if d.n.cfg.MDNS {
+		if err := d.startMDNS(); err != nil {
+			return err
+		}
+		d.n.goRun(d.mdnsRetryLoop)
+	}
+	// Record sources before anything dials: the DHT may reach a bootstrap
+	// peer before our own dial does.
+	for _, pi := range d.boot {
+		d.n.peers.found(pi.ID, pi.Addrs, SourceBootstrap)
+		d.offer(pi, SourceBootstrap)
+	}
+	for _, pi := range d.direct {
+		d.n.peers.found(pi.ID, pi.Addrs, SourceDirect)
+		d.n.goRun(func(ctx context.Context) { d.keep(ctx, pi) })
+	}
+	if d.dht != nil {
+		if err := d.dht.Bootstrap(ctx); err != nil {
+			return fmt.Errorf("node: dht bootstrap: %w", err)
+		}
+		d.n.goRun(d.advertiseLoop)
+		d.n.goRun(d.findLoop)
+	}
+	return nil
+}
+
+func (d *discovery) close() {
+	d.mdnsMu.Lock()
+	d.mdnsClosed = true
+	if d.mdns != nil {
+		d.mdns.Close()
+		d.mdns = nil
+	}
+	d.mdnsMu.Unlock()
+	if d.dht != nil {
+		d.dht.Close()
+	}
+}
+
+// dialLoop connects to found peers, one goroutine per dial.
+func (d *discovery) dialLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case fp := <-d.found:
+			if d.n.peers.isBanned(fp.info.ID) {
+				continue
+			}
+			d.n.peers.found(fp.info.ID, fp.info.Addrs, fp.src)
+			if d.n.host.Network().Connectedness(fp.info.ID) == network.Connected {
+				continue
+			}
+			d.n.goRun(func(ctx context.Context) {
+				dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+				defer cancel()
+				if err := d.n.host.Connect(dctx, fp.info); err != nil {
+					d.n.log.Debug("dial failed", "peer", fp.info.ID, "source", fp.src, "err", err)
+					if fp.src == SourceDHT {
+						d.n.peers.forget(fp.info.ID)
+					}
+					return
+				}
+				d.n.log.Info("peer found", "peer", fp.info.ID, "source", fp.src)
+			})
+		}
+	}
+}
+
+// keep dials a --peer and dials it again whenever the connection drops.
+func (d *discovery) keep(ctx context.Context, pi peer.AddrInfo) {
+	for {
+		if d.n.host.Network().Connectedness(pi.ID) != network.Connected && !d.n.peers.isBanned(pi.ID) {
+			dctx, cancel := context.WithTimeout(network.WithForceDirectDial(ctx, "keep --peer"), dialTimeout)
+			err := d.n.host.Connect(dctx, pi)
+			cancel()
+			if err != nil {
+				d.n.log.Debug("direct peer unreachable", "peer", pi.ID, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(directRedial):
+		}
+	}
+}
+
+// advertiseLoop advertises the network's rendezvous as soon as the routing
+// table has its first peer, and again before the advertisement expires.
+func (d *discovery) advertiseLoop(ctx context.Context) {
+	rd := drouting.NewRoutingDiscovery(d.dht)
+	ns := Rendezvous(d.n.store.Params().ID())
+	for {
+		for d.dht.RoutingTable().Size() == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(rtPoll):
+			}
+		}
+		ttl, err := rd.Advertise(ctx, ns)
+		d.mu.Lock()
+		d.lastAdv, d.advErr = time.Now(), err
+		d.mu.Unlock()
+		wait := advertiseRetry
+		if err != nil {
+			d.n.log.Debug("advertise failed", "err", err)
+		} else {
+			d.n.log.Debug("advertised", "namespace", ns, "ttl", ttl)
+			wait = ttl * 7 / 10
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// findLoop looks up peers of the network in the DHT, retrying with a
+// backoff of seconds while it finds none.
+func (d *discovery) findLoop(ctx context.Context) {
+	rd := drouting.NewRoutingDiscovery(d.dht)
+	ns := Rendezvous(d.n.store.Params().ID())
+	backoff := findMinBackoff
+	for {
+		found := 0
+		if d.dht.RoutingTable().Size() > 0 {
+			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			ch, err := rd.FindPeers(fctx, ns)
+			if err == nil {
+				for pi := range ch {
+					if pi.ID == d.n.host.ID() || len(pi.Addrs) == 0 {
+						continue
+					}
+					found++
+					d.offer(pi, SourceDHT)
+				}
+			}
+			cancel()
+			d.mu.Lock()
+			d.lastFind, d.lastFound, d.findErr = time.Now(), found, err
+			d.mu.Unlock()
+		}
+		wait := findSteady
+		if found == 0 {
+			wait = backoff
+			backoff = min(2*backoff, findMaxBackoff)
+		} else {
+			backoff = findMinBackoff
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// redialLoop dials known peers that are not connected, with backoff.
+func (d *discovery) redialLoop(ctx context.Context) {
+	type attempt struct {
+		next, since time.Time
+		wait        time.Duration
+		dialling    bool
+	}
+	var (
+		mu    sync.Mutex
+		state = map[peer.ID]*attempt{}
+	)
+	t := time.NewTicker(redialTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		mu.Lock()
+		for _, pi := range d.n.peers.list() {
+			switch pi.Source {
+			case SourceMDNS, SourceDHT, SourceBootstrap:
+			default:
+				continue // inbound peers dial us; --peer ones have keep
+			}
+			if d.n.host.Network().Connectedness(pi.ID) == network.Connected {
+				delete(state, pi.ID)
+				continue
+			}
+			a, ok := state[pi.ID]
+			if !ok {
+				a = &attempt{next: now.Add(redialMin), since: now, wait: redialMin}
+				state[pi.ID] = a
+				continue
+			}
+			if a.dialling || now.Before(a.next) || d.n.peers.isBanned(pi.ID) {
+				continue
+			}
+			if now.Sub(a.since) > redialForget {
+				d.n.peers.forget(pi.ID)
+				delete(state, pi.ID)
+				continue
+			}
+			a.dialling = true
+			info := peer.AddrInfo{ID: pi.ID, Addrs: pi.Addrs}
+			d.n.goRun(func(ctx context.Context) {
+				// Our own backoff paces these dials; the swarm's (up to
+				// minutes after failures during a partition) must not
+				// refuse them once the network is back.
+				dctx, cancel := context.WithTimeout(network.WithForceDirectDial(ctx, "redial"), dialTimeout)
+				err := d.n.host.Connect(dctx, info)
+				cancel()
+				mu.Lock()
+				defer mu.Unlock()
+				a.dialling = false
+				if err == nil {
+					d.n.log.Info("peer reconnected", "peer", info.ID)
+					delete(state, info.ID)
+					return
+				}
+				a.wait = min(2*a.wait, redialMax)
+				a.next = time.Now().Add(a.wait)
+			})
+		}
+		mu.Unlock()
+	}
+}

@@ -1,0 +1,22 @@
+// Package node runs a jbc node: a libp2p host that speaks /jbc/chain/1.0.0
+// (package protocol), finds peers by mDNS on the LAN, through the Kademlia
+// DHT from bootstrap multiaddrs, and by direct --peer addresses; exchanges
+// statuses with every peer on connect and periodically; syncs from the peer
+// claiming the most work, fetching only the blocks it lacks and letting
+// package storage validate and adopt them; optionally mines; and serves an
+// HTTP API for operators.
+//
+// One goroutine (the syncer) owns the decision of whom to sync from;
+// connection events, statuses and the miner only wake it. A peer's claimed
+// work is used only to choose whom to ask: what becomes best is decided by
+// the store from validated blocks.
+//
+// What it does not do: consensus (package chain), persistence (package
+// storage) or the wire format (package protocol).
+//
+// Error contract: New and Start return configuration and listen errors;
+// once running, the node logs failures of peers and keeps going. A peer is
+// blamed (skipped, or banned for another genesis) only for what it sent:
+// a rule broken, a malformed or missing response, or a lie about its work;
+// local errors never count against a peer.
+package node

@@ -1,0 +1,296 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// doctorDialTimeout bounds each reachability check of a bootstrap or
+// known peer: a LAN or internet peer answers well within it.
+const doctorDialTimeout = 3 * time.Second
+
+// Report is what jbc doctor and GET /doctor say about why a node does or
+// does not see peers.
+type Report struct {
+	Interfaces []InterfaceCheck `json:"interfaces"`
+	Listen     []AddrCheck      `json:"listen"`
+	Announce   []AddrCheck      `json:"announce"`
+	MDNS       bool             `json:"mdns"`
+	DHT        *DHTCheck        `json:"dht,omitempty"`
+	Bootstrap  []PeerCheck      `json:"bootstrap"`
+	Peers      []PeerCheck      `json:"peers"`
+	// Problems are what looks wrong, each with what to do about it.
+	Problems []Problem `json:"problems"`
+	// Offline is set when no node answered and the report says what a
+	// node with the given flags would use (jbc doctor); OfflineDHT then
+	// says whether that node would run the DHT.
+	Offline    bool `json:"offline,omitempty"`
+	OfflineDHT bool `json:"offline_dht,omitempty"`
+}
+
+// InterfaceCheck describes one network interface.
+type InterfaceCheck struct {
+	Name      string   `json:"name"`
+	Up        bool     `json:"up"`
+	Multicast bool     `json:"multicast"`
+	Loopback  bool     `json:"loopback"`
+	Addrs     []string `json:"addrs"`
+}
+
+// AddrCheck classifies one address (see AddrKind).
+type AddrCheck struct {
+	Addr string `json:"addr"`
+	Kind string `json:"kind"`
+}
+
+// DHTCheck describes the DHT's state.
+type DHTCheck struct {
+	Mode           string    `json:"mode"`
+	Prefix         string    `json:"prefix"`
+	RoutingTable   int       `json:"routing_table"`
+	LastAdvertise  time.Time `json:"last_advertise"`
+	AdvertiseError string    `json:"advertise_error,omitempty"`
+	LastFind       time.Time `json:"last_find"`
+	LastFound      int       `json:"last_found"`
+	FindError      string    `json:"find_error,omitempty"`
+}
+
+// PeerCheck says whether a peer is connected or can be dialled.
+type PeerCheck struct {
+	ID        string `json:"id"`
+	Source    Source `json:"source,omitempty"`
+	Connected bool   `json:"connected"`
+	Reachable bool   `json:"reachable"`
+	Error     string `json:"error,omitempty"`
+}
+
+// Problem is something that keeps a node from finding or reaching peers.
+type Problem struct {
+	Problem string `json:"problem"`
+	Fix     string `json:"fix"`
+}
+
+// CheckInterfaces lists this machine's interfaces, for doctor.
+func CheckInterfaces() []InterfaceCheck {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil
+	}
+	out := make([]InterfaceCheck, 0, len(ifs))
+	for _, it := range ifs {
+		ic := InterfaceCheck{Name: it.Name, Up: it.Flags&net.FlagUp != 0, Multicast: it.Flags&net.FlagMulticast != 0,
+			Loopback: it.Flags&net.FlagLoopback != 0, Addrs: []string{}}
+		if addrs, err := it.Addrs(); err == nil {
+			for _, a := range addrs {
+				ic.Addrs = append(ic.Addrs, a.String())
+			}
+		}
+		out = append(out, ic)
+	}
+	return out
+}
+
+// CheckAddrs classifies addresses.
+func CheckAddrs(addrs []ma.Multiaddr) []AddrCheck {
+	out := make([]AddrCheck, 0, len(addrs))
+	for _, a := range addrs {
+		out = append(out, AddrCheck{Addr: a.String(), Kind: AddrKind(a)})
+	}
+	return out
+}
+
+// OfflineProblems judges what can be judged without a running node: the
+// interfaces and the addresses a node would listen on and announce.
+func OfflineProblems(ifs []InterfaceCheck, listen, announce []AddrCheck, mdns bool) []Problem {
+	var out []Problem
+	if mdns {
+		ok := false
+		for _, it := range ifs {
+			if it.Up && it.Multicast && !it.Loopback && len(it.Addrs) > 0 {
+				ok = true
+			}
+		}
+		if !ok {
+			out = append(out, Problem{
+				Problem: "mDNS is on but no interface that is up has multicast, so no peer on the LAN can be found this way.",
+				Fix:     "Give peers explicitly with --bootstrap or --peer (docker overlay networks and Docker Desktop's VM have no multicast between hosts).",
+			})
+		}
+	}
+	kinds := map[string]int{}
+	for _, a := range listen {
+		kinds[a.Kind]++
+	}
+	if len(listen) > 0 && kinds["loopback"] == len(listen) {
+		out = append(out, Problem{
+			Problem: "The node listens on loopback only, so no other machine can connect to it.",
+			Fix:     "Listen on all interfaces (drop --listen, or use --listen /ip4/0.0.0.0/tcp/4747).",
+		})
+	}
+	adv := announce
+	if len(adv) == 0 {
+		adv = listen
+	}
+	kinds = map[string]int{}
+	for _, a := range adv {
+		kinds[a.Kind]++
+	}
+	if len(adv) > 0 && kinds["public"] == 0 && kinds["docker-bridge"] > 0 && kinds["private"] == 0 {
+		out = append(out, Problem{
+			Problem: "The addresses the node gives out are docker-bridge addresses, which only containers on the same docker host can dial.",
+			Fix:     "Publish the port and pass --announce /ip4/<host address>/tcp/<published port> so nodes elsewhere can dial it.",
+		})
+	}
+	return out
+}
+
+// Doctor checks the running node: interfaces, addresses, discovery state,
+// and whether bootstrap and known peers can be reached (dialling those not
+// connected). It takes up to doctorDialTimeout.
+func (n *Node) Doctor(ctx context.Context) Report {
+	r := Report{
+		Interfaces: CheckInterfaces(),
+		Listen:     CheckAddrs(n.host.Network().ListenAddresses()),
+		Announce:   CheckAddrs(n.host.Addrs()),
+		MDNS:       n.cfg.MDNS,
+		Bootstrap:  []PeerCheck{},
+		Peers:      []PeerCheck{},
+	}
+	if n.disc.dht != nil {
+		r.DHT = n.disc.state()
+	}
+	// Dial what is not connected, all at once.
+	var wg sync.WaitGroup
+	check := func(pi peer.AddrInfo, src Source) *PeerCheck {
+		pc := &PeerCheck{ID: pi.ID.String(), Source: src}
+		if n.host.Network().Connectedness(pi.ID) == network.Connected {
+			pc.Connected, pc.Reachable = true, true
+			return pc
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dctx, cancel := context.WithTimeout(ctx, doctorDialTimeout)
+			defer cancel()
+			if err := n.host.Connect(dctx, pi); err != nil {
+				pc.Error = err.Error()
+				return
+			}
+			pc.Reachable = true
+		}()
+		return pc
+	}
+	var boot, known []*PeerCheck
+	for _, pi := range n.disc.boot {
+		boot = append(boot, check(pi, SourceBootstrap))
+	}
+	for _, pi := range n.peers.list() {
+		addrs := n.host.Peerstore().Addrs(pi.ID)
+		if len(addrs) == 0 {
+			addrs = pi.Addrs
+		}
+		known = append(known, check(peer.AddrInfo{ID: pi.ID, Addrs: addrs}, pi.Source))
+	}
+	wg.Wait()
+	for _, pc := range boot {
+		r.Bootstrap = append(r.Bootstrap, *pc)
+	}
+	for _, pc := range known {
+		r.Peers = append(r.Peers, *pc)
+	}
+	r.Problems = OfflineProblems(r.Interfaces, r.Listen, r.Announce, r.MDNS)
+	r.Problems = append(r.Problems, n.runtimeProblems(r)...)
+	if r.Problems == nil {
+		r.Problems = []Problem{}
+	}
+	return r
+}
+
+// runtimeProblems judges the running node's discovery.
+func (n *Node) runtimeProblems(r Report) []Problem {
+	var out []Problem
+	for _, b := range r.Bootstrap {
+		if !b.Reachable {
+			out = append(out, Problem{
+				Problem: fmt.Sprintf("Bootstrap peer %s cannot be reached: %s", b.ID, b.Error),
+				Fix:     "Check that the node at that multiaddr runs, that the address and peer ID are the ones it prints at start (jbc id), and that no firewall blocks the port.",
+			})
+		}
+	}
+	if d := r.DHT; d != nil {
+		switch {
+		case d.Mode != "server":
+			out = append(out, Problem{
+				Problem: "The DHT runs in client mode: this node can look peers up but others cannot use it to find each other.",
+				Fix:     "Run the DHT in server mode (jbc's default) on nodes others can reach.",
+			})
+		case d.RoutingTable == 0 && len(r.Bootstrap) == 0:
+			out = append(out, Problem{
+				Problem: "The DHT has no peers and no bootstrap peer was given, so it can find nobody.",
+				Fix:     "Pass --bootstrap with the multiaddr of a running node (it prints it at start).",
+			})
+		case d.RoutingTable == 0:
+			out = append(out, Problem{
+				Problem: "The DHT's routing table is empty: the bootstrap peers did not join it.",
+				Fix:     "Check that the bootstrap peers run jbc with the same --dht-prefix and can be reached.",
+			})
+		}
+		if d.AdvertiseError != "" {
+			out = append(out, Problem{
+				Problem: "The last DHT advertisement failed: " + d.AdvertiseError,
+				Fix:     "Usually the routing table is empty; see above. It is retried every few seconds.",
+			})
+		}
+	}
+	connected := 0
+	for _, p := range r.Peers {
+		if p.Connected {
+			connected++
+		}
+		if !p.Reachable && p.Source != SourceInbound {
+			out = append(out, Problem{
+				Problem: fmt.Sprintf("Known peer %s (found by %s) cannot be dialled: %s", p.ID, p.Source, p.Error),
+				Fix:     "If it announced a docker-bridge, private or loopback address, that node needs --announce with an address this one can reach.",
+			})
+		}
+	}
+	if connected == 0 && !r.MDNS && r.DHT == nil && len(n.disc.direct) == 0 {
+		out = append(out, Problem{
+			Problem: "All discovery is off (no mDNS, no DHT, no --peer): this node only waits for others to dial it.",
+			Fix:     "Turn on mDNS (drop --no-mdns) on a LAN, or give --bootstrap or --peer.",
+		})
+	}
+	return out
+}
+
+// state returns the DHT's discovery state.
+func (d *discovery) state() *DHTCheck {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := &DHTCheck{
+		Mode:          "server",
+		Prefix:        d.prefix,
+		RoutingTable:  d.dht.RoutingTable().Size(),
+		LastAdvertise: d.lastAdv,
+		LastFind:      d.lastFind,
+		LastFound:     d.lastFound,
+	}
+	if d.dht.Mode() == dht.ModeClient {
+		c.Mode = "client"
+	}
+	if d.advErr != nil {
+		c.AdvertiseError = d.advErr.Error()
+	}
+	if d.findErr != nil {
+		c.FindError = d.findErr.Error()
+	}
+	return c
+}

@@ -1,0 +1,493 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pubsubpb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/protocol"
+	"github.com/jbc-project/jbc/protocol/pb"
+	"github.com/jbc-project/jbc/storage"
+)
+
+// Gossip limits.
+const (
+	// MaxOrphans bounds blocks kept while their parent is fetched: enough
+	// for a burst of blocks arriving out of order, too few to matter as
+	// memory.
+	MaxOrphans = 64
+	// orphanTTL: an orphan whose parent has not come by then is dropped;
+	// sync will bring the branch if it matters.
+	orphanTTL = 2 * time.Minute
+	// recentRelay is how far below our tip a block we already hold may be
+	// and still be relayed: a few blocks covers the forks of a busy network.
+	recentRelay = 6
+	// maxGossipBlock bounds a gossiped block message: one block of the
+	// largest data the wire allows, plus the envelope.
+	maxGossipBlock = protocol.MaxDataBytes + 1024
+)
+
+// Re-announcement of pending entries. An entry is gossiped when it reaches
+// a node (submitted, or gossiped to it); a node that was not connected then
+// (it joined later, or was across a partition) hears of it only when some
+// node that holds it announces it again. The bounds keep an honest node
+// well inside every peer's rate limit for entries (gossipDataRate,
+// gossipDataBurst), so that re-announcing never costs it MisFlood.
+const (
+	// DefaultReannounceInterval is how often a node announces again the
+	// entries still in its pool (Config.ReannounceInterval). An entry is
+	// normally mined within a few blocks, so one pending for half a minute
+	// has likely missed a miner; and a node that joins learns the pending
+	// entries within about that long.
+	DefaultReannounceInterval = 30 * time.Second
+	// maxReannounce caps one round. A larger pool is covered over several
+	// rounds, least recently announced first (pool.due).
+	maxReannounce = 100
+	// reannounceRate and reannounceBurst pace the re-announcements of all
+	// rounds, periodic and after reorgs, whatever the interval: 20 a
+	// second is two fifths of the rate a peer allows us (gossipDataRate),
+	// leaving the rest to new entries and relays; and bursts of 10 stay
+	// far below GossipSub's per-peer queues (32 messages, the sender's
+	// outbound queue and the receiver's validation queue), which drop
+	// what overflows. A full round takes 5 seconds.
+	reannounceRate  = 20
+	reannounceBurst = 10
+	// restoredAnnounceDelay: entries a reorg returned to the pool are
+	// announced this long after it, at once for a burst of reorgs, and
+	// after the peers that a reorg often follows (a healed partition)
+	// have had time to join the topic.
+	restoredAnnounceDelay = time.Second
+)
+
+// BlockTopic and DataTopic name the gossip topics of a network: per
+// genesis, so that networks never mix.
+func BlockTopic(id chain.Hash) string { return "/jbc/blocks/" + id.String() }
+
+// DataTopic names the topic on which pending data entries spread.
+func DataTopic(id chain.Hash) string { return "/jbc/data/" + id.String() }
+
+// gossip spreads blocks and data entries by GossipSub. Validators do the
+// work: a block is stored before it is relayed, an invalid one is rejected
+// (which costs its sender in GossipSub's peer score) and never relayed.
+type gossip struct {
+	n       *Node
+	ps      *pubsub.PubSub
+	blocks  *pubsub.Topic
+	data    *pubsub.Topic
+	subs    []*pubsub.Subscription
+	orphans *orphanPool
+	// Per-peer rate limits of the two topics.
+	blockLimit, dataLimit *peerLimiter
+	// interval is how often pending entries are announced again; pace
+	// spaces the re-announcements (reannounceRate, reannounceBurst);
+	// restored wakes the re-announcer after a reorg returned entries.
+	interval time.Duration
+	pace     *rate.Limiter
+	restored chan struct{}
+
+	// Counters of gossiped blocks by outcome, for /status and tests.
+	accepted, rejected, ignored atomic.Uint64
+	// reannounced counts entries announced again, for tests.
+	reannounced atomic.Uint64
+}
+
+// msgID identifies a gossip message by its content, so the same block
+// published by two nodes is one message.
+func msgID(m *pubsubpb.Message) string {
+	h := sha256.Sum256(m.Data)
+	return string(h[:])
+}
+
+// entryMsgID identifies a message of the data topic by its publication:
+// author, sequence number and text. Identified by the text alone (msgID),
+// an entry announced again would be a copy that GossipSub drops unseen for
+// its seen-messages TTL (two minutes, at every node including the
+// publisher); as a new message it reaches the peers that lack the entry,
+// while those that have it ignore it in validateData at the cost of a
+// lookup, and do not relay it. The author and sequence number are signed
+// (GossipSub's default strict signing), so nobody else can take a
+// publication's ID.
+func entryMsgID(m *pubsubpb.Message) string {
+	h := sha256.New()
+	h.Write(binary.AppendUvarint(nil, uint64(len(m.From))))
+	h.Write(m.From)
+	h.Write(binary.AppendUvarint(nil, uint64(len(m.Seqno))))
+	h.Write(m.Seqno)
+	h.Write(m.Data)
+	return string(h.Sum(nil))
+}
+
+func newGossip(ctx context.Context, n *Node) (*gossip, error) {
+	ps, err := pubsub.NewGossipSub(ctx, n.host,
+		pubsub.WithMessageIdFn(msgID),
+		pubsub.WithMaxMessageSize(maxGossipBlock),
+		// What we publish ourselves (blocks we mined, entries submitted to
+		// us) goes to every peer in the topic, not only to the mesh: it
+		// reaches them at once, before the first heartbeat forms a mesh.
+		pubsub.WithFloodPublish(true),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("node: gossipsub: %w", err)
+	}
+	g := &gossip{n: n, ps: ps, orphans: newOrphanPool(),
+		blockLimit: newPeerLimiter(gossipBlockRate, gossipBlockBurst),
+		dataLimit:  newPeerLimiter(gossipDataRate, gossipDataBurst),
+		interval:   n.cfg.ReannounceInterval,
+		pace:       rate.NewLimiter(reannounceRate, reannounceBurst),
+		restored:   make(chan struct{}, 1)}
+	id := n.store.Params().ID()
+	if err := ps.RegisterTopicValidator(BlockTopic(id), g.validateBlock); err != nil {
+		return nil, err
+	}
+	if err := ps.RegisterTopicValidator(DataTopic(id), g.validateData); err != nil {
+		return nil, err
+	}
+	if g.blocks, err = ps.Join(BlockTopic(id)); err != nil {
+		return nil, err
+	}
+	if g.data, err = ps.Join(DataTopic(id), pubsub.WithTopicMessageIdFn(entryMsgID)); err != nil {
+		return nil, err
+	}
+	for _, t := range []*pubsub.Topic{g.blocks, g.data} {
+		sub, err := t.Subscribe()
+		if err != nil {
+			return nil, err
+		}
+		g.subs = append(g.subs, sub)
+		// The validators did the work; the subscriptions only keep us in
+		// the topics' meshes.
+		n.goRun(func(ctx context.Context) {
+			for {
+				if _, err := sub.Next(ctx); err != nil {
+					return
+				}
+			}
+		})
+	}
+	n.goRun(g.reannounceLoop)
+	return g, nil
+}
+
+func (g *gossip) close() {
+	for _, s := range g.subs {
+		s.Cancel()
+	}
+}
+
+// publishBlock announces a block we mined.
+func (g *gossip) publishBlock(ctx context.Context, b *chain.Block) {
+	data, err := proto.Marshal(protocol.BlockToPB(b))
+	if err == nil {
+		err = g.blocks.Publish(ctx, data)
+	}
+	if err != nil {
+		g.n.log.Warn("publish block", "height", b.Index, "err", err)
+	}
+}
+
+// publishEntry announces a data entry submitted to us.
+func (g *gossip) publishEntry(ctx context.Context, text string) {
+	if err := g.data.Publish(ctx, []byte(text)); err != nil {
+		g.n.log.Warn("publish entry", "err", err)
+	}
+}
+
+// entriesRestored tells the re-announcer that a reorg returned entries to
+// the pool. It does not block.
+func (g *gossip) entriesRestored() {
+	select {
+	case g.restored <- struct{}{}:
+	default:
+	}
+}
+
+// reannounceLoop runs the re-announcement rounds: every interval for the
+// entries not announced in the last half interval (those just submitted or
+// gossiped, which every connected peer has just heard, wait a round), and
+// restoredAnnounceDelay after a reorg for the entries it restored. One
+// goroutine runs the rounds in turn, so a round that takes longer than the
+// interval (a large pool, paced) delays the next instead of adding to it.
+func (g *gossip) reannounceLoop(ctx context.Context) {
+	t := time.NewTicker(g.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			g.reannounce(ctx, time.Now().Add(-g.interval/2))
+		case <-g.restored:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(restoredAnnounceDelay):
+			}
+			g.reannounce(ctx, time.Time{})
+		}
+	}
+}
+
+// reannounce publishes again up to maxReannounce pending entries last
+// announced at or before notAfter (zero: only entries a reorg restored),
+// paced by reannounceRate. The entries left wait for the next round.
+func (g *gossip) reannounce(ctx context.Context, notAfter time.Time) {
+	if len(g.data.ListPeers()) == 0 {
+		// Nobody to tell: the entries stay due for when a peer comes.
+		return
+	}
+	texts := g.n.pool.due(notAfter, maxReannounce, time.Now())
+	if len(texts) == 0 {
+		return
+	}
+	params := g.n.store.Params()
+	sent := 0
+	defer func() {
+		g.n.log.Debug("re-announced pending entries", "entries", sent, "of", len(texts), "restored", notAfter.IsZero())
+	}()
+	for _, text := range texts {
+		id := chain.EntryID(text)
+		// A peer would penalise an entry that breaks the rules (a reorg may
+		// restore one from a block); one mined since the round began is on
+		// its way out of the pool, or out already.
+		if !g.n.pool.has(id) || params.CheckEntry(text) != nil {
+			continue
+		}
+		if _, _, found, err := g.n.store.EntryBlock(id); err != nil || found {
+			continue
+		}
+		if err := g.pace.Wait(ctx); err != nil {
+			return
+		}
+		if err := g.data.Publish(ctx, []byte(text)); err != nil {
+			if ctx.Err() == nil {
+				g.n.log.Warn("re-announce entry", "err", err)
+			}
+			return
+		}
+		sent++
+		g.reannounced.Add(1)
+	}
+}
+
+// validateBlock decides a gossiped block's fate. Accept (relay) blocks
+// stored now or published by us; ignore known blocks and orphans (keeping
+// the orphan and syncing from its sender); reject blocks that break a rule.
+func (g *gossip) validateBlock(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	if msg.ReceivedFrom == g.n.host.ID() {
+		return pubsub.ValidationAccept
+	}
+	if !g.blockLimit.allow(msg.ReceivedFrom) {
+		g.ignored.Add(1)
+		g.n.penalise(msg.ReceivedFrom, MisFlood, "gossip blocks over the rate limit")
+		return pubsub.ValidationIgnore
+	}
+	r := g.judgeBlock(msg)
+	switch r {
+	case pubsub.ValidationAccept:
+		g.accepted.Add(1)
+	case pubsub.ValidationReject:
+		g.rejected.Add(1)
+		g.n.penalise(msg.ReceivedFrom, MisInvalidGossip, "block")
+	default:
+		g.ignored.Add(1)
+	}
+	return r
+}
+
+func (g *gossip) judgeBlock(msg *pubsub.Message) pubsub.ValidationResult {
+	b, err := decodeGossipBlock(msg.Data)
+	if err != nil {
+		return pubsub.ValidationReject
+	}
+	if known, err := g.n.store.Block(b.Hash); err == nil {
+		v := knownBlockVerdict(&b, known, g.n.store.Tip().Height)
+		if v == pubsub.ValidationReject {
+			g.n.log.Info("forged copy of a stored block from gossip", "from", msg.ReceivedFrom, "hash", b.Hash.Short())
+		}
+		return v
+	}
+	res, err := g.n.addBlocksVia(viaGossip, []chain.Block{b})
+	var re *chain.RuleError
+	switch {
+	case err == nil && res.Added > 0:
+		g.n.log.Debug("block from gossip", "height", b.Index, "hash", b.Hash.Short(), "from", msg.ReceivedFrom, "best", res.Extended)
+		return pubsub.ValidationAccept
+	case err == nil:
+		return pubsub.ValidationIgnore
+	case errors.As(err, &re):
+		g.n.log.Info("invalid block from gossip", "from", msg.ReceivedFrom, "err", err)
+		return pubsub.ValidationReject
+	case errors.Is(err, storage.ErrOrphan):
+		// Without its parent the block cannot be validated, but a block
+		// failing the checks that need no parent is invalid whatever its
+		// parent: refuse it rather than keep it and ask its sender.
+		if !orphanPlausible(g.n.store.Params(), &b) {
+			g.n.log.Info("invalid orphan block from gossip", "from", msg.ReceivedFrom, "hash", b.Hash.Short())
+			return pubsub.ValidationReject
+		}
+		g.orphans.add(b, msg.ReceivedFrom)
+		// Its sender has the parent: learn its tip, which wakes the syncer.
+		sender := msg.ReceivedFrom
+		g.n.goRun(func(ctx context.Context) { g.n.exchangeStatus(ctx, sender) })
+		return pubsub.ValidationIgnore
+	default:
+		g.n.log.Warn("storing gossiped block", "err", err)
+		return pubsub.ValidationIgnore
+	}
+}
+
+// decodeGossipBlock decodes a message of the block topic: a wire block
+// (pb.Block) of the shape protocol.BlockFromPB accepts. It checks form, not
+// consensus.
+func decodeGossipBlock(data []byte) (chain.Block, error) {
+	var m pb.Block
+	if err := proto.Unmarshal(data, &m); err != nil {
+		return chain.Block{}, err
+	}
+	return protocol.BlockFromPB(&m)
+}
+
+// knownBlockVerdict decides the fate of a gossiped block b whose hash names
+// stored, a block we hold, when our best chain is tipHeight high.
+func knownBlockVerdict(b, stored *chain.Block, tipHeight uint64) pubsub.ValidationResult {
+	// Only the very block we stored passes as it. A message naming a
+	// stored hash with other fields is forged (no valid block differs from
+	// a stored one yet has its hash): relayed, it would reach peers without
+	// that block, which would find it invalid and blame us.
+	if *b != *stored {
+		return pubsub.ValidationReject
+	}
+	// Known: validated when we stored it (perhaps by sync, before its
+	// gossip copy came). Relay it if it is recent, so that a block we
+	// happened to sync first still spreads; old blocks replayed by a
+	// peer are not worth the bandwidth. Each message is relayed once:
+	// GossipSub drops copies it has seen.
+	if stored.Index+recentRelay >= tipHeight {
+		return pubsub.ValidationAccept
+	}
+	return pubsub.ValidationIgnore
+}
+
+// orphanPlausible reports whether b, whose parent is unknown, passes the
+// consensus checks that need no parent: its data fits, its hash
+// recomputes, and the hash has at least the network's minimum difficulty,
+// below which no parent can set the requirement.
+func orphanPlausible(p *chain.Params, b *chain.Block) bool {
+	return len(b.Data) <= p.MaxDataSize && b.ComputeHash() == b.Hash && chain.LeadingZeroBits(&b.Hash) >= int(p.MinBits)
+}
+
+// validateData adds a gossiped entry to the pool; only entries new to us
+// are relayed. An entry we hold, as pending or mined, is ignored: that is
+// the common fate of a re-announcement, so the pool, in memory, is asked
+// before the store.
+func (g *gossip) validateData(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	if msg.ReceivedFrom == g.n.host.ID() {
+		return pubsub.ValidationAccept
+	}
+	if !g.dataLimit.allow(msg.ReceivedFrom) {
+		g.n.penalise(msg.ReceivedFrom, MisFlood, "gossip entries over the rate limit")
+		return pubsub.ValidationIgnore
+	}
+	text, err := decodeGossipEntry(g.n.store.Params(), msg.Data)
+	if err != nil {
+		g.n.penalise(msg.ReceivedFrom, MisInvalidGossip, "entry: "+err.Error())
+		return pubsub.ValidationReject
+	}
+	id := chain.EntryID(text)
+	if g.n.pool.has(id) {
+		return pubsub.ValidationIgnore
+	}
+	if _, _, found, err := g.n.store.EntryBlock(id); err != nil || found {
+		return pubsub.ValidationIgnore
+	}
+	_, added, err := g.n.pool.add(text)
+	if err != nil || !added {
+		return pubsub.ValidationIgnore
+	}
+	return pubsub.ValidationAccept
+}
+
+// decodeGossipEntry returns the entry a message of the data topic carries:
+// the message's bytes as text, which must pass p.CheckEntry. The error is
+// CheckEntry's *chain.RuleError.
+func decodeGossipEntry(p *chain.Params, data []byte) (string, error) {
+	text := string(data)
+	if err := p.CheckEntry(text); err != nil {
+		return "", err
+	}
+	return text, nil
+}
+
+// orphanPool holds a few blocks whose parent is unknown, until the parent
+// arrives or they expire. It is safe for concurrent use.
+type orphanPool struct {
+	mu     sync.Mutex
+	blocks map[chain.Hash]orphan
+}
+
+type orphan struct {
+	block chain.Block
+	from  peer.ID
+	at    time.Time
+}
+
+func newOrphanPool() *orphanPool { return &orphanPool{blocks: map[chain.Hash]orphan{}} }
+
+func (o *orphanPool) add(b chain.Block, from peer.ID) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.expire()
+	if len(o.blocks) >= MaxOrphans {
+		// Drop the oldest: the newest are likelier to connect soon.
+		var oldest chain.Hash
+		var at time.Time
+		for h, x := range o.blocks {
+			if at.IsZero() || x.at.Before(at) {
+				oldest, at = h, x.at
+			}
+		}
+		delete(o.blocks, oldest)
+	}
+	o.blocks[b.Hash] = orphan{block: b, from: from, at: time.Now()}
+}
+
+func (o *orphanPool) expire() {
+	for h, x := range o.blocks {
+		if time.Since(x.at) > orphanTTL {
+			delete(o.blocks, h)
+		}
+	}
+}
+
+func (o *orphanPool) len() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.blocks)
+}
+
+// takeChildren removes and returns the orphans whose parent is stored.
+func (o *orphanPool) takeChildren(has func(chain.Hash) bool) []chain.Block {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.expire()
+	var out []chain.Block
+	for h, x := range o.blocks {
+		if has(x.block.PrevHash) {
+			out = append(out, x.block)
+			delete(o.blocks, h)
+		}
+	}
+	return out
+}

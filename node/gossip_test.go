@@ -1,0 +1,207 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/protocol"
+	"github.com/jbc-project/jbc/storage"
+)
+
+// gossipParams is a network whose blocks take a few hundred hashes: fast
+// to mine in tests, yet a block with a random nonce almost never passes.
+func gossipParams(t testing.TB) *chain.Params {
+	t.Helper()
+	p, err := chain.NewParams("gossip-test", "gossip test network", 1577836800, 8, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// mineOn mines one block with data on n's tip, stores and publishes it,
+// as the node's miner does.
+func mineOn(t testing.TB, n *Node, data string) chain.Block {
+	t.Helper()
+	tmpl, bits, err := n.store.Template(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := (&chain.Miner{Threads: 1}).Solve(context.Background(), tmpl, bits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.addBlocks([]chain.Block{b}); err != nil {
+		t.Fatal(err)
+	}
+	n.gossip.publishBlock(context.Background(), &b)
+	return b
+}
+
+// lineNet starts nodes linked and connected in a line: 0-1-2-...
+func lineNet(t testing.TB, stores ...*storage.Store) []*Node {
+	t.Helper()
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	nodes := startMockNodes(t, mn, stores...)
+	for i := 1; i < len(nodes); i++ {
+		if _, err := mn.LinkPeers(nodes[i-1].ID(), nodes[i].ID()); err != nil {
+			t.Fatal(err)
+		}
+		connect(t, nodes[i-1], nodes[i])
+	}
+	return nodes
+}
+
+// waitMesh waits until every node sees its neighbours in both topics.
+func waitMesh(t testing.TB, nodes []*Node) {
+	t.Helper()
+	waitFor(t, 15*time.Second, "gossip topic peers", func() bool {
+		for i, n := range nodes {
+			want := 2
+			if i == 0 || i == len(nodes)-1 {
+				want = 1
+			}
+			if len(n.gossip.blocks.ListPeers()) < want || len(n.gossip.data.ListPeers()) < want {
+				return false
+			}
+		}
+		return true
+	})
+	// Messages are relayed only to mesh peers, and a mesh forms at a
+	// heartbeat: wait for one so that relaying (not only our own flood
+	// publishing) is what the tests see.
+	time.Sleep(pubsub.GossipSubHeartbeatInterval + 200*time.Millisecond)
+}
+
+func TestBlockGossipRelays(t *testing.T) {
+	p := gossipParams(t)
+	nodes := lineNet(t, newStore(t, p), newStore(t, p), newStore(t, p))
+	waitMesh(t, nodes)
+	for i := 0; i < 5; i++ {
+		b := mineOn(t, nodes[0], "gossip")
+		waitFor(t, 15*time.Second, "block at the end of the line", func() bool { return nodes[2].store.Has(b.Hash) })
+	}
+	// The middle node stored and relayed the blocks by gossip, not only by
+	// status-triggered sync.
+	t.Logf("B: accepted %d rejected %d ignored %d", nodes[1].gossip.accepted.Load(), nodes[1].gossip.rejected.Load(), nodes[1].gossip.ignored.Load())
+	if got := nodes[1].gossip.accepted.Load(); got == 0 {
+		t.Fatal("middle node accepted no gossiped block")
+	}
+	if got := nodes[2].gossip.accepted.Load(); got == 0 {
+		t.Fatal("last node accepted no gossiped block")
+	}
+}
+
+func TestInvalidGossipBlockNotRelayed(t *testing.T) {
+	p := gossipParams(t)
+	sa, sb := newStore(t, p), newStore(t, p)
+	na, nb, hEvil, topic := mockGossipAttack(t, sa, sb)
+	// A block with a bad hash: it claims a hash its header does not give.
+	tmpl, _, _ := sa.Template("forged")
+	tmpl.Hash = chain.Hash{0, 0, 0, 1}
+	data, _ := proto.Marshal(protocol.BlockToPB(&tmpl))
+	if err := topic.Publish(context.Background(), data); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "A to reject the block", func() bool { return na.gossip.rejected.Load() > 0 })
+	if sa.Has(tmpl.Hash) || sa.Tip().Height != 0 {
+		t.Fatal("A stored the forged block")
+	}
+	waitFor(t, 15*time.Second, "A to ban the attacker", func() bool { return na.peers.isBanned(hEvil.ID()) })
+	time.Sleep(200 * time.Millisecond)
+	if nb.gossip.accepted.Load()+nb.gossip.rejected.Load()+nb.gossip.ignored.Load() != 0 {
+		t.Fatal("A relayed the forged block to B")
+	}
+}
+
+func TestSubmittedEntryMinedEverywhere(t *testing.T) {
+	p := gossipParams(t)
+	nodes := lineNet(t, newStore(t, p), newStore(t, p), newStore(t, p))
+	waitMesh(t, nodes)
+	id, err := nodes[2].Submit(context.Background(), "pay alice 5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "entry to reach the miner's pool", func() bool { return nodes[0].pool.has(id) })
+	b := mineOn(t, nodes[0], nodes[0].pool.blockData(p.MaxDataSize, "none"))
+	if got := chain.UnpackEntries(b.Data); len(got) != 1 || got[0] != "pay alice 5" {
+		t.Fatalf("mined block data %q", b.Data)
+	}
+	for i, n := range nodes {
+		waitFor(t, 15*time.Second, "entry mined on every node", func() bool {
+			e, err := n.Entry(id)
+			return err == nil && e.Status == "mined" && e.Block == b.Hash.String()
+		})
+		// The block is in the store before its entries leave the pool.
+		waitFor(t, 15*time.Second, fmt.Sprintf("node %d's pool to drop the mined entry", i), func() bool {
+			return n.pool.size() == 0
+		})
+	}
+}
+
+func TestReorgReturnsEntriesToPool(t *testing.T) {
+	p := gossipParams(t)
+	sa, sb := newStore(t, p), newStore(t, p)
+	_, nodes := mockNodes(t, sa, sb)
+	na := nodes[0]
+	id, err := na.Submit(context.Background(), "do not lose me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mineOn(t, na, na.pool.blockData(p.MaxDataSize, "none"))
+	if e, _ := na.Entry(id); e.Status != "mined" || na.pool.size() != 0 {
+		t.Fatalf("after mining: %+v, pool %d", e, na.pool.size())
+	}
+	// B's heavier chain, without the entry, replaces A's block.
+	extend(t, sb, 0, 3, "heavier")
+	connect(t, nodes[1], na)
+	waitFor(t, 15*time.Second, "A to reorg to B's chain", func() bool { return sa.Tip().Hash == sb.Tip().Hash })
+	// The tip moves inside the store's commit; the dropped block's entries
+	// go back to the pool just after it.
+	var e EntryJSON
+	waitFor(t, 15*time.Second, "the entry back in A's pool", func() bool {
+		e, err = na.Entry(id)
+		return err != nil || e.Status != "unknown"
+	})
+	if err != nil || e.Status != "pending" {
+		t.Fatalf("entry after the reorg: %+v, %v; want pending", e, err)
+	}
+}
+
+// mockGossipAttack starts nodes A and B on stores sa and sb (one network),
+// connected on a mocknet, and an attacker host whose own GossipSub router
+// has joined the block topic and is in A's mesh; B is connected to A only.
+func mockGossipAttack(t testing.TB, sa, sb *storage.Store) (na, nb *Node, evil host.Host, topic *pubsub.Topic) {
+	t.Helper()
+	mn := mocknet.New()
+	t.Cleanup(func() { mn.Close() })
+	evil, _ = mn.GenPeer()
+	ha, _ := mn.GenPeer()
+	hb, _ := mn.GenPeer()
+	na = startNode(t, ha, sa)
+	nb = startNode(t, hb, sb)
+	mn.LinkAll()
+	connect(t, na, nb)
+	ps, err := pubsub.NewGossipSub(context.Background(), evil, pubsub.WithMessageIdFn(msgID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if topic, err = ps.Join(BlockTopic(sa.Params().ID())); err != nil {
+		t.Fatal(err)
+	}
+	if err := evil.Connect(context.Background(), peer.AddrInfo{ID: ha.ID(), Addrs: ha.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "attacker in A's topic", func() bool { return len(topic.ListPeers()) > 0 })
+	return na, nb, evil, topic
+}

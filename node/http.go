@@ -1,0 +1,363 @@
+package node
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/storage"
+)
+
+// DefaultHTTPAddr is where the HTTP API listens by default: loopback only,
+// since it is for the node's operator, not for the network.
+const DefaultHTTPAddr = "127.0.0.1:8080"
+
+// HTTP server limits: generous for an operator's tools, tight enough that a
+// stuck client cannot hold a connection forever. Streams of the whole
+// chain get no write timeout.
+const (
+	httpReadHeaderTimeout = 5 * time.Second
+	httpIdleTimeout       = time.Minute
+	// submitRate and submitBurst limit POST /data over all clients: far
+	// above what people type, low enough that a script gone wrong cannot
+	// fill the pool (MaxPoolEntries) in under a minute, and well inside
+	// what each peer accepts by gossip from us (gossipDataRate).
+	submitRate  = 50
+	submitBurst = 250
+)
+
+// StatusJSON is the body of GET /status.
+type StatusJSON struct {
+	PeerID    string       `json:"peer_id"`
+	Addrs     []string     `json:"addrs"`
+	Network   string       `json:"network"`
+	Height    uint64       `json:"height"`
+	Tip       string       `json:"tip"`
+	TotalWork string       `json:"total_work"`
+	Peers     int          `json:"peers"`
+	Syncing   bool         `json:"syncing"`
+	Sync      SyncProgress `json:"sync"`
+	Mining    bool         `json:"mining"`
+	Hashes    uint64       `json:"hashes"`
+	HashRate  float64      `json:"hash_rate"`
+	Pending   int          `json:"pending"`
+}
+
+// EntryJSON is the body of POST /data and GET /data/{id}.
+type EntryJSON struct {
+	ID string `json:"id"`
+	// Status is "pending", "mined" (in a best-chain block) or "unknown".
+	Status string `json:"status"`
+	Block  string `json:"block,omitempty"`
+	Height uint64 `json:"height,omitempty"`
+}
+
+// PeerJSON is one element of GET /peers.
+type PeerJSON struct {
+	ID        string      `json:"id"`
+	Addrs     []string    `json:"addrs"`
+	Source    Source      `json:"source"`
+	Connected bool        `json:"connected"`
+	Status    *PeerStatus `json:"status,omitempty"`
+	LastSync  *SyncRecord `json:"last_sync,omitempty"`
+}
+
+// PeerStatus is a peer's last status as GET /peers shows it.
+type PeerStatus struct {
+	Network   string    `json:"network"`
+	Tip       string    `json:"tip"`
+	Height    uint64    `json:"height"`
+	TotalWork string    `json:"total_work"`
+	Agent     string    `json:"agent"`
+	At        time.Time `json:"at"`
+}
+
+// Status returns what GET /status serves.
+func (n *Node) Status() StatusJSON {
+	tip := n.store.Tip()
+	prog := n.sync.progress()
+	addrs := []string{}
+	for _, a := range n.Addrs() {
+		addrs = append(addrs, a.String())
+	}
+	return StatusJSON{
+		PeerID:    n.ID().String(),
+		Addrs:     addrs,
+		Network:   n.store.Params().ID().String(),
+		Height:    tip.Height,
+		Tip:       tip.Hash.String(),
+		TotalWork: tip.Work.String(),
+		Peers:     len(n.host.Network().Peers()),
+		Syncing:   prog.Syncing,
+		Sync:      prog,
+		Mining:    n.Mining(),
+		Hashes:    n.miner.Attempts(),
+		HashRate:  n.metrics.hashRate(n.miner.Attempts()),
+		Pending:   n.pool.size(),
+	}
+}
+
+// Peers returns what GET /peers serves.
+func (n *Node) Peers() []PeerJSON {
+	out := []PeerJSON{}
+	for _, pi := range n.peers.list() {
+		pj := PeerJSON{ID: pi.ID.String(), Addrs: []string{}, Source: pi.Source, LastSync: pi.LastSync,
+			Connected: n.host.Network().Connectedness(pi.ID) == network.Connected}
+		for _, a := range pi.Addrs {
+			pj.Addrs = append(pj.Addrs, a.String())
+		}
+		if st := pi.Status; st != nil {
+			pj.Status = &PeerStatus{Network: st.Genesis.String(), Tip: st.Tip.String(), Height: st.Height,
+				TotalWork: workOr(st.Work), Agent: st.Agent, At: pi.StatusAt}
+		}
+		out = append(out, pj)
+	}
+	return out
+}
+
+func (n *Node) startHTTP() error {
+	ln, err := net.Listen("tcp", n.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("node: http api: %w", err)
+	}
+	n.httpLn = ln
+	n.http = &http.Server{Handler: n.Handler(), ReadHeaderTimeout: httpReadHeaderTimeout, IdleTimeout: httpIdleTimeout}
+	go func() {
+		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("http api stopped", "err", err)
+		}
+	}()
+	n.log.Info("http api listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Handler returns the HTTP API.
+func (n *Node) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, n.Status()) })
+	mux.HandleFunc("GET /peers", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, n.Peers()) })
+	mux.HandleFunc("GET /blocks/{id}", n.handleBlock)
+	mux.HandleFunc("GET /blockchain.json", n.handleBlockchain)
+	mux.HandleFunc("POST /data", n.handleSubmit)
+	mux.HandleFunc("GET /data/{id}", n.handleEntry)
+	mux.HandleFunc("POST /mining", n.handleMining)
+	mux.HandleFunc("GET /doctor", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, n.Doctor(r.Context())) })
+	// The dashboard (dashboard.go): the page, its files, and the two
+	// lists it polls besides /status and /peers.
+	mux.HandleFunc("GET /{$}", handleDashboard)
+	mux.HandleFunc("GET /web/{file}", handleWebFile)
+	mux.HandleFunc("GET /recent", n.handleRecent)
+	mux.HandleFunc("GET /pending", n.handlePending)
+	// jbc's own metrics, and go-libp2p's (resource manager, swarm,
+	// identify), which it registers with the default registry.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{n.metrics.reg, prometheus.DefaultGatherer}, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	writeJSONBody(w, v)
+}
+
+func writeJSONBody(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+// handleBlock serves one block by height (decimal) or hash (64 hex digits).
+func (n *Node) handleBlock(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var (
+		b   *chain.Block
+		err error
+	)
+	if len(id) == 2*chain.HashSize {
+		h, perr := chain.ParseHash(id)
+		if perr != nil {
+			httpError(w, http.StatusBadRequest, perr.Error())
+			return
+		}
+		b, err = n.store.Block(h)
+	} else {
+		height, perr := strconv.ParseUint(id, 10, 64)
+		if perr != nil {
+			httpError(w, http.StatusBadRequest, "want a height or a 64-digit hash")
+			return
+		}
+		b, err = n.store.BlockAt(height)
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		httpError(w, http.StatusNotFound, "no such block")
+		return
+	}
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, b)
+}
+
+// handleBlockchain streams the best chain as the Python original served it:
+// a JSON list of blocks with string values. ?from=H&to=H pages it.
+func (n *Node) handleBlockchain(w http.ResponseWriter, r *http.Request) {
+	from, to := uint64(0), n.store.Tip().Height
+	var err error
+	if s := r.URL.Query().Get("from"); s != "" {
+		if from, err = strconv.ParseUint(s, 10, 64); err != nil {
+			httpError(w, http.StatusBadRequest, "from: not a height")
+			return
+		}
+	}
+	if s := r.URL.Query().Get("to"); s != "" {
+		if to, err = strconv.ParseUint(s, 10, 64); err != nil {
+			httpError(w, http.StatusBadRequest, "to: not a height")
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	bw.WriteByte('[')
+	first := true
+	err = n.store.ForEach(from, to, func(b *chain.Block) error {
+		if !first {
+			bw.WriteByte(',')
+		}
+		first = false
+		js, err := b.MarshalPython()
+		if err != nil {
+			return err
+		}
+		_, err = bw.Write(js)
+		return err
+	})
+	if err != nil {
+		// Headers are gone; a truncated body is the only signal left.
+		n.log.Warn("blockchain.json stream", "err", err)
+		return
+	}
+	bw.WriteString("]\n")
+	bw.Flush()
+}
+
+// Entry returns what GET /data/{id} serves.
+func (n *Node) Entry(id chain.Hash) (EntryJSON, error) {
+	out := EntryJSON{ID: id.String(), Status: "unknown"}
+	h, height, found, err := n.store.EntryBlock(id)
+	switch {
+	case err != nil:
+		return out, err
+	case found:
+		out.Status, out.Block, out.Height = "mined", h.String(), height
+	case n.pool.has(id):
+		out.Status = "pending"
+	}
+	return out, nil
+}
+
+// handleSubmit takes a data entry: the request body, as plain text, or a
+// JSON object {"data": "..."} when the content type is application/json.
+func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	if !n.submitLimit.Allow() {
+		httpError(w, http.StatusTooManyRequests, "too many submissions; retry later")
+		return
+	}
+	limit := int64(n.store.Params().MaxDataSize) + 1024
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", limit))
+		return
+	}
+	text, err := submittedEntry(body, r.Header.Get("Content-Type"))
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	id, err := n.Submit(r.Context(), text)
+	var re *chain.RuleError
+	switch {
+	case errors.As(err, &re):
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	case errors.Is(err, ErrPoolFull):
+		httpError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	case err != nil:
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	e, err := n.Entry(id)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Location", "/data/"+e.ID)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	writeJSONBody(w, e)
+}
+
+// submittedEntry returns the entry a POST /data body carries: the body as
+// plain text or, when contentType is application/json, the string under
+// "data" in a JSON object. It checks the form only, not the entry.
+func submittedEntry(body []byte, contentType string) (string, error) {
+	if !strings.HasPrefix(contentType, "application/json") {
+		return string(body), nil
+	}
+	var req struct {
+		Data *string `json:"data"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil || req.Data == nil {
+		return "", errors.New(`want {"data": "..."}`)
+	}
+	return *req.Data, nil
+}
+
+func (n *Node) handleEntry(w http.ResponseWriter, r *http.Request) {
+	id, err := chain.ParseHash(r.PathValue("id"))
+	if err != nil || id.IsZero() {
+		httpError(w, http.StatusBadRequest, "want a 64-digit entry id")
+		return
+	}
+	e, err := n.Entry(id)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if e.Status == "unknown" {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		writeJSONBody(w, e)
+		return
+	}
+	writeJSON(w, e)
+}
+
+// handleMining turns the miner on or off: POST /mining?on=true|false.
+func (n *Node) handleMining(w http.ResponseWriter, r *http.Request) {
+	on, err := strconv.ParseBool(r.URL.Query().Get("on"))
+	if err != nil {
+		httpError(w, http.StatusBadRequest, "want ?on=true or ?on=false")
+		return
+	}
+	n.SetMining(on)
+	writeJSON(w, map[string]bool{"mining": n.Mining()})
+}

@@ -1,0 +1,175 @@
+package node
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/jbc-project/jbc/chain"
+)
+
+func TestHTTPAPI(t *testing.T) {
+	p := chain.TestNet()
+	s := newStore(t, p)
+	extend(t, s, 0, 5, "api")
+	_, nodes := mockNodes(t, s)
+	srv := httptest.NewServer(nodes[0].Handler())
+	defer srv.Close()
+
+	get := func(path string, want int, into any) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("GET %s: %s, want %d", path, resp.Status, want)
+		}
+		if into != nil {
+			if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+				t.Fatalf("GET %s: %v", path, err)
+			}
+		}
+	}
+
+	var st StatusJSON
+	get("/status", 200, &st)
+	if st.Height != 5 || st.Tip != s.Tip().Hash.String() || st.Network != p.ID().String() || st.PeerID != nodes[0].ID().String() {
+		t.Fatalf("status %+v", st)
+	}
+
+	// The Python original's form: a list of blocks with string values.
+	var py []map[string]string
+	get("/blockchain.json", 200, &py)
+	if len(py) != 6 || py[5]["hash"] != s.Tip().Hash.String() || py[0]["prev_hash"] != "" || py[3]["index"] != "3" {
+		t.Fatalf("blockchain.json: %d blocks, last %v", len(py), py[len(py)-1])
+	}
+	get("/blockchain.json?from=2&to=3", 200, &py)
+	if len(py) != 2 || py[0]["index"] != "2" {
+		t.Fatalf("paged blockchain.json: %v", py)
+	}
+	get("/blockchain.json?from=x", 400, nil)
+
+	var b chain.Block
+	get("/blocks/3", 200, &b)
+	if b.Index != 3 {
+		t.Fatalf("block 3: %+v", b)
+	}
+	var b2 chain.Block
+	get("/blocks/"+b.Hash.String(), 200, &b2)
+	if b2 != b {
+		t.Fatalf("block by hash %+v, want %+v", b2, b)
+	}
+	get("/blocks/99", 404, nil)
+	get("/blocks/nope", 400, nil)
+
+	// Submitting data: plain text and JSON, then its status.
+	post := func(body, ctype string, want int) EntryJSON {
+		t.Helper()
+		resp, err := http.Post(srv.URL+"/data", ctype, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("POST /data %q: %s, want %d", body, resp.Status, want)
+		}
+		var e EntryJSON
+		json.NewDecoder(resp.Body).Decode(&e)
+		return e
+	}
+	e := post("hello", "text/plain", 202)
+	if e.Status != "pending" || e.ID != chain.EntryID("hello").String() {
+		t.Fatalf("submit: %+v", e)
+	}
+	e2 := post(`{"data":"hello"}`, "application/json", 202)
+	if e2.ID != e.ID {
+		t.Fatal("the same text as JSON is another entry")
+	}
+	post(`{"nodata":1}`, "application/json", 400)
+	post("", "text/plain", 400)
+	post(strings.Repeat("x", p.MaxDataSize+2048), "text/plain", 413)
+	var got EntryJSON
+	get("/data/"+e.ID, 200, &got)
+	if got.Status != "pending" {
+		t.Fatalf("entry: %+v", got)
+	}
+	get("/data/"+chain.EntryID("never").String(), 404, nil)
+	get("/data/xyz", 400, nil)
+
+	var peers []PeerJSON
+	get("/peers", 200, &peers)
+	if peers == nil {
+		t.Fatal("peers is null, want a list")
+	}
+}
+
+func TestSubmitRateLimited(t *testing.T) {
+	s := newStore(t, chain.TestNet())
+	_, nodes := mockNodes(t, s)
+	// A small bucket that cannot refill during the burst, however slow
+	// the machine (the race detector makes each request slow).
+	nodes[0].submitLimit = rate.NewLimiter(rate.Every(time.Hour), 20)
+	srv := httptest.NewServer(nodes[0].Handler())
+	defer srv.Close()
+	limited := 0
+	for i := 0; i < 50; i++ {
+		resp, err := http.Post(srv.URL+"/data", "text/plain", bytes.NewBufferString(fmt.Sprint("entry ", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited != 30 {
+		t.Fatalf("%d of 50 submissions refused, want the 30 beyond the burst of 20", limited)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	p := gossipParams(t)
+	sa, sb := newStore(t, p), newStore(t, p)
+	extend(t, sa, 0, 7, "metrics")
+	_, nodes := mockNodes(t, sa, sb)
+	connect(t, nodes[1], nodes[0])
+	// The tip moves inside the store's commit; the sync's counters and its
+	// progress are updated after it, when the sync ends and records it.
+	waitFor(t, 15*time.Second, "the sync to end", func() bool {
+		pi, ok := nodes[1].peers.get(nodes[0].ID())
+		return sb.Tip().Hash == sa.Tip().Hash && ok && pi.LastSync != nil && !nodes[1].sync.progress().Syncing
+	})
+	srv := httptest.NewServer(nodes[1].Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %s: %s", resp.Status, body)
+	}
+	for _, want := range []string{
+		"jbc_height 7",
+		`jbc_blocks_accepted_total{via="sync"} 7`,
+		`jbc_peers{source="direct"} 1`,
+		"jbc_pool_entries 0",
+		"jbc_syncing 0",
+		"go_goroutines",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}

@@ -1,0 +1,96 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jbc-project/jbc/chain"
+)
+
+// MinedBy returns the data a miner puts in a block when it has nothing else
+// to carry: which node mined it, as the Python original did.
+func MinedBy(n *Node) string { return "mined by " + n.ID().String() }
+
+// SetMining starts or stops the miner of a started node. It is safe for
+// concurrent use; stopping waits for nothing, the current attempt is
+// abandoned.
+func (n *Node) SetMining(on bool) {
+	n.mineMu.Lock()
+	defer n.mineMu.Unlock()
+	switch {
+	case on && n.mineStop == nil && n.ctx != nil:
+		ctx, cancel := context.WithCancel(n.ctx)
+		n.mineStop = cancel
+		n.goRun(func(context.Context) { n.mineLoop(ctx) })
+	case !on && n.mineStop != nil:
+		n.mineStop()
+		n.mineStop = nil
+	}
+}
+
+// Mining reports whether the miner runs.
+func (n *Node) Mining() bool {
+	n.mineMu.Lock()
+	defer n.mineMu.Unlock()
+	return n.mineStop != nil
+}
+
+// mineLoop mines on the best tip until ctx ends. Work on a template stops
+// as soon as the tip changes (a block from a peer, a sync), and mining
+// restarts on the new tip.
+func (n *Node) mineLoop(ctx context.Context) {
+	log := n.rootLog.With("component", "miner")
+	log.Info("mining", "threads", n.cfg.MineThreads)
+	defer log.Info("mining stopped")
+	for ctx.Err() == nil {
+		tipCh := n.tips.wait()
+		poolCh := n.pool.changed.wait()
+		fallback := MinedBy(n)
+		data := n.pool.blockData(n.store.Params().MaxDataSize, fallback)
+		tmpl, bits, err := n.store.Template(data)
+		if err != nil {
+			log.Error("template", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		mctx, cancel := context.WithCancel(ctx)
+		// A new tip makes the work stale; new entries do too when the
+		// template carries none, so that submitted data is mined at once.
+		if data != fallback {
+			poolCh = nil
+		}
+		go func() {
+			select {
+			case <-tipCh:
+				cancel()
+			case <-poolCh:
+				cancel()
+			case <-mctx.Done():
+			}
+		}()
+		b, err := n.miner.Solve(mctx, tmpl, bits)
+		cancel()
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				log.Warn("mining", "err", err)
+			}
+			continue
+		}
+		res, err := n.addBlocksVia(viaMiner, []chain.Block{b})
+		if err != nil {
+			log.Warn("mined block refused", "height", b.Index, "err", err)
+			continue
+		}
+		if res.Extended {
+			log.Info("mined block", "height", b.Index, "hash", b.Hash.Short(), "bits", bits, "entries", len(chain.UnpackEntries(b.Data)))
+			n.gossip.publishBlock(ctx, &b)
+		}
+	}
+}
+
+// HashAttempts returns the number of hashes the node's miner has tried.
+func (n *Node) HashAttempts() uint64 { return n.miner.Attempts() }

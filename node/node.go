@@ -1,0 +1,526 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	"golang.org/x/time/rate"
+
+	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/protocol"
+	"github.com/jbc-project/jbc/storage"
+)
+
+// Timing of the node's background work. Each is a trade between how fast
+// news spreads and how much chatter idle nodes make.
+const (
+	// StatusInterval: how often statuses are refreshed with every peer,
+	// so tips spread even when a push was missed.
+	StatusInterval = 10 * time.Second
+	// statusTimeout bounds one status round trip.
+	statusTimeout = 5 * time.Second
+	// dialTimeout bounds one attempt to connect to a found peer.
+	dialTimeout = 10 * time.Second
+	// directRedial: how often a --peer that dropped is dialled again.
+	directRedial = 5 * time.Second
+	// tipPushDelay gathers tip changes that come in bursts (a synced page,
+	// a fast miner) into one status push.
+	tipPushDelay = 100 * time.Millisecond
+)
+
+// Config holds what a Node needs. Store is required; the rest have
+// defaults.
+type Config struct {
+	// Store is the chain the node serves and extends. The node does not
+	// close it.
+	Store *storage.Store
+	// DataDir holds the identity key (KeyFile). Required unless Host is set.
+	DataDir string
+	// Host, if set, is used instead of building one from DataDir, Listen
+	// and Announce (tests use mocknet hosts). The node closes it.
+	Host host.Host
+	// Listen and Announce are multiaddrs; Listen defaults to
+	// DefaultListenAddrs, Announce to the listen addresses.
+	Listen, Announce []string
+	// Bootstrap peers (multiaddrs with /p2p/) seed the DHT.
+	Bootstrap []string
+	// Peers (multiaddrs with /p2p/) are dialled directly and kept.
+	Peers []string
+	// MDNS turns on LAN discovery.
+	MDNS bool
+	// DHT turns on the Kademlia DHT; DHTPrefix is its protocol prefix
+	// (default DefaultDHTPrefix); DHTClient puts it in client mode.
+	DHT       bool
+	DHTPrefix string
+	DHTClient bool
+	// Mine turns on the miner with MineThreads goroutines (0: all CPUs).
+	Mine        bool
+	MineThreads int
+	// HTTPAddr is the HTTP API's listen address; empty disables it.
+	HTTPAddr string
+	// ReannounceInterval is how often the entries still pending are
+	// announced again, so that nodes that missed them (joined later, or
+	// were across a partition) learn them; 0 means
+	// DefaultReannounceInterval.
+	ReannounceInterval time.Duration
+	// Logger receives the node's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Node is a running jbc node: a libp2p host speaking /jbc/chain/1.0.0,
+// discovery, sync, an optional miner and an optional HTTP API. Its methods
+// are safe for concurrent use.
+type Node struct {
+	cfg    Config
+	store  *storage.Store
+	host   host.Host
+	log    *slog.Logger
+	peers  *peerSet
+	scores *scores
+	// rootLog is the logger given in Config, for parts that name their own
+	// component (the miner).
+	rootLog *slog.Logger
+	// statusBusy holds the peers a status exchange is under way with, so
+	// that a burst of tip changes or a dead peer does not pile them up.
+	statusBusy sync.Map
+	metrics    *nodeMetrics
+	server     *protocol.Server
+	client     *protocol.Client
+	disc       *discovery
+	sync       *syncer
+	pool       *pool
+	gossip     *gossip
+	miner      *chain.Miner
+	// chainMu serialises adding blocks with the pool and orphan upkeep
+	// that follows, so that a reorg's restored entries and an append's
+	// removed ones are applied in the order the store applied the blocks.
+	chainMu sync.Mutex
+	// mineMu guards mineStop, which cancels the running miner (nil: off).
+	mineMu   sync.Mutex
+	mineStop context.CancelFunc
+	tips     tipWatch
+	http     *http.Server
+	httpLn   net.Listener
+	// reqLimit rate-limits each peer's /jbc/chain/1.0.0 requests.
+	reqLimit *peerLimiter
+	// submitLimit rate-limits POST /data.
+	submitLimit *rate.Limiter
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// agent is the agent version sent in statuses and identify.
+func agent() string {
+	v := "devel"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	return "jbc/" + v
+}
+
+// New builds a node from cfg; Start runs it.
+func New(cfg Config) (*Node, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("node: Config.Store is required")
+	}
+	switch {
+	case cfg.ReannounceInterval < 0:
+		return nil, fmt.Errorf("node: Config.ReannounceInterval %s is negative", cfg.ReannounceInterval)
+	case cfg.ReannounceInterval == 0:
+		cfg.ReannounceInterval = DefaultReannounceInterval
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{cfg: cfg, store: cfg.Store, log: log.With("component", "node"), rootLog: log, peers: newPeerSet(), pool: newPool(), scores: newScores(),
+		submitLimit: rate.NewLimiter(submitRate, submitBurst),
+		reqLimit:    newPeerLimiter(requestRate, requestBurst)}
+	n.miner = &chain.Miner{Threads: cfg.MineThreads}
+	n.metrics = newNodeMetrics(n)
+	if cfg.Host != nil {
+		n.host = cfg.Host
+	} else {
+		if cfg.DataDir == "" {
+			return nil, errors.New("node: Config.DataDir is required")
+		}
+		key, err := LoadOrCreateKey(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		ls := cfg.Listen
+		if len(ls) == 0 {
+			ls = DefaultListenAddrs()
+		}
+		listen, err := ParseAddrs(ls)
+		if err != nil {
+			return nil, fmt.Errorf("--listen: %w", err)
+		}
+		announce, err := ParseAddrs(cfg.Announce)
+		if err != nil {
+			return nil, fmt.Errorf("--announce: %w", err)
+		}
+		h, err := newHost(key, listen, announce, cfg.DHTPrefix, &gater{n.peers}, n.metrics.bandwidth)
+		if err != nil {
+			return nil, fmt.Errorf("node: libp2p host: %w", err)
+		}
+		n.host = h
+	}
+	var err error
+	n.server, err = protocol.NewServer(protocol.ServerConfig{
+		Host:     n.host,
+		Source:   n.store,
+		Agent:    agent(),
+		OnStatus: n.onStatus,
+		Allow: func(p peer.ID) bool {
+			if n.reqLimit.allow(p) {
+				return true
+			}
+			n.penalise(p, MisFlood, "requests over the rate limit")
+			return false
+		},
+		OnMalformed: func(p peer.ID, err error) { n.penalise(p, MisMalformed, err.Error()) },
+		Logger:      log,
+	})
+	if err != nil {
+		n.host.Close()
+		return nil, err
+	}
+	n.client, err = protocol.NewClient(n.host, n.store, agent(), log)
+	if err != nil {
+		n.host.Close()
+		return nil, err
+	}
+	n.sync = newSyncer(n)
+	if n.disc, err = newDiscovery(n); err != nil {
+		n.host.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// Host returns the node's libp2p host.
+func (n *Node) Host() host.Host { return n.host }
+
+// Store returns the node's chain store.
+func (n *Node) Store() *storage.Store { return n.store }
+
+// ID returns the node's peer ID.
+func (n *Node) ID() peer.ID { return n.host.ID() }
+
+// Addrs returns the node's full multiaddrs, each ending in /p2p/<id>.
+func (n *Node) Addrs() []ma.Multiaddr { return FullAddrs(n.host.ID(), n.host.Addrs()) }
+
+// HTTPAddr returns the address the HTTP API listens on, or "" if off.
+func (n *Node) HTTPAddr() string {
+	if n.httpLn == nil {
+		return ""
+	}
+	return n.httpLn.Addr().String()
+}
+
+// Start starts serving, discovery, sync and (if configured) mining and the
+// HTTP API. It returns once everything is listening; the work goes on until
+// Close.
+func (n *Node) Start(ctx context.Context) error {
+	n.ctx, n.cancel = context.WithCancel(ctx)
+	var err error
+	if n.gossip, err = newGossip(n.ctx, n); err != nil {
+		n.cancel()
+		return err
+	}
+	n.server.Start()
+	n.host.Network().Notify(&network.NotifyBundle{
+		ConnectedF:    func(_ network.Network, c network.Conn) { n.onConnected(c) },
+		DisconnectedF: func(nw network.Network, c network.Conn) { n.onDisconnected(nw, c) },
+	})
+	if n.cfg.HTTPAddr != "" {
+		if err := n.startHTTP(); err != nil {
+			n.cancel()
+			return err
+		}
+	}
+	n.goRun(n.sync.run)
+	n.goRun(n.statusLoop)
+	if n.cfg.Mine {
+		n.SetMining(true)
+	}
+	if err := n.disc.start(n.ctx); err != nil {
+		n.cancel()
+		return err
+	}
+	// Peers already connected (a host handed to us) get a status too.
+	for _, p := range n.host.Network().Peers() {
+		n.peers.found(p, nil, SourceDirect)
+		n.goRun(func(ctx context.Context) { n.exchangeStatus(ctx, p) })
+	}
+	return nil
+}
+
+func (n *Node) goRun(f func(context.Context)) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f(n.ctx)
+	}()
+}
+
+// Close stops the node and its host. It does not close the store.
+func (n *Node) Close() error {
+	if n.cancel != nil {
+		n.cancel()
+	}
+	if n.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		n.http.Shutdown(ctx)
+		cancel()
+	}
+	n.disc.close()
+	if n.gossip != nil {
+		n.gossip.close()
+	}
+	n.server.Close()
+	err := n.host.Close()
+	n.wg.Wait()
+	return err
+}
+
+// onConnected records inbound peers and exchanges statuses with every new
+// peer, both ways: each side sends its own status request.
+func (n *Node) onConnected(c network.Conn) {
+	p := c.RemotePeer()
+	if n.peers.isBanned(p) {
+		go c.Close()
+		return
+	}
+	// Our own dials record their source before dialling; an outbound
+	// connection nobody recorded was opened by the DHT's own queries (or,
+	// without a DHT, by whoever holds the host, e.g. a test).
+	src := SourceInbound
+	if c.Stat().Direction == network.DirOutbound {
+		src = SourceDirect
+		if n.disc != nil && n.disc.dht != nil {
+			src = SourceDHT
+		}
+	}
+	n.peers.found(p, []ma.Multiaddr{c.RemoteMultiaddr()}, src)
+	n.peers.setConnected(p, true)
+	if n.ctx == nil || n.ctx.Err() != nil {
+		return
+	}
+	n.goRun(func(ctx context.Context) { n.exchangeStatus(ctx, p) })
+}
+
+func (n *Node) onDisconnected(nw network.Network, c network.Conn) {
+	if nw.Connectedness(c.RemotePeer()) != network.Connected {
+		n.peers.setConnected(c.RemotePeer(), false)
+	}
+}
+
+// exchangeStatus sends our status to p and records theirs.
+func (n *Node) exchangeStatus(ctx context.Context, p peer.ID) {
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	st, err := n.client.Status(ctx, p)
+	if err != nil && !errors.Is(err, protocol.ErrWrongNetwork) {
+		n.log.Debug("status failed", "peer", p, "err", err)
+		return
+	}
+	n.onStatus(p, st)
+}
+
+// onStatus handles a status from p, whether it asked us or we asked it. A
+// peer on another network is disconnected and banned; a peer claiming more
+// work than we have wakes the syncer.
+func (n *Node) onStatus(p peer.ID, st protocol.Status) {
+	if st.Genesis != n.store.Params().ID() {
+		if !n.peers.isBanned(p) {
+			n.log.Info("peer is on another network; disconnecting", "peer", p, "genesis", st.Genesis.Short(), "agent", st.Agent)
+		}
+		n.peers.ban(p)
+		go n.host.Network().ClosePeer(p)
+		return
+	}
+	n.peers.setStatus(p, st)
+	tip := n.store.Tip()
+	if st.Work != nil && st.Work.Cmp(tip.Work) > 0 {
+		n.sync.kick()
+	}
+}
+
+// statusLoop refreshes statuses with every connected peer periodically and
+// pushes ours soon after our tip changes.
+func (n *Node) statusLoop(ctx context.Context) {
+	t := time.NewTicker(StatusInterval)
+	defer t.Stop()
+	for {
+		tipCh := n.tips.wait()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-tipCh:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(tipPushDelay):
+			}
+		}
+		for _, p := range n.host.Network().Peers() {
+			if _, busy := n.statusBusy.LoadOrStore(p, struct{}{}); busy {
+				continue
+			}
+			n.goRun(func(ctx context.Context) {
+				defer n.statusBusy.Delete(p)
+				n.exchangeStatus(ctx, p)
+			})
+		}
+	}
+}
+
+// addBlocks stores blocks fetched by sync; see addBlocksVia.
+func (n *Node) addBlocks(blocks []chain.Block) (storage.Result, error) {
+	return n.addBlocksVia(viaSync, blocks)
+}
+
+// addBlocksVia stores blocks that came via sync, gossip or the miner; then
+// it connects orphans waiting for them, brings the data pool up to date
+// with the new best chain, and wakes everything waiting on the tip.
+func (n *Node) addBlocksVia(via string, blocks []chain.Block) (storage.Result, error) {
+	n.chainMu.Lock()
+	defer n.chainMu.Unlock()
+	res, err := n.store.AddBlocks(blocks)
+	n.metrics.observe(via, len(blocks), res, err)
+	if res.Extended {
+		n.log.Debug("new tip", "height", res.Tip.Height, "hash", res.Tip.Hash.Short(), "added", res.Added, "reorg", res.Reorg)
+		n.updatePool(res)
+	}
+	extended := res.Extended
+	if res.Added > 0 && n.gossip != nil && n.gossip.orphans.len() > 0 {
+		for {
+			kids := n.gossip.orphans.takeChildren(n.store.Has)
+			if len(kids) == 0 {
+				break
+			}
+			for _, b := range kids {
+				r, oerr := n.store.AddBlocks([]chain.Block{b})
+				n.metrics.observe(viaOrphan, 1, r, oerr)
+				if oerr != nil {
+					n.log.Debug("orphan refused", "hash", b.Hash.Short(), "err", oerr)
+				}
+				if r.Extended {
+					n.updatePool(r)
+					extended = true
+				}
+			}
+		}
+	}
+	if extended {
+		n.tips.fire()
+	}
+	return res, err
+}
+
+// updatePool applies a change of the best chain to the data pool: entries
+// of blocks a reorg dropped go back (unless the new chain holds them too)
+// and are announced again, entries of blocks now on the best chain leave.
+func (n *Node) updatePool(res storage.Result) {
+	if res.Reorg {
+		restored := false
+		h := res.OldTip.Hash
+		for height := res.OldTip.Height; height > res.ForkHeight; height-- {
+			b, err := n.store.Block(h)
+			if err != nil {
+				n.log.Warn("reading dropped block", "hash", h.Short(), "err", err)
+				break
+			}
+			for _, e := range chain.UnpackEntries(b.Data) {
+				// A block may hold entries we would not take: empty, or
+				// too big once packed alone (escaping grows them). In the
+				// pool they would jam the miner's packing, which stops at
+				// the first entry that does not fit.
+				if n.store.Params().CheckEntry(e) != nil {
+					continue
+				}
+				if _, _, found, _ := n.store.EntryBlock(chain.EntryID(e)); !found && n.pool.restore(e) {
+					restored = true
+				}
+			}
+			h = b.PrevHash
+		}
+		// The nodes that mined the new chain may never have heard of them.
+		if restored && n.gossip != nil {
+			n.gossip.entriesRestored()
+		}
+	}
+	if n.pool.size() == 0 {
+		return
+	}
+	err := n.store.ForEach(res.ForkHeight+1, res.Tip.Height, func(b *chain.Block) error {
+		n.pool.remove(chain.UnpackEntries(b.Data))
+		return nil
+	})
+	if err != nil {
+		n.log.Warn("reading new blocks", "err", err)
+	}
+}
+
+// Submit hands a data entry to the node: it joins the pool and is gossiped
+// to the other nodes (and announced again while it stays pending), and
+// some miner puts it in a block. Submitting an entry already pending or
+// already mined is not an error.
+func (n *Node) Submit(ctx context.Context, text string) (chain.Hash, error) {
+	if err := n.store.Params().CheckEntry(text); err != nil {
+		return chain.Hash{}, err
+	}
+	id := chain.EntryID(text)
+	if _, _, found, err := n.store.EntryBlock(id); err != nil || found {
+		return id, err
+	}
+	_, added, err := n.pool.add(text)
+	if err != nil {
+		return id, err
+	}
+	if added && n.gossip != nil {
+		n.gossip.publishEntry(ctx, text)
+	}
+	return id, nil
+}
+
+// tipWatch lets goroutines wait for the next change of the best chain.
+type tipWatch struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// wait returns a channel closed at the next fire.
+func (w *tipWatch) wait() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ch == nil {
+		w.ch = make(chan struct{})
+	}
+	return w.ch
+}
+
+func (w *tipWatch) fire() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ch != nil {
+		close(w.ch)
+	}
+	w.ch = make(chan struct{})
+}

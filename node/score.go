@@ -1,0 +1,136 @@
+package node
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Misbehaviour is something a peer sent that an honest peer would not.
+// Only what a peer sent counts: a local error (a disk failure, our own
+// cancellation) is never a Misbehaviour.
+type Misbehaviour string
+
+// The kinds of misbehaviour, each with the penalty it costs. A peer whose
+// decayed score reaches BanScore is disconnected and refused for
+// BanDuration.
+const (
+	// MisInvalidBlock: a block that breaks a consensus rule.
+	MisInvalidBlock Misbehaviour = "invalid-block"
+	// MisMalformed: a frame or message that does not decode or breaks a
+	// protocol limit.
+	MisMalformed Misbehaviour = "malformed"
+	// MisUnasked: a response or page that does not answer what we asked
+	// (blocks that do not attach, more than requested).
+	MisUnasked Misbehaviour = "unasked"
+	// MisLiedWork: a status claiming more work than the peer's chain holds.
+	MisLiedWork Misbehaviour = "lied-work"
+	// MisStalled: a response that did not come in time.
+	MisStalled Misbehaviour = "stalled"
+	// MisFlood: requests or gossip beyond the rate limits.
+	MisFlood Misbehaviour = "flood"
+	// MisInvalidGossip: a gossip message that fails validation.
+	MisInvalidGossip Misbehaviour = "invalid-gossip"
+)
+
+// penalties are chosen so that one provable lie (an invalid block, a
+// malformed frame) bans at once, while faults an honest but slow or
+// unlucky peer can commit (a stall, a burst over the rate limit) take
+// several within the decay half-life.
+var penalties = map[Misbehaviour]float64{
+	MisInvalidBlock:  100,
+	MisMalformed:     100,
+	MisUnasked:       50,
+	MisLiedWork:      50,
+	MisStalled:       20,
+	MisFlood:         10,
+	MisInvalidGossip: 100,
+}
+
+const (
+	// BanScore is the score at which a peer is disconnected and banned.
+	BanScore = 100
+	// scoreHalfLife: a peer's score halves every 10 minutes, so old
+	// faults are forgiven and only a steady stream of them bans.
+	scoreHalfLife = 10 * time.Minute
+	// misbehaviourBan is how long a peer that reached BanScore is refused.
+	misbehaviourBan = 30 * time.Minute
+)
+
+// scores keeps each peer's decaying misbehaviour score. It is safe for
+// concurrent use.
+type scores struct {
+	mu sync.Mutex
+	m  map[peer.ID]*score
+}
+
+type score struct {
+	value float64
+	at    time.Time
+	last  Misbehaviour
+}
+
+func newScores() *scores { return &scores{m: map[peer.ID]*score{}} }
+
+// add records misbehaviour m by p and returns p's new score.
+func (s *scores) add(p peer.ID, m Misbehaviour, now time.Time) float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sc, ok := s.m[p]
+	if !ok {
+		sc = &score{at: now}
+		s.m[p] = sc
+	}
+	sc.value = decay(sc.value, now.Sub(sc.at)) + penalties[m]
+	sc.at, sc.last = now, m
+	return sc.value
+}
+
+// get returns p's current score.
+func (s *scores) get(p peer.ID, now time.Time) float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sc, ok := s.m[p]
+	if !ok {
+		return 0
+	}
+	return decay(sc.value, now.Sub(sc.at))
+}
+
+// forget drops p's score (after a ban: the ban is the penalty).
+func (s *scores) forget(p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, p)
+}
+
+func decay(v float64, d time.Duration) float64 {
+	if d <= 0 {
+		return v
+	}
+	return v * math.Exp2(-d.Seconds()/scoreHalfLife.Seconds())
+}
+
+// penalise records misbehaviour by p; at BanScore the peer is disconnected
+// and banned.
+func (n *Node) penalise(p peer.ID, m Misbehaviour, detail string) {
+	if p == "" || p == n.host.ID() {
+		return
+	}
+	v := n.scores.add(p, m, time.Now())
+	level := slog.LevelInfo
+	if m == MisFlood {
+		level = slog.LevelDebug // one line per dropped message would flood the log
+	}
+	n.log.Log(context.Background(), level, "peer misbehaved", "peer", p, "what", string(m), "score", int(v), "detail", detail)
+	if v >= BanScore {
+		n.log.Warn("banning peer", "peer", p, "score", int(v), "for", misbehaviourBan, "last", string(m))
+		n.scores.forget(p)
+		n.peers.banFor(p, misbehaviourBan)
+		go n.host.Network().ClosePeer(p)
+	}
+}

@@ -1,0 +1,369 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
+
+	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/protocol"
+	"github.com/jbc-project/jbc/storage"
+)
+
+// Sync timing.
+const (
+	// syncTick is how often the syncer looks for a better peer without
+	// being woken: a safety net for a missed kick.
+	syncTick = time.Second
+	// failedPeerPause is how long a peer that failed or stalled mid-sync
+	// is skipped by the syncer; others are tried meanwhile.
+	failedPeerPause = time.Minute
+	// busyPeerPause is the pause after a peer answered RATE_LIMITED or
+	// UNAVAILABLE: long enough for its load to pass, short enough that a
+	// node with one peer does not sit idle.
+	busyPeerPause = 2 * time.Second
+	// progressEvery is the interval of progress lines in long syncs.
+	progressEvery = 5 * time.Second
+)
+
+// syncer owns the sync state: one goroutine decides whom to sync from and
+// fetches their blocks; others only wake it.
+type syncer struct {
+	n      *Node
+	wake   chan struct{}
+	failed map[peer.ID]time.Time // owned by run
+
+	mu   sync.Mutex // guards prog
+	prog SyncProgress
+}
+
+// SyncProgress describes the sync under way, if any.
+type SyncProgress struct {
+	Syncing bool    `json:"syncing"`
+	Peer    string  `json:"peer,omitempty"`
+	Height  uint64  `json:"height"`
+	Target  uint64  `json:"target"`
+	Rate    float64 `json:"blocks_per_second"`
+}
+
+func newSyncer(n *Node) *syncer {
+	return &syncer{n: n, wake: make(chan struct{}, 1), failed: map[peer.ID]time.Time{}}
+}
+
+// kick wakes the syncer; it never blocks.
+func (s *syncer) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// progress returns the current sync progress.
+func (s *syncer) progress() SyncProgress {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.prog
+}
+
+func (s *syncer) setProgress(p SyncProgress) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prog = p
+}
+
+func (s *syncer) run(ctx context.Context) {
+	t := time.NewTicker(syncTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-t.C:
+		}
+		for ctx.Err() == nil {
+			p, st, ok := s.pick()
+			if !ok {
+				break
+			}
+			s.syncFrom(ctx, p, st)
+		}
+	}
+}
+
+// pick returns the connected peer claiming the most work above ours, skipping
+// peers that failed recently.
+func (s *syncer) pick() (peer.ID, protocol.Status, bool) {
+	now := time.Now()
+	for p, until := range s.failed {
+		if now.After(until) {
+			delete(s.failed, p)
+		}
+	}
+	var (
+		best   peer.ID
+		bestSt protocol.Status
+		work   = s.n.store.Tip().Work
+	)
+	for _, pi := range s.n.peers.list() {
+		if pi.Status == nil || pi.Status.Work == nil || !pi.Connected {
+			continue
+		}
+		if _, bad := s.failed[pi.ID]; bad {
+			continue
+		}
+		if pi.Status.Work.Cmp(work) > 0 {
+			best, bestSt, work = pi.ID, *pi.Status, pi.Status.Work
+		}
+	}
+	return best, bestSt, best != ""
+}
+
+// Sync pipelining. One goroutine fetches pages while the syncer stores the
+// ones already fetched, so that neither the round trip nor the commit (an
+// fsync) waits for the other, and pages that arrive while a commit runs are
+// stored together in the next one.
+const (
+	// syncAhead is how many fetched pages may wait to be stored. It bounds
+	// the memory a sync holds to a few frames (syncAhead+1 pages of at most
+	// protocol.MaxFrameSize) while letting a slow commit be followed by one
+	// covering several pages.
+	syncAhead = 8
+	// syncBatchBlocks bounds the blocks stored by one AddBlocks call, one
+	// transaction: eight full pages. A commit then costs two fsyncs per
+	// 4096 blocks instead of per 512, while one transaction, which holds
+	// the store's write lock, stays well under a second.
+	syncBatchBlocks = 8 * protocol.MaxBlocksPerPage
+	// syncPageRate bounds the GetBlocks requests per second a sync sends
+	// to one peer: three quarters of what a jbc peer's request limiter
+	// allows (requestRate), leaving the rest for status requests, so that a
+	// fast sync never runs into the peer's flood penalty. With full pages
+	// it caps a sync at 150 x 512 = 76 800 blocks/s.
+	syncPageRate = requestRate * 3 / 4
+)
+
+// fetched is one answer to a GetBlocks request, handed from the fetcher
+// to the syncer.
+type fetched struct {
+	page protocol.Page
+	err  error
+}
+
+// fetch asks p for pages of its best chain, the first after the last block
+// of ours that locator names, each next one after the last block of the
+// page before, and sends each answer (or the error ending the fetch) on
+// out. It closes out when p has sent its tip, sent an empty page or failed,
+// or when ctx is done.
+func (s *syncer) fetch(ctx context.Context, p peer.ID, base []chain.Hash, out chan<- fetched) {
+	defer close(out)
+	pace := rate.NewLimiter(syncPageRate, 1)
+	locator := base
+	for {
+		if pace.Wait(ctx) != nil {
+			return
+		}
+		page, err := s.n.client.GetBlocks(ctx, p, locator, protocol.MaxBlocksPerPage)
+		select {
+		case out <- fetched{page, err}:
+		case <-ctx.Done():
+			return
+		}
+		if err != nil || len(page.Blocks) == 0 {
+			return
+		}
+		last := page.Blocks[len(page.Blocks)-1]
+		if last.Index >= page.ServerHeight {
+			return
+		}
+		// Continue from the last block received: it is on the peer's best
+		// chain even while it is only a side branch of ours. Our own
+		// locator follows in case the peer reorganised meanwhile.
+		locator = append([]chain.Hash{last.Hash}, base...)
+		if len(locator) > protocol.MaxLocatorLen {
+			locator = locator[:protocol.MaxLocatorLen]
+		}
+	}
+}
+
+// syncFrom fetches from p, page by page, the blocks after the last one we
+// share, storing them once validated; pages are fetched ahead while earlier
+// ones are stored (see fetch). The store makes the branch best only when its
+// validated work exceeds ours: p's claimed work decides only whom we ask. A
+// peer that fails, stalls, sends an invalid block or turns out to have less
+// work than it claimed is skipped for failedPeerPause; whatever valid blocks
+// it sent before are kept.
+func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Status) {
+	log := s.n.log.With("peer", p)
+	start := time.Now()
+	tipBefore := s.n.store.Tip()
+	rec := SyncRecord{At: start}
+	pause := failedPeerPause
+	finish := func(result string, fail bool) {
+		rec.Duration = time.Since(start)
+		rec.Result = result
+		s.n.peers.setSync(p, rec)
+		s.setProgress(SyncProgress{})
+		if fail {
+			s.failed[p] = time.Now().Add(pause)
+		}
+		log.Info("sync", "blocks", rec.Blocks, "bytes", rec.Bytes, "time", rec.Duration.Round(time.Millisecond), "result", result,
+			"height", s.n.store.Tip().Height)
+	}
+
+	base, err := s.n.store.Locator(protocol.MaxLocatorLen)
+	if err != nil {
+		finish("local error: "+err.Error(), false)
+		return
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	pages := make(chan fetched, syncAhead)
+	go s.fetch(fctx, p, base, pages)
+	defer func() {
+		cancel()
+		for range pages { // wait for the fetcher to end
+		}
+	}()
+
+	lastLog := start
+	target := claimed.Height
+	var (
+		batch   []chain.Block
+		carry   *fetched // a page that did not link to the batch before it
+		fetchOK = true   // whether pages is still open
+	)
+	for {
+		s.setProgress(SyncProgress{Syncing: true, Peer: p.String(), Height: s.n.store.Tip().Height, Target: target,
+			Rate: float64(rec.Blocks) / time.Since(start).Seconds()})
+
+		// Gather a batch: the next page (waiting for it), then every page
+		// already fetched that continues it, up to syncBatchBlocks.
+		batch = batch[:0]
+		var fetchErr error
+		for fetchErr == nil && len(batch) < syncBatchBlocks {
+			var f fetched
+			switch {
+			case carry != nil:
+				f, carry = *carry, nil
+			case !fetchOK:
+			case len(batch) == 0:
+				f, fetchOK = <-pages
+			default:
+				select {
+				case f, fetchOK = <-pages:
+				default:
+				}
+			}
+			if f.err == nil && len(f.page.Blocks) == 0 {
+				rec.Bytes += f.page.Bytes
+				break // nothing more now: store what we have
+			}
+			if f.err == nil && len(batch) > 0 && f.page.Blocks[0].PrevHash != batch[len(batch)-1].Hash {
+				carry = &f // the peer reorganised: a batch of its own
+				break
+			}
+			rec.Bytes += f.page.Bytes
+			fetchErr = f.err
+			if f.page.ServerHeight > target {
+				target = f.page.ServerHeight
+			}
+			batch = append(batch, f.page.Blocks...)
+		}
+
+		if len(batch) > 0 {
+			res, err := s.n.addBlocks(batch)
+			rec.Blocks += res.Added
+			if err != nil {
+				var re *chain.RuleError
+				switch {
+				case errors.As(err, &re):
+					s.n.penalise(p, MisInvalidBlock, err.Error())
+					finish("refused: invalid block: "+err.Error(), true)
+				case errors.Is(err, storage.ErrOrphan):
+					s.n.penalise(p, MisUnasked, err.Error())
+					finish("refused: blocks do not attach to the fork it named: "+err.Error(), true)
+				default:
+					finish("local error: "+err.Error(), false)
+				}
+				return
+			}
+			last := batch[len(batch)-1]
+			if time.Since(lastLog) >= progressEvery {
+				lastLog = time.Now()
+				rate := float64(rec.Blocks) / time.Since(start).Seconds()
+				var eta time.Duration
+				if rate > 0 && target > last.Index {
+					eta = time.Duration(float64(target-last.Index) / rate * float64(time.Second))
+				}
+				log.Info("sync progress", "height", last.Index, "target", target, "blocks_per_s", int(rate), "eta", eta.Round(time.Second))
+			}
+		}
+
+		if fetchErr != nil {
+			if ctx.Err() != nil {
+				finish("stopped", false)
+				return
+			}
+			switch {
+			case errors.Is(fetchErr, protocol.ErrMalformed):
+				s.n.penalise(p, MisMalformed, fetchErr.Error())
+			case errors.Is(fetchErr, protocol.ErrTimeout):
+				s.n.penalise(p, MisStalled, fetchErr.Error())
+			case errors.Is(fetchErr, protocol.ErrNoCommonAncestor):
+				// Every locator ends in the genesis, which a peer of our
+				// network has on its best chain: it cannot honestly say this.
+				s.n.penalise(p, MisUnasked, fetchErr.Error())
+			case errors.Is(fetchErr, protocol.ErrRateLimited), errors.Is(fetchErr, protocol.ErrUnavailable):
+				// Load, not fault: try this peer again soon.
+				pause = busyPeerPause
+			}
+			finish("failed: "+fetchErr.Error(), true)
+			return
+		}
+		if len(batch) == 0 && carry == nil && !fetchOK {
+			if ctx.Err() != nil {
+				finish("stopped", false)
+				return
+			}
+			break
+		}
+	}
+
+	// Read the tip once no block is being stored: a block committing
+	// concurrently (from gossip) is in the database our locator came from
+	// before it is in the cached tip.
+	s.n.chainMu.Lock()
+	tip := s.n.store.Tip()
+	s.n.chainMu.Unlock()
+	switch {
+	case tip.Hash != tipBefore.Hash && tip.Work.Cmp(tipBefore.Work) > 0 && rec.Blocks > 0:
+		finish("adopted", false)
+	case claimed.Work != nil && tip.Work.Cmp(claimed.Work) < 0 && !s.claimHolds(claimed):
+		s.n.penalise(p, MisLiedWork, "claimed "+claimed.Work.String())
+		finish(fmt.Sprintf("refused: peer claimed work %s but its chain gave %s", claimed.Work, workOr(tip.Work)), true)
+	default:
+		finish("refused: no more work than ours", false)
+	}
+}
+
+// claimHolds reports whether a peer's status was true after all: we hold
+// the tip it claimed, with the work it claimed. Such a peer sent nothing
+// because we had its blocks already (from gossip, or another peer); only a
+// peer whose claimed tip we still lack, or whose tip has less work than it
+// said, lied.
+func (s *syncer) claimHolds(claimed protocol.Status) bool {
+	e, err := s.n.store.Entry(claimed.Tip)
+	return err == nil && e.Work.Cmp(claimed.Work) >= 0
+}
+
+func workOr(w *big.Int) string {
+	if w == nil {
+		return "0"
+	}
+	return w.String()
+}

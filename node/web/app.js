@@ -1,0 +1,392 @@
+// jbc dashboard: polls the node's HTTP API and renders it.
+//
+// Everything shown comes from the node, and data entries are anyone's
+// input: text only ever reaches the page through text nodes (append of a
+// string, textContent) and setAttribute, never as markup to be parsed.
+'use strict';
+
+(() => {
+  // Poll every POLL_MS while the page is visible, every HIDDEN_POLL_MS
+  // while it is not; give up on a request after FETCH_TIMEOUT_MS.
+  const POLL_MS = 1500;
+  const HIDDEN_POLL_MS = 10000;
+  const FETCH_TIMEOUT_MS = 5000;
+  const RECENT_BLOCKS = 10;
+  const PENDING_SHOWN = 20;
+  // Longest text put in a cell or a tooltip; CSS clips further.
+  const PREVIEW_CHARS = 160;
+  const TOOLTIP_CHARS = 2000;
+
+  const $ = (id) => document.getElementById(id);
+
+  // el builds an element: attrs are set with setAttribute (class with
+  // className), children are nodes or strings (appended as text).
+  function el(tag, attrs, ...kids) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === 'class') e.className = v;
+      else e.setAttribute(k, String(v));
+    }
+    for (const k of kids) {
+      if (k === undefined || k === null || k === false) continue;
+      e.append(k instanceof Node ? k : String(k));
+    }
+    return e;
+  }
+
+  function setText(id, text) {
+    const e = $(id);
+    if (e.textContent !== text) e.textContent = text;
+  }
+
+  function clip(s, n) {
+    s = String(s);
+    return s.length > n ? s.slice(0, n - 1) + '…' : s;
+  }
+
+  function shortHash(h) {
+    return h && h.length > 20 ? h.slice(0, 10) + '…' + h.slice(-6) : (h || '—');
+  }
+
+  function shortPeer(id) {
+    return id && id.length > 18 ? id.slice(0, 8) + '…' + id.slice(-6) : (id || '—');
+  }
+
+  // hashEl shows a hash or peer ID short, with the full value on hover and
+  // in data-hash (click copies it).
+  function hashEl(full, short, extraClass) {
+    if (!full) return el('span', { class: 'muted' }, '—');
+    return el('code', { class: 'hash' + (extraClass ? ' ' + extraClass : ''), title: full, 'data-hash': full, tabindex: 0 }, short);
+  }
+
+  function ago(ms) {
+    const s = Math.round((Date.now() - ms) / 1000);
+    const a = Math.abs(s);
+    if (a < 3) return 'just now';
+    let v;
+    if (a < 60) v = a + ' s';
+    else if (a < 3600) v = Math.floor(a / 60) + ' min';
+    else if (a < 86400) v = Math.floor(a / 3600) + ' h';
+    else v = Math.floor(a / 86400) + ' d';
+    return s >= 0 ? v + ' ago' : 'in ' + v;
+  }
+
+  // timeEl shows a time relative to now, kept fresh by tick; the exact
+  // time is in the tooltip.
+  function timeEl(ms) {
+    if (!Number.isFinite(ms) || ms <= 0) return el('span', { class: 'muted' }, '—');
+    const d = new Date(ms);
+    return el('time', { datetime: d.toISOString(), title: d.toLocaleString(), 'data-t': ms }, ago(ms));
+  }
+
+  function tick() {
+    for (const t of document.querySelectorAll('time[data-t]')) {
+      const s = ago(Number(t.getAttribute('data-t')));
+      if (t.textContent !== s) t.textContent = s;
+    }
+  }
+
+  function fmtRate(hps) {
+    if (!Number.isFinite(hps) || hps <= 0) return '0 H/s';
+    const units = ['H/s', 'kH/s', 'MH/s', 'GH/s', 'TH/s', 'PH/s'];
+    let i = 0;
+    while (hps >= 1000 && i < units.length - 1) { hps /= 1000; i++; }
+    return (hps >= 100 ? hps.toFixed(0) : hps.toFixed(hps >= 10 ? 1 : 2)) + ' ' + units[i];
+  }
+
+  function fmtCount(n) {
+    return Number(n || 0).toLocaleString('en-US');
+  }
+
+  const compact = new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 1 });
+  function fmtCompact(n) {
+    return compact.format(Number(n || 0));
+  }
+
+  // fmtWork shows a chain's total work (a decimal string of any size) as
+  // a power of two: the expected number of hashes behind it.
+  function fmtWork(s) {
+    if (!/^[0-9]+$/.test(s || '')) return '—';
+    let log2;
+    try {
+      const n = Number(BigInt(s));
+      log2 = Number.isFinite(n) ? Math.log2(n) : s.length * Math.log2(10);
+    } catch (_) {
+      log2 = s.length * Math.log2(10);
+    }
+    return 'work 2^' + log2.toFixed(1);
+  }
+
+  function plural(n, one, many) {
+    return fmtCount(n) + ' ' + (n === 1 ? one : many);
+  }
+
+  // entriesOf returns the data entries a block's data field holds (a JSON
+  // array of strings), or null when it holds none.
+  function entriesOf(data) {
+    if (typeof data !== 'string' || data.length < 2 || data[0] !== '[' || data[data.length - 1] !== ']') return null;
+    try {
+      const v = JSON.parse(data);
+      if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v;
+    } catch (_) { /* not entries */ }
+    return null;
+  }
+
+  function dataCell(data, selfID) {
+    const td = el('td', { class: 'data', title: clip(data, TOOLTIP_CHARS) });
+    const entries = entriesOf(data);
+    if (entries) {
+      td.append(el('span', { class: 'badge entries' }, plural(entries.length, 'entry', 'entries')));
+      if (entries.length > 0) td.append(clip(entries[0], PREVIEW_CHARS));
+      return td;
+    }
+    // "mined by <peer ID>": what a node's miner writes with nothing pending.
+    const m = /^mined by ((?:12D3Koo|Qm)[1-9A-HJ-NP-Za-km-z]{30,})$/.exec(data);
+    if (m && m[1] === selfID) {
+      td.append('mined by ', el('span', { class: 'self', title: m[1] }, 'this node'));
+      return td;
+    }
+    if (m) {
+      td.append('mined by ', hashEl(m[1], shortPeer(m[1]), 'plain'));
+      return td;
+    }
+    td.append(clip(data, PREVIEW_CHARS));
+    return td;
+  }
+
+  // State kept between polls: what is new since the last render.
+  let seenBlocks = null; // Set of hashes rendered, null before the first render
+  let lastTip = '';
+
+  function renderStatus(st, peers) {
+    const dash = $('dash');
+    dash.setAttribute('data-tip', st.tip);
+    dash.setAttribute('data-height', String(st.height));
+
+    const idSlot = $('node-id');
+    if (idSlot.getAttribute('data-hash') !== st.peer_id) {
+      idSlot.setAttribute('data-hash', st.peer_id);
+      idSlot.replaceChildren(hashEl(st.peer_id, shortPeer(st.peer_id)));
+    }
+    const netSlot = $('network');
+    if (netSlot.getAttribute('data-hash') !== st.network) {
+      netSlot.setAttribute('data-hash', st.network);
+      netSlot.replaceChildren(hashEl(st.network, shortHash(st.network)));
+    }
+
+    // Best tip.
+    setText('height', fmtCount(st.height));
+    if (st.tip !== lastTip) {
+      $('tip-hash').replaceChildren(hashEl(st.tip, shortHash(st.tip)));
+      if (lastTip) {
+        const card = $('tip-card');
+        card.classList.remove('bump');
+        void card.offsetWidth; // restart the animation
+        card.classList.add('bump');
+      }
+      lastTip = st.tip;
+    }
+    setText('tip-work', fmtWork(st.total_work));
+    document.title = '#' + st.height + ' · jbc node';
+
+    // Peers.
+    setText('peer-count', fmtCount(st.peers));
+    const bySource = {};
+    for (const p of peers) if (p.connected) bySource[p.source] = (bySource[p.source] || 0) + 1;
+    const parts = Object.keys(bySource).sort().map((s) => bySource[s] + ' ' + s);
+    setText('peer-sources', parts.length ? 'connected · ' + parts.join(' · ') : 'none connected · ' + plural(peers.length, 'known', 'known'));
+
+    // Mining.
+    setText('hash-rate', st.mining || st.hash_rate > 0 ? fmtRate(st.hash_rate) : 'idle');
+    setText('mining', (st.mining ? 'miner on' : 'miner off') + ' · ' + fmtCompact(st.hashes) + ' hashes');
+
+    setText('pending-count', fmtCount(st.pending));
+
+    renderSync(st, peers);
+  }
+
+  function renderSync(st, peers) {
+    const sy = st.sync || {};
+    let best = st.height;
+    for (const p of peers) if (p.connected && p.status && p.status.height > best) best = p.status.height;
+    let state, label, detail, pct;
+    if (sy.syncing) {
+      state = 'syncing';
+      label = 'Syncing';
+      const target = sy.target || best;
+      pct = target > 0 ? Math.min(1, sy.height / target) : 0;
+      detail = fmtCount(sy.height) + ' / ' + fmtCount(target);
+      if (sy.blocks_per_second > 0) detail += ' · ' + fmtCount(Math.round(sy.blocks_per_second)) + ' blocks/s';
+      if (sy.peer) detail += ' · from ' + shortPeer(sy.peer);
+    } else if (best > st.height) {
+      state = 'behind';
+      label = 'Behind';
+      pct = best > 0 ? st.height / best : 0;
+      detail = 'peers are at #' + fmtCount(best);
+    } else if (st.peers > 0) {
+      state = 'synced';
+      label = 'Up to date';
+      pct = 1;
+      detail = 'no peer has a better chain';
+    } else {
+      state = 'idle';
+      label = 'Idle';
+      pct = 0;
+      detail = 'no peers to sync from';
+    }
+    $('sync-card').setAttribute('data-state', state);
+    setText('sync-state', label);
+    setText('sync-detail', detail);
+    $('sync-bar').style.width = (pct * 100).toFixed(1) + '%';
+  }
+
+  function renderBlocks(blocks, st) {
+    const first = seenBlocks === null;
+    const seen = new Set();
+    const rows = blocks.map((b) => {
+      seen.add(b.hash);
+      const fresh = !first && !seenBlocks.has(b.hash);
+      return el('tr', { class: fresh ? 'fresh' : null, 'data-hash': b.hash, 'data-height': b.index },
+        el('td', { class: 'num' }, fmtCount(b.index)),
+        el('td', {}, hashEl(b.hash, shortHash(b.hash))),
+        el('td', {}, timeEl(b.timestamp * 1000)),
+        dataCell(b.data, st.peer_id));
+    });
+    seenBlocks = seen;
+    $('blocks').replaceChildren(...rows);
+    $('blocks-empty').hidden = rows.length > 0;
+    const tip = blocks.length ? blocks[0] : null;
+    if (tip && tip.index === st.height) {
+      $('tip-age').replaceChildren('mined ', timeEl(tip.timestamp * 1000));
+    }
+  }
+
+  const sourceOrder = { direct: 0, bootstrap: 1, mdns: 2, dht: 3, inbound: 4 };
+
+  function renderPeers(peers, st) {
+    const sorted = peers.slice().sort((a, b) =>
+      (b.connected - a.connected) ||
+      ((sourceOrder[a.source] ?? 9) - (sourceOrder[b.source] ?? 9)) ||
+      (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const rows = sorted.map((p) => {
+      const src = /^[a-z]+$/.test(p.source || '') && p.source in sourceOrder ? p.source : 'other';
+      const addr = (p.addrs && p.addrs[0]) || '';
+      const peerCell = el('td', {},
+        el('span', { class: 'status-dot' + (p.connected ? ' on' : ''), title: p.connected ? 'connected' : 'not connected' }),
+        hashEl(p.id, shortPeer(p.id)),
+        el('div', { class: 'sub', title: (p.addrs || []).join('\n') },
+          p.status && p.status.agent ? p.status.agent + (addr ? ' · ' : '') : '', addr));
+
+      let chainCell;
+      if (p.status) {
+        const s = p.status;
+        let rel;
+        if (s.tip === st.tip) rel = el('span', { class: 'badge ok' }, 'same tip');
+        else if (s.height > st.height) rel = el('span', { class: 'badge warn' }, 'ahead');
+        else rel = el('span', { class: 'badge' }, 'behind');
+        chainCell = el('td', { title: 'tip ' + s.tip + '\nstatus received ' + s.at },
+          el('span', { class: 'mono' }, '#' + fmtCount(s.height)), ' ', rel,
+          el('div', { class: 'sub' }, 'status ', timeEl(Date.parse(s.at))));
+      } else {
+        chainCell = el('td', { class: 'muted' }, 'no status yet');
+      }
+
+      let syncCell;
+      if (p.last_sync) {
+        const ls = p.last_sync;
+        const ok = ls.result === 'adopted';
+        syncCell = el('td', { title: ls.result },
+          el('span', { class: ok ? 'result-ok' : 'result-bad' }, clip(ls.result, 60)),
+          el('div', { class: 'sub' }, plural(ls.blocks, 'block', 'blocks') + ' · ', timeEl(Date.parse(ls.at))));
+      } else {
+        syncCell = el('td', { class: 'muted' }, 'never');
+      }
+
+      return el('tr', { 'data-peer-id': p.id, 'data-source': src, 'data-connected': p.connected ? '1' : '0' },
+        peerCell,
+        el('td', {}, el('span', { class: 'badge src src-' + src }, p.source || '?')),
+        chainCell,
+        syncCell);
+    });
+    $('peers').replaceChildren(...rows);
+    $('peers-empty').hidden = rows.length > 0;
+    const connected = peers.filter((p) => p.connected).length;
+    setText('peers-note', peers.length ? connected + ' of ' + peers.length + ' connected' : '');
+  }
+
+  function renderPending(entries, total) {
+    const items = entries.map((e) =>
+      el('li', { 'data-id': e.id },
+        hashEl(e.id, e.id.slice(0, 10)),
+        el('span', { class: 'text', title: clip(e.text, TOOLTIP_CHARS) }, clip(e.text, 4 * PREVIEW_CHARS))));
+    $('pending').replaceChildren(...items);
+    $('pending-empty').hidden = items.length > 0;
+    setText('pending-note', total > entries.length ? 'oldest ' + entries.length + ' of ' + fmtCount(total) : (total ? 'oldest first' : ''));
+  }
+
+  function setConn(ok, err) {
+    const c = $('conn');
+    c.setAttribute('data-state', ok ? 'live' : 'offline');
+    setText('conn-text', ok ? 'live' : 'offline · retrying');
+    c.title = ok ? 'polling every ' + POLL_MS / 1000 + ' s' : String(err && err.message || err);
+  }
+
+  async function getJSON(path) {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
+    try {
+      const r = await fetch(path, { signal: ctl.signal, cache: 'no-store', headers: { Accept: 'application/json' } });
+      if (!r.ok) throw new Error(path + ': HTTP ' + r.status);
+      return await r.json();
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  let timer = null;
+  let busy = false;
+
+  async function poll() {
+    if (busy) return;
+    busy = true;
+    clearTimeout(timer);
+    try {
+      // Relative paths: the page works behind a proxy that mounts the API
+      // under a prefix.
+      const [st, peers, recent, pending] = await Promise.all([
+        getJSON('status'),
+        getJSON('peers'),
+        getJSON('recent?n=' + RECENT_BLOCKS),
+        getJSON('pending?n=' + PENDING_SHOWN),
+      ]);
+      renderStatus(st, peers || []);
+      renderBlocks(recent || [], st);
+      renderPeers(peers || [], st);
+      renderPending(pending || [], st.pending);
+      setText('updated', new Date().toLocaleTimeString());
+      $('dash').setAttribute('data-ready', '1');
+      setConn(true);
+    } catch (err) {
+      setConn(false, err);
+    } finally {
+      busy = false;
+      timer = setTimeout(poll, document.hidden ? HIDDEN_POLL_MS : POLL_MS);
+    }
+  }
+
+  // Click (or Enter on) a hash to copy its full value.
+  function copy(e) {
+    const t = e.target.closest && e.target.closest('[data-hash].hash');
+    if (!t || !navigator.clipboard) return;
+    navigator.clipboard.writeText(t.getAttribute('data-hash')).then(() => {
+      t.classList.add('copied');
+      setTimeout(() => t.classList.remove('copied'), 900);
+    }, () => {});
+  }
+  document.addEventListener('click', copy);
+  document.addEventListener('keydown', (e) => { if (e.key === 'Enter') copy(e); });
+  document.addEventListener('visibilitychange', () => { if (!document.hidden) poll(); });
+  setInterval(tick, 1000);
+  poll();
+})();

@@ -1,0 +1,239 @@
+package protocol
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/protocol/pb"
+)
+
+// ClientOption changes a default of NewClient.
+type ClientOption func(*Client) error
+
+// WithFirstByteTimeout sets how long the client waits for the first byte of
+// a response (default FirstByteTimeout).
+func WithFirstByteTimeout(d time.Duration) ClientOption {
+	return func(c *Client) error {
+		if d <= 0 {
+			return fmt.Errorf("protocol: first byte timeout %v must be positive", d)
+		}
+		c.firstByte = d
+		return nil
+	}
+}
+
+// WithResponseTimeout sets how long the client waits for a whole response
+// (default ResponseTimeout).
+func WithResponseTimeout(d time.Duration) ClientOption {
+	return func(c *Client) error {
+		if d <= 0 {
+			return fmt.Errorf("protocol: response timeout %v must be positive", d)
+		}
+		c.response = d
+		return nil
+	}
+}
+
+// WithMinResponseRate sets the slowest a response may arrive, in bytes per
+// second averaged from its first byte, and how long after the first byte
+// that is first checked (defaults MinReceiveRate and MinReceiveGrace).
+func WithMinResponseRate(bytesPerSecond int, grace time.Duration) ClientOption {
+	return func(c *Client) error {
+		if bytesPerSecond <= 0 {
+			return fmt.Errorf("protocol: minimum response rate %d bytes/s must be positive", bytesPerSecond)
+		}
+		if grace < 0 {
+			return fmt.Errorf("protocol: minimum response rate grace %v must not be negative", grace)
+		}
+		c.minRate, c.minGrace = bytesPerSecond, grace
+		return nil
+	}
+}
+
+// Client sends /jbc/chain/1.0.0 requests. Each call opens one stream. Its
+// methods are safe for concurrent use.
+type Client struct {
+	h         host.Host
+	src       ChainSource
+	agent     string
+	log       *slog.Logger
+	firstByte time.Duration
+	response  time.Duration
+	minRate   int
+	minGrace  time.Duration
+}
+
+// NewClient returns a Client that sends requests from h and reports src's
+// best chain, with agent, in its status requests. A nil logger discards
+// logs.
+func NewClient(h host.Host, src ChainSource, agent string, logger *slog.Logger, opts ...ClientOption) (*Client, error) {
+	if h == nil {
+		return nil, errors.New("protocol: client needs a host")
+	}
+	if src == nil {
+		return nil, errors.New("protocol: client needs a chain source")
+	}
+	if err := checkAgent(agent); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{
+		h:         h,
+		src:       src,
+		agent:     agent,
+		log:       logger.With("component", "protocol-client"),
+		firstByte: FirstByteTimeout,
+		response:  ResponseTimeout,
+		minRate:   MinReceiveRate,
+		minGrace:  MinReceiveGrace,
+	}
+	for _, o := range opts {
+		if err := o(c); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Status sends our status to p and returns p's. If p is on another network
+// it returns p's status and an error matching ErrWrongNetwork. Other errors:
+// a *CodeError for another code, or an error matching ErrMalformed,
+// ErrTimeout, or the context's error, or a stream error.
+func (c *Client) Status(ctx context.Context, p peer.ID) (Status, error) {
+	req := newStatusRequest(LocalStatus(c.src, c.agent))
+	resp, _, err := c.roundTrip(ctx, p, req)
+	if err != nil {
+		return Status{}, err
+	}
+	switch resp.GetCode() {
+	case CodeOK, CodeWrongNetwork:
+		st, err := StatusFromPB(resp.GetStatus())
+		if err != nil {
+			return Status{}, err
+		}
+		if resp.GetCode() == CodeWrongNetwork {
+			return st, &CodeError{Code: resp.GetCode(), Message: resp.GetMessage()}
+		}
+		return st, nil
+	}
+	return Status{}, &CodeError{Code: resp.GetCode(), Message: resp.GetMessage()}
+}
+
+// GetBlocks asks p for up to maxBlocks blocks of its best chain after the
+// first hash of locator on it (see BuildLocator). locator must hold 1 to
+// MaxLocatorLen hashes and maxBlocks be 1 to MaxBlocksPerPage. The page is
+// checked to be a linked run after a locator hash, within the limits; its
+// blocks' consensus validity is not. Errors as for Status; a peer with none
+// of the locator's hashes gives an error matching ErrNoCommonAncestor.
+func (c *Client) GetBlocks(ctx context.Context, p peer.ID, locator []chain.Hash, maxBlocks int) (Page, error) {
+	if maxBlocks < 1 || maxBlocks > MaxBlocksPerPage {
+		return Page{}, fmt.Errorf("protocol: GetBlocks of %d blocks, want 1 to %d", maxBlocks, MaxBlocksPerPage)
+	}
+	req := newGetBlocksRequest(locator, maxBlocks)
+	resp, n, err := c.roundTrip(ctx, p, req)
+	if err != nil {
+		return Page{}, err
+	}
+	if resp.GetCode() != CodeOK {
+		return Page{}, &CodeError{Code: resp.GetCode(), Message: resp.GetMessage()}
+	}
+	page, err := PageFromPB(resp.GetBlocks())
+	if err != nil {
+		return Page{}, err
+	}
+	page.Bytes = n
+	return page, nil
+}
+
+// roundTrip sends req to p on a new stream and returns the validated
+// response and the number of bytes read. The stream is reset on any error
+// and when ctx is done.
+func (c *Client) roundTrip(ctx context.Context, p peer.ID, req *pb.Request) (_ *pb.Response, _ int, err error) {
+	// Our own request is checked like a peer's: a bad one is our bug, and
+	// is reported without ErrMalformed so that no peer is blamed for it.
+	if err := ValidateRequest(req); err != nil {
+		return nil, 0, fmt.Errorf("protocol: invalid request: %v", err)
+	}
+
+	str, err := c.h.NewStream(ctx, p, ID)
+	if err != nil {
+		return nil, 0, fmt.Errorf("protocol: open stream to %s: %w", p, err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = str.Reset() })
+	defer stop()
+	defer func() {
+		if err != nil {
+			_ = str.Reset()
+			c.log.Debug("request failed", "peer", p, "err", err)
+		}
+	}()
+
+	// Deadlines count from now: the first byte within firstByte, the whole
+	// response within response, both within ctx's deadline; in between, the
+	// response must keep up minRate from its first byte.
+	start := time.Now()
+	whole := start.Add(c.response)
+	if d, ok := ctx.Deadline(); ok && d.Before(whole) {
+		whole = d
+	}
+	first := start.Add(c.firstByte)
+	if first.After(whole) {
+		first = whole
+	}
+
+	_ = str.SetWriteDeadline(whole)
+	if _, err := WriteFrame(str, req); err != nil {
+		return nil, 0, c.streamErr(ctx, "write request", err)
+	}
+	if err := str.CloseWrite(); err != nil {
+		return nil, 0, c.streamErr(ctx, "close write", err)
+	}
+
+	r := newRateReader(str, first, whole, c.minRate, c.minGrace)
+	buf, err := ReadFrame(r, MaxFrameSize)
+	if err != nil {
+		if err == io.EOF {
+			return nil, 0, fmt.Errorf("%w: stream closed without a response", ErrMalformed)
+		}
+		return nil, 0, c.streamErr(ctx, "read response", err)
+	}
+	resp := new(pb.Response)
+	if err := proto.Unmarshal(buf, resp); err != nil {
+		return nil, 0, fmt.Errorf("%w: response does not decode: %v", ErrMalformed, err)
+	}
+	if err := ValidateResponse(req, resp); err != nil {
+		return nil, 0, err
+	}
+	_ = str.Close()
+	return resp, r.n, nil
+}
+
+// streamErr describes a failed read or write: the context's error if ctx
+// ended it, ErrTimeout if a deadline did (ErrTooSlow as well if it was the
+// minimum rate's), else the stream's error.
+func (c *Client) streamErr(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("protocol: %s: %w", what, context.Cause(ctx))
+	}
+	if errors.Is(err, ErrTooSlow) {
+		return fmt.Errorf("%w: %s: %w", ErrTimeout, what, err)
+	}
+	if isTimeout(err) {
+		return fmt.Errorf("%w: %s: %v", ErrTimeout, what, err)
+	}
+	if errors.Is(err, ErrMalformed) {
+		return err
+	}
+	return fmt.Errorf("protocol: %s: %w", what, err)
+}
