@@ -282,7 +282,7 @@ docker network create "$pub" >/dev/null
 docker run -d --name "$pub" --network "$pub" -p 127.0.0.1::8080 "$img" --no-mdns --no-dht >/dev/null
 pub_addr=$(docker port "$pub" 8080/tcp | grep '^127\.0\.0\.1:' | head -n1)
 [ -n "$pub_addr" ] || fail "HTTP port not published on 127.0.0.1"
-wait_for 20 "the HTTP API on $pub_addr" curl -fsS -o /dev/null "http://$pub_addr/status"
+wait_for 20 "the HTTP API on $pub_addr" curl -fs -o /dev/null "http://$pub_addr/status"
 curl -fsS "http://$pub_addr/status" | jq -e '.height == 0 and (.peer_id | startswith("12D3KooW"))' >/dev/null ||
   fail "unexpected /status from the published port"
 uid=$(docker top "$pub" -eo pid,uid,comm | awk '$3 == "jbc" {print $2}')
