@@ -21,7 +21,6 @@ package node
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
@@ -316,13 +315,15 @@ func rawExchange(h host.Host, p peer.ID, raw []byte) (*pb.Response, error) {
 	}
 	defer str.Reset()
 	_ = str.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := str.Write(raw); err != nil {
-		return nil, fmt.Errorf("write: %w", err)
+	// The server may answer a frame it refuses from its length alone and
+	// stop reading, so a failed write is reported only if no answer comes.
+	_, werr := str.Write(raw)
+	if werr == nil {
+		_ = str.CloseWrite()
 	}
-	_ = str.CloseWrite()
 	buf, err := protocol.ReadFrame(str, protocol.MaxFrameSize)
 	if err != nil {
-		return nil, fmt.Errorf("read: %w", err)
+		return nil, fmt.Errorf("read: %w (write: %v)", err, werr)
 	}
 	resp := new(pb.Response)
 	if err := proto.Unmarshal(buf, resp); err != nil {
@@ -357,6 +358,14 @@ func TestHostileRequests(t *testing.T) {
 	zeroMax.GetGetBlocks().MaxBlocks = 0
 	// A message of a kind this version does not know: field 9, a body.
 	unknown := protowire.AppendBytes(protowire.AppendTag(nil, 9, protowire.BytesType), []byte("gimme everything"))
+	// A valid status request padded with an unknown field to one byte over
+	// MaxRequestSize: valid but for its size.
+	oversized := bytes.Clone(status)
+	pad := protocol.MaxRequestSize + 1 - len(oversized) - 3 // a tag byte, a 2-byte length
+	oversized = protowire.AppendBytes(protowire.AppendTag(oversized, 15, protowire.BytesType), make([]byte, pad))
+	if len(oversized) != protocol.MaxRequestSize+1 {
+		t.Fatalf("padded request is %d bytes, want %d", len(oversized), protocol.MaxRequestSize+1)
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	random := func(n int) []byte {
 		b := make([]byte, n)
@@ -372,6 +381,7 @@ func TestHostileRequests(t *testing.T) {
 	}{
 		{"length prefix far over the limit", append(varint.ToUvarint(1<<40), status...)},
 		{"length prefix one over the limit", append(varint.ToUvarint(protocol.MaxFrameSize+1), status...)},
+		{"valid request one byte over MaxRequestSize", frameOf(oversized)},
 		{"overlong length varint", bytes.Repeat([]byte{0xff}, 12)},
 		{"non-minimal length", append([]byte{0x80 | byte(len(status)), 0x00}, status...)},
 		{"zero length", []byte{0x00}},
@@ -774,17 +784,14 @@ func TestHostileStatusClaims(t *testing.T) {
 }
 
 // TestHostileSlowRequests holds all of an attacker's request slots the
-// longest way left to it: each stream announces a 1 MiB request and sends
-// it at twice MinReceiveRate, fast enough not to be cut for slowness, too
-// slow to finish. The server cuts each at RequestReadTimeout, answers the
-// attacker's next request RATE_LIMITED meanwhile, and serves an honest peer
-// throughout. A slow requester is not provably faulty (docs/protocol.md,
-// section 6), so its score stays 0. (A request trickled slower than
-// MinReceiveRate is cut after MinReceiveGrace: protocol's minrate tests.)
+// longest way left to it: each stream announces a request of MaxRequestSize
+// bytes and sends all of it but the last byte at once. A request that small
+// cannot keep up MinReceiveRate past MinReceiveGrace (it would need 32 KiB
+// by then), so the server cuts each when the grace ends, not at
+// RequestReadTimeout; meanwhile it answers the attacker's next request
+// RATE_LIMITED and serves an honest peer. A slow requester is not provably
+// faulty (docs/protocol.md, section 6), so its score stays 0.
 func TestHostileSlowRequests(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits out the 10 s request deadline")
-	}
 	t.Parallel()
 	s := newStore(t, chain.TestNet())
 	extend(t, s, 0, 20, "target")
@@ -795,7 +802,9 @@ func TestHostileSlowRequests(t *testing.T) {
 	failedBefore := n.server.Stats().Failed
 	frame := frameOf(mustMarshal(t, statusRequest(s)))
 
+	var firstCut atomic.Int64 // Unix nanoseconds of the first cut, 0 before
 	cut := make(chan time.Duration, protocol.MaxInflightPerPeer)
+	held := append(varint.ToUvarint(protocol.MaxRequestSize), make([]byte, protocol.MaxRequestSize-1)...)
 	for i := 0; i < protocol.MaxInflightPerPeer; i++ {
 		str, err := att.NewStream(context.Background(), n.ID(), protocol.ID)
 		if err != nil {
@@ -803,22 +812,13 @@ func TestHostileSlowRequests(t *testing.T) {
 		}
 		defer str.Reset()
 		start := time.Now()
-		go func() {
-			// A frame of 1 MiB, sent 4 KiB every 125 ms: 32 KiB/s.
-			if _, err := str.Write(binary.AppendUvarint(nil, 1<<20)); err != nil {
-				return
-			}
-			chunk := make([]byte, 4<<10)
-			for range (1 << 20) / len(chunk) {
-				if _, err := str.Write(chunk); err != nil {
-					return
-				}
-				time.Sleep(125 * time.Millisecond)
-			}
-		}()
+		if _, err := str.Write(held); err != nil {
+			t.Fatal(err)
+		}
 		go func() {
 			var buf [1]byte
 			_, _ = str.Read(buf[:]) // returns when the server resets the stream
+			firstCut.CompareAndSwap(0, time.Now().UnixNano())
 			cut <- time.Since(start)
 		}()
 	}
@@ -826,25 +826,33 @@ func TestHostileSlowRequests(t *testing.T) {
 	// machine can delay; the server attributes a stream to its service
 	// once it has admitted it. Until the honest peer starts, only the
 	// attacker sends the node requests.
-	waitFor(t, 15*time.Second, "the server to hold the four trickled requests", func() bool {
+	waitFor(t, 15*time.Second, "the server to hold the four requests (or cut one)", func() bool {
 		held := 0
 		_ = n.host.Network().ResourceManager().ViewService(protocol.ServiceName, func(sc network.ServiceScope) error {
 			held = sc.Stat().NumStreamsInbound
 			return nil
 		})
-		return held >= protocol.MaxInflightPerPeer
+		return held >= protocol.MaxInflightPerPeer || firstCut.Load() != 0
 	})
 	w := hp.watch(n)
 	resp, err := rawExchange(att, n.ID(), frame)
-	if err != nil || resp.GetCode() != protocol.CodeRateLimited {
-		t.Fatalf("a fifth request while four trickle: %v, %v; want RATE_LIMITED", resp, err)
+	answered := time.Now().UnixNano()
+	switch fc := firstCut.Load(); {
+	case err == nil && resp.GetCode() == protocol.CodeRateLimited:
+	case fc != 0 && fc < answered:
+		// One of the four was cut before the fifth was answered, as a
+		// loaded machine may delay the fifth past the grace: its slot was
+		// free, and any answer is right.
+		t.Logf("a held request was cut before the fifth was answered (%v, %v)", resp.GetCode(), err)
+	default:
+		t.Fatalf("a fifth request while four are held: %v, %v; want RATE_LIMITED", resp, err)
 	}
 	var cuts []time.Duration
 	for range protocol.MaxInflightPerPeer {
 		d := <-cut
 		cuts = append(cuts, d.Round(time.Millisecond))
-		if d < protocol.RequestReadTimeout-200*time.Millisecond || d > protocol.RequestReadTimeout+2*time.Second {
-			t.Errorf("a trickled request was cut after %v, want about %v", d, protocol.RequestReadTimeout)
+		if d < protocol.MinReceiveGrace-200*time.Millisecond || d > protocol.MinReceiveGrace+2*time.Second {
+			t.Errorf("a held request was cut after %v, want about %v (RequestReadTimeout is %v)", d, protocol.MinReceiveGrace, protocol.RequestReadTimeout)
 		}
 	}
 	slowest := w.check(t)
@@ -855,7 +863,7 @@ func TestHostileSlowRequests(t *testing.T) {
 		t.Errorf("a slow requester scored %v", v)
 	}
 	wantChain(t, n, s.Tip().Hash)
-	t.Logf("trickled requests cut after %v; fifth request RATE_LIMITED; honest slowest %v", cuts, slowest.Round(time.Microsecond))
+	t.Logf("held requests cut after %v; fifth request %v; honest slowest %v", cuts, resp.GetCode(), slowest.Round(time.Microsecond))
 }
 
 // TestHostileStalledResponse syncs the node from an attacker that claims

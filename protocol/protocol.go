@@ -28,6 +28,15 @@ const (
 	// bounding what a peer can make us allocate per stream.
 	MaxFrameSize = 4 << 20
 
+	// MaxRequestSize bounds a request frame's payload. The largest valid
+	// request, a GetBlocks with MaxLocatorLen hashes, is 2,185 bytes; a
+	// status request is at most 251. 4 KiB leaves room for that and no
+	// more, so a responder reads at most 4 KiB per stream before it knows
+	// what is asked, and, since MinReceiveRate demands 32 KiB by the end of
+	// MinReceiveGrace, a request that trickles is cut when the grace ends
+	// instead of holding a handler until RequestReadTimeout.
+	MaxRequestSize = 4 << 10
+
 	// MaxBlocksPerPage bounds the number of blocks in one page. 512 blocks
 	// of a typical few hundred bytes is a page of well under 1 MiB, so
 	// initial sync of a long chain of small blocks takes few round trips,

@@ -340,7 +340,7 @@ func (s *Server) serve(str network.Stream, admitted Code, readBy time.Time) erro
 	if s.cfg.Allow != nil && !s.cfg.Allow(p) {
 		return s.respond(str, nil, refuse(CodeRateLimited, "request rate over the limit"))
 	}
-	buf, err := ReadFrame(newRateReader(str, readBy, readBy, s.minRate, s.minGrace), MaxFrameSize)
+	buf, err := ReadFrame(newRateReader(str, readBy, readBy, s.minRate, s.minGrace), MaxRequestSize)
 	s.requestRead(str)
 	switch {
 	case err == io.EOF:

@@ -4,12 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"math/big"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jbc-project/jbc/chain"
@@ -630,5 +635,81 @@ func TestClientRefusesBadArguments(t *testing.T) {
 	}
 	if _, err := NewClient(ch, newMemSource(chain.NewChain(p)), "", nil, WithFirstByteTimeout(0)); err == nil {
 		t.Fatal("NewClient accepted a zero timeout")
+	}
+}
+
+// padRequest returns a frame of req's encoding followed by an unknown
+// length-delimited field (number 15) that brings the payload to exactly size
+// bytes. Unknown fields parse and are ignored, so the request stays valid;
+// only its size changes.
+func padRequest(t *testing.T, req *pb.Request, size int) []byte {
+	t.Helper()
+	payload, err := marshal.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A tag byte and a 2-byte length for padding of 128 to 16383 bytes.
+	n := size - len(payload) - 3
+	if n < 128 || n >= 1<<14 {
+		t.Fatalf("padding of %d bytes does not take a 2-byte length", n)
+	}
+	payload = append(payload, 15<<3|2)
+	payload = protowire.AppendVarint(payload, uint64(n))
+	payload = append(payload, make([]byte, n)...)
+	if len(payload) != size {
+		t.Fatalf("padded to %d bytes, want %d", len(payload), size)
+	}
+	return append(protowire.AppendVarint(nil, uint64(size)), payload...)
+}
+
+// TestRequestSizeLimit: the largest requests the limits allow fit in
+// MaxRequestSize; a valid request padded to MaxRequestSize is served, and
+// one byte more is answered BAD_REQUEST and reported malformed.
+func TestRequestSizeLimit(t *testing.T) {
+	loc := make([]chain.Hash, MaxLocatorLen)
+	for i := range loc {
+		loc[i] = hashOf(byte(i + 1))
+	}
+	gb := newGetBlocksRequest(loc, 1)
+	gb.GetGetBlocks().MaxBlocks = math.MaxUint32
+	work := new(big.Int).Lsh(big.NewInt(1), 8*MaxWorkLen)
+	work.Sub(work, big.NewInt(1))
+	st := newStatusRequest(Status{Genesis: hashOf(1), Tip: hashOf(2), Height: math.MaxUint64 - 1, Work: work, Agent: strings.Repeat("a", MaxAgentLen)})
+	for name, req := range map[string]*pb.Request{"largest get_blocks": gb, "largest status": st} {
+		if err := ValidateRequest(req); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if n := marshal.Size(req); n > MaxRequestSize {
+			t.Errorf("%s is %d bytes, over MaxRequestSize %d", name, n, MaxRequestSize)
+		} else {
+			t.Logf("%s: %d bytes of %d", name, n, MaxRequestSize)
+		}
+	}
+
+	p := chain.TestNet()
+	ch, sh := mockPair(t)
+	var malformed atomic.Int32
+	srv, err := NewServer(ServerConfig{
+		Host:        sh,
+		Source:      newMemSource(buildChain(t, p, 3, plainData)),
+		OnMalformed: func(peer.ID, error) { malformed.Add(1) },
+		Logger:      testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(func() { _ = srv.Close() })
+	req := newGetBlocksRequest([]chain.Hash{p.ID()}, 2)
+	if resp := rawRequest(t, ch, sh.ID(), padRequest(t, req, MaxRequestSize)); resp.GetCode() != CodeOK || len(resp.GetBlocks().GetBlocks()) != 2 {
+		t.Fatalf("a request of MaxRequestSize bytes: %v, want OK with 2 blocks", resp)
+	}
+	resp := rawRequest(t, ch, sh.ID(), padRequest(t, req, MaxRequestSize+1))
+	if resp.GetCode() != CodeBadRequest || !strings.Contains(resp.GetMessage(), "limit") {
+		t.Fatalf("a request one byte over MaxRequestSize: %v, want BAD_REQUEST naming the limit", resp)
+	}
+	waitStats(t, srv, func(st ServerStats) bool { return st.Served == 1 && st.Refused == 1 })
+	if n := malformed.Load(); n != 1 {
+		t.Fatalf("an oversized request reported malformed %d times, want 1", n)
 	}
 }
