@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/prometheus/client_golang/prometheus"
@@ -316,11 +317,18 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 }
 
 // submittedEntry returns the entry a POST /data body carries: the body as
-// plain text or, when contentType is application/json, the string under
-// "data" in a JSON object. It checks the form only, not the entry.
+// plain text or, when contentType's media type is application/json (in any
+// case, with any parameters), the string under "data" in a JSON object. A
+// JSON body must be valid UTF-8: encoding/json would otherwise replace bad
+// bytes with U+FFFD and store an entry the client never sent. It checks the
+// form only, not the entry.
 func submittedEntry(body []byte, contentType string) (string, error) {
-	if !strings.HasPrefix(contentType, "application/json") {
+	// Parameters (charset, or ones malformed) do not change the type.
+	if mt, _, _ := strings.Cut(contentType, ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/json") {
 		return string(body), nil
+	}
+	if !utf8.Valid(body) {
+		return "", errors.New("JSON body is not valid UTF-8")
 	}
 	var req struct {
 		Data *string `json:"data"`

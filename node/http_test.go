@@ -95,7 +95,13 @@ func TestHTTPAPI(t *testing.T) {
 	if e2.ID != e.ID {
 		t.Fatal("the same text as JSON is another entry")
 	}
+	// The media type is matched ignoring case and parameters.
+	if e3 := post(`{"data":"hello"}`, "Application/JSON; charset=UTF-8", 202); e3.ID != e.ID {
+		t.Fatalf("JSON sent as Application/JSON with a charset: entry %s, want %s", e3.ID, e.ID)
+	}
 	post(`{"nodata":1}`, "application/json", 400)
+	// Invalid UTF-8 in a JSON body is refused, not stored as U+FFFD.
+	post("{\"data\":\"caf\xe9\"}", "application/json", 400)
 	post("", "text/plain", 400)
 	post(strings.Repeat("x", p.MaxDataSize+2048), "text/plain", 413)
 	var got EntryJSON
