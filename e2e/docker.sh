@@ -14,7 +14,8 @@
 #   4. kills node2, reads its chain from its volume while it is down,
 #      starts it again: same peer ID, catches up;
 #   5. disconnects node3 from the network while node1 mines on, checks it
-#      stood still, reconnects it: it converges;
+#      stood still, reconnects it: it converges, and restarts mDNS on its
+#      new interface, so that a node started then (node4) finds it by mDNS;
 #   6. docker-compose.dht.yml: mDNS off, two nodes given only the bootstrap
 #      node's multiaddr reach its chain and find each other through the DHT.
 #
@@ -85,6 +86,7 @@ img_base=$run_id-base:local
 proj_lan=${run_id}lan
 proj_dht=${run_id}dht
 pub=$run_id-pub
+node4=$run_id-node4
 ctx=$work/ctx
 compose_lan=("${compose_cmd[@]}" -p "$proj_lan" -f "$ctx/docker-compose.yml")
 compose_dht=("${compose_cmd[@]}" -p "$proj_dht" -f "$ctx/docker-compose.dht.yml" -f "$work/dht.override.yml")
@@ -107,7 +109,7 @@ cleanup() {
   log "cleaning up"
   "${compose_lan[@]}" down -v --remove-orphans -t 2 >/dev/null 2>&1
   "${compose_dht[@]}" down -v --remove-orphans -t 2 >/dev/null 2>&1
-  docker rm -fv "$pub" >/dev/null 2>&1
+  docker rm -fv "$pub" "$node4" >/dev/null 2>&1
   docker network rm "$pub" "$run_id-build" >/dev/null 2>&1
   # Volumes a failed compose run may have left (down removes the rest).
   for p in "$proj_lan" "$proj_dht"; do
@@ -338,6 +340,20 @@ docker network connect --alias node3 "$net" "$c3"
 target=$(height "$c1")
 wait_for "$timeout_s" "node3 to converge after reconnecting" same_chain "$target" "$c1" "$c2" "$c3"
 timed "node3 reconnected to converged (from $h3, to $last_same_height)" $(( $(now_ms) - t0 ))
+# Reconnected, node3 has a new interface (eth1): it must restart mDNS there.
+# node4, started now with the DHT off and known to nobody, can then meet it
+# only by mDNS: node4 hears node3's answer (source mdns), or node3 hears
+# node4's announcement and dials it (source inbound), whichever comes first.
+# Without mDNS on node3's new interface neither happens.
+wait_for 20 "node3 to restart mDNS on its new interface" eval 'docker logs "$c3" 2>&1 | grep -q "mdns restarted"'
+id3=$(status "$c3" | jq -r .peer_id)
+t0=$(now_ms)
+docker run -d --name "$node4" --network "$net" -p 127.0.0.1::8080 "$img" --no-dht >/dev/null
+api4=$(docker port "$node4" 8080/tcp | head -n 1)
+met_by_mdns() { curl -fs "http://$api4/peers" | jq -e --arg id "$1" '.[] | select(.id == $id and (.source == "mdns" or .source == "inbound"))' >/dev/null; }
+wait_for 30 "node4 and the reconnected node3 to meet by mDNS" met_by_mdns "$id3"
+timed "node4 started to meeting reconnected node3 by mDNS" $(( $(now_ms) - t0 ))
+docker rm -fv "$node4" >/dev/null
 "${compose_lan[@]}" down -v -t 2 >/dev/null 2>&1 || fail "compose down"
 
 # --- 6. three nodes through the DHT -----------------------------------------------

@@ -9,7 +9,11 @@
 #      the chain;
 #   3. node C (LAN 2, host 1, behind a router that multicast cannot cross)
 #      is given only A's multiaddr as --bootstrap and finds and syncs from A
-#      through the DHT.
+#      through the DHT; node D (LAN 2, host 2), given only C, finds A by the
+#      DHT rendezvous;
+#   4. node E (LAN 1, host 3) starts while its link is down, so with no
+#      interface mDNS can use; it runs, and once the link comes up it starts
+#      mDNS, finds A and syncs.
 #
 # It prints the time from process start to synced for B and C, and exits
 # non-zero on any failure. Needs root (network namespaces). Usage:
@@ -49,7 +53,7 @@ if [ -z "${JBC:-}" ]; then
 fi
 
 "$netlab" down "$lab" >/dev/null 2>&1 || true
-bash "$netlab" up "$lab" 2 2 >/dev/null
+bash "$netlab" up "$lab" 2 3 >/dev/null
 run() { local host=$1; shift; bash "$netlab" exec "$lab" "$host" "$@"; }
 
 # now_ms prints the wall clock in milliseconds.
@@ -136,8 +140,26 @@ until run 2-2 curl -s 127.0.0.1:8080/peers | jq -e --arg id "$a_id" '.[] | selec
 done
 log "D: synced in ${d_ms} ms and found A through the DHT rendezvous"
 
+# --- node E starts before its network is up --------------------------
+log "E: LAN 1, started with its link down (no multicast interface)"
+run 1-3 ip link set eth0 down
+start_node 1-3 "$work/e" "$work/e.log"
+e_pid=$pid
+wait_height 1-3 0 "$(now_ms)" >/dev/null || fail "E did not come up without a network"
+sleep 1
+kill -0 "$e_pid" 2>/dev/null || fail "E exited without a network"
+run 1-3 ip link set eth0 up
+run 1-3 ip route replace 224.0.0.0/4 dev eth0
+t0=$(now_ms)
+e_ms=$(wait_height 1-3 "$blocks" "$t0") || fail "E did not sync by mDNS within ${timeout_s}s of its link coming up"
+src=$(run 1-3 curl -s 127.0.0.1:8080/peers | jq -r --arg id "$a_id" '.[] | select(.id == $id) | .source')
+[ "$src" = mdns ] || fail "E found A by '$src', want mdns"
+grep -q "mdns restarted" "$work/e.log" || fail "E's log does not say mDNS restarted"
+log "E: synced by mDNS ${e_ms} ms after its link came up"
+
 printf '\n%-44s %8s\n' "e2e/lan.sh: time from start to synced" "ms"
 printf '%-44s %8s\n' "B (same LAN, mDNS)" "$b_ms"
 printf '%-44s %8s\n' "C (other LAN, DHT from A's multiaddr)" "$c_ms"
 printf '%-44s %8s\n' "D (other LAN, DHT from C's multiaddr)" "$d_ms"
+printf '%-44s %8s\n' "E (same LAN, mDNS, from its link up)" "$e_ms"
 echo "e2e/lan.sh: PASS"

@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"fmt"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,15 +69,16 @@ type discovery struct {
 	n     *Node
 	found chan foundPeer
 	// mdns is the running mDNS service, replaced by a restart (see
-	// mdnsRetryLoop); mdnsFound is set by the first peer it finds.
-	mdnsMu     sync.Mutex
-	mdns       interface{ Close() error }
-	mdnsClosed bool // by close: no more restarts
-	mdnsFound  atomic.Bool
-	dht        *dht.IpfsDHT
-	boot       []peer.AddrInfo
-	direct     []peer.AddrInfo
-	prefix     string
+	// mdnsLoop), or nil while none runs; mdnsFoundAt is when it last
+	// found a peer, in Unix nanoseconds.
+	mdnsMu      sync.Mutex
+	mdns        interface{ Close() error }
+	mdnsClosed  bool // by close: no more restarts
+	mdnsFoundAt atomic.Int64
+	dht         *dht.IpfsDHT
+	boot        []peer.AddrInfo
+	direct      []peer.AddrInfo
+	prefix      string
 
 	mu        sync.Mutex // guards the results below, for doctor
 	lastAdv   time.Time
@@ -125,20 +128,29 @@ func newDiscovery(n *Node) (*discovery, error) {
 // library calls it from its resolver goroutine.
 func (d *discovery) HandlePeerFound(pi peer.AddrInfo) {
 	if pi.ID != d.n.host.ID() {
-		d.mdnsFound.Store(true)
+		d.mdnsFoundAt.Store(time.Now().UnixNano())
 	}
 	d.offer(pi, SourceMDNS)
 }
 
-// mdnsRetries are the delays after which, as long as mDNS has found nobody,
-// its service is restarted: a new query and a new announcement. The mDNS
-// library queries once at start and next only after 4 s, so a node that
-// misses the answer to its first query (a reply lost, or sent before our
-// socket listened) would wait 4 s; e2e/lan.sh saw this in 2 of 32 runs.
-// On a LAN where we are alone the restarts stop after the last delay.
+// mdnsRetries are the delays after which, as long as mDNS has found nobody
+// since it (re)started, its service is restarted: a new query and a new
+// announcement. The mDNS library queries once at start and next only after
+// 4 s, so a node that misses the answer to its first query (a reply lost,
+// or sent before our socket listened) would wait 4 s; e2e/lan.sh saw this
+// in 2 of 32 runs. On a LAN where we are alone the restarts stop after the
+// last delay.
 var mdnsRetries = []time.Duration{time.Second, 2 * time.Second}
 
+// mdnsIfacePoll is how often the node looks for a change in its network
+// interfaces. The mDNS library joins the multicast group, and announces
+// addresses, on the interfaces up when it starts; an interface that comes
+// up later (a link plugged in, `docker network connect`, a node started
+// before its network) is served only by a restart.
+const mdnsIfacePoll = 2 * time.Second
+
 // startMDNS starts a new mDNS service in place of the running one, if any.
+// On an error no service runs.
 func (d *discovery) startMDNS() error {
 	d.mdnsMu.Lock()
 	defer d.mdnsMu.Unlock()
@@ -157,24 +169,83 @@ func (d *discovery) startMDNS() error {
 	return nil
 }
 
-// mdnsRetryLoop restarts the mDNS service after each of mdnsRetries while
-// it has found no peer.
-func (d *discovery) mdnsRetryLoop(ctx context.Context) {
-	for _, wait := range mdnsRetries {
-		t := time.NewTimer(wait)
+// multicastInterfaces describes the interfaces mDNS can use, those up and
+// multicast-capable, with their addresses: a change in it calls for an mDNS
+// restart.
+func multicastInterfaces() string {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, ifi := range ifs {
+		if ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagMulticast == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "%d %s", ifi.Index, ifi.Name)
+		addrs, _ := ifi.Addrs()
+		for _, a := range addrs {
+			b.WriteString(" " + a.String())
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// mdnsLoop keeps mDNS running: it restarts the service after each of
+// mdnsRetries while it has found nobody since it (re)started, and whenever
+// the multicast interfaces change (then with the retries again). A service
+// that cannot start, as with no multicast interface at all, is started
+// when the interfaces change.
+func (d *discovery) mdnsLoop(ctx context.Context, ifaces string, running bool) {
+	poll := time.NewTicker(mdnsIfacePoll)
+	defer poll.Stop()
+	retry := time.NewTimer(0)
+	retry.Stop()
+	var (
+		since   time.Time // of the last (re)start
+		pending []time.Duration
+	)
+	restarted := func() {
+		since = time.Now()
+		pending = mdnsRetries
+		retry.Reset(pending[0])
+	}
+	if running {
+		restarted()
+	}
+	for {
 		select {
 		case <-ctx.Done():
-			t.Stop()
+			retry.Stop()
 			return
-		case <-t.C:
-		}
-		if d.mdnsFound.Load() {
-			return
-		}
-		d.n.log.Debug("mdns found nobody yet: querying again", "after", wait)
-		if err := d.startMDNS(); err != nil {
-			d.n.log.Warn("mdns restart failed", "err", err)
-			return
+		case <-retry.C:
+			wait := pending[0]
+			if pending = pending[1:]; d.mdnsFoundAt.Load() > since.UnixNano() {
+				pending = nil
+				continue
+			}
+			d.n.log.Debug("mdns found nobody yet: querying again", "after", wait)
+			if err := d.startMDNS(); err != nil {
+				d.n.log.Warn("mdns restart failed", "err", err)
+				continue
+			}
+			if len(pending) > 0 {
+				retry.Reset(pending[0])
+			}
+		case <-poll.C:
+			now := multicastInterfaces()
+			if now == ifaces {
+				continue
+			}
+			ifaces = now
+			retry.Stop()
+			if err := d.startMDNS(); err != nil {
+				d.n.log.Warn("network interfaces changed; mdns not started", "err", err)
+				continue
+			}
+			d.n.log.Info("network interfaces changed: mdns restarted", "multicast_interfaces", strings.Count(ifaces, "\n"))
+			restarted()
 		}
 	}
 }
@@ -193,10 +264,14 @@ func (d *discovery) start(ctx context.Context) error {
 	d.n.goRun(d.dialLoop)
 	d.n.goRun(d.redialLoop)
 	if d.n.cfg.MDNS {
-		if err := d.startMDNS(); err != nil {
-			return err
+		// With no multicast interface yet mDNS cannot start; the node
+		// runs, and starts it when an interface comes up.
+		ifaces := multicastInterfaces()
+		err := d.startMDNS()
+		if err != nil {
+			d.n.log.Warn("mdns not started; will start when a network interface comes up", "err", err)
 		}
-		d.n.goRun(d.mdnsRetryLoop)
+		d.n.goRun(func(ctx context.Context) { d.mdnsLoop(ctx, ifaces, err == nil) })
 	}
 	// Record sources before anything dials: the DHT may reach a bootstrap
 	// peer before our own dial does.

@@ -118,6 +118,10 @@ func (a *app) setup() error {
 	default:
 		return usagef("--log-format %q: want text or json", a.logFormat)
 	}
+	// Libraries that write with the standard log package (the mDNS and
+	// QUIC ones do) go through the same handler, at debug level.
+	slog.SetDefault(a.log)
+	slog.SetLogLoggerLevel(slog.LevelDebug)
 	if strings.TrimSpace(a.dataDir) == "" {
 		return usagef("--datadir is empty")
 	}
