@@ -574,13 +574,22 @@ func (s *Store) Count() (int, error) {
 	return int(n), err
 }
 
-// storedCount reads the stored block count from meta.
+// minBlockBytes is less than any stored block takes in the file: its key
+// (40 bytes) and value (at least 56) in the blocks bucket alone exceed it.
+const minBlockBytes = 64
+
+// storedCount reads the stored block count from meta. A count more blocks
+// than the file could hold is corruption: callers size memory by it.
 func storedCount(tx *bolt.Tx) (uint64, error) {
 	v := tx.Bucket(bucketMeta).Get(keyCount)
 	if len(v) != 8 {
 		return 0, fmt.Errorf("%w: block count %x", ErrCorrupt, v)
 	}
-	return binary.BigEndian.Uint64(v), nil
+	n := binary.BigEndian.Uint64(v)
+	if limit := uint64(tx.Size()) / minBlockBytes; n > limit {
+		return 0, fmt.Errorf("%w: block count %d, more than a file of %d bytes holds", ErrCorrupt, n, tx.Size())
+	}
+	return n, nil
 }
 
 // addCount adds n to the stored block count.
