@@ -57,6 +57,15 @@ const (
 	// report that triggers a kill and the kill: a few commits' time, so
 	// that kills land anywhere in the work, commits included.
 	nodeCrashMaxPause = 20 * time.Millisecond
+	// nodeCrashHoldPause spreads the timed kills of a reorganising child:
+	// the i-th of n lands a random moment in the i-th n-th of
+	// (0, nodeCrashHoldPause] after the child reports its start (which it
+	// does late, once its node runs). Holding the 12 001 blocks before the
+	// switch (24 pages at the sync's pace of 150 a second, and validation)
+	// takes about the first half of it, so the kills walk from the hold
+	// through the switch's commit to just after it; the whole 50 000-block
+	// sync takes at least twice as long.
+	nodeCrashHoldPause = 400 * time.Millisecond
 	// nodeCrashChildLifetime ends a child nobody killed.
 	nodeCrashChildLifetime = time.Minute
 	// nodeCrashTail is the end of a branch no kill threshold falls in:
@@ -104,11 +113,12 @@ func TestNodeCrashDuringSync(t *testing.T) {
 }
 
 // TestNodeCrashDuringReorg kills, 20 times, a node whose own 12 000-block
-// branch is being replaced by a source's heavier 30 000-block branch from
-// a common block at height 500: while the new branch is stored as a side
-// branch, as the best chain switches to it (one transaction rewriting
-// 12 000 heights), and as it is extended. Every restart must find the old
-// best chain or a committed prefix of the new one, never a mix.
+// branch is being replaced by a source's heavier 50 000-block branch from
+// a common block at height 500: while the new branch is held in memory
+// (nothing of it may be stored until it outweighs the old one), as the
+// best chain switches to it (one transaction storing 12 001 blocks and
+// rewriting 12 000 heights), and as it is extended. Every restart must find
+// the old best chain or a committed prefix of the new one, never a mix.
 func TestNodeCrashDuringReorg(t *testing.T) {
 	if job := os.Getenv(nodeCrashChildEnv); job != "" {
 		nodeCrashChild(t, job)
@@ -117,7 +127,7 @@ func TestNodeCrashDuringReorg(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a reorganising child process 20 times")
 	}
-	runNodeCrash(t, "^TestNodeCrashDuringReorg$", nodeCrashScenario{shared: 500, own: 12_000, branch: 30_000})
+	runNodeCrash(t, "^TestNodeCrashDuringReorg$", nodeCrashScenario{shared: 500, own: 12_000, branch: 50_000})
 }
 
 // runNodeCrash runs scenario sc: sets up the source and the child's store,
@@ -215,42 +225,58 @@ func runNodeCrash(t *testing.T, run string, sc nodeCrashScenario) {
 		return k
 	}
 
-	// Kill thresholds: random points of the branch, in order, short of
-	// its tail so that every child has work left.
-	thresholds := make([]int, nodeCrashKills)
-	for i := range thresholds {
-		thresholds[i] = 1 + rng.IntN(sc.branch-nodeCrashTail)
-	}
+	// Kill moments. In a reorg the child holds the new branch in memory
+	// until it outweighs the child's own chain, then stores it in one
+	// commit that makes it best (rewriting sc.own heights): nothing of it
+	// is stored before. So a fifth of the kills land at random times after
+	// the child starts, while it holds the branch or commits the switch,
+	// and the rest (all of them in an initial sync) once the child has
+	// stored a random point of the branch, in order, short of its tail so
+	// that every child has work left.
+	timed, lo := 0, 1
 	if sc.own > 0 {
-		// A fifth of the kills just before the switch to the branch: the
-		// commit that makes it best (rewriting sc.own heights) is the one
-		// to interrupt.
-		for i := range thresholds[:nodeCrashKills/5] {
-			thresholds[i] = sc.own - rng.IntN(2*protocol.MaxBlocksPerPage)
-		}
+		timed, lo = nodeCrashKills/5, sc.own+1
+	}
+	thresholds := make([]int, nodeCrashKills-timed)
+	for i := range thresholds {
+		thresholds[i] = lo + rng.IntN(sc.branch-nodeCrashTail-lo)
 	}
 	sort.Ints(thresholds)
 
-	var midWork, sideOnly, switched int
+	var midWork, held, switched int
 	var landed []string
 	prev := check("before the first child")
 	for i := 0; i < nodeCrashKills; i++ {
 		c := startCrashChild(t, run, job)
-		// Kill when the child has stored the threshold's blocks, after a
-		// random pause: during the next fetch, validation or commit.
-		if c.waitProgress(t, max(thresholds[i], prev+1)) {
-			t.Fatalf("kill %d: the child finished the sync before the kill", i+1)
+		if i < timed {
+			// Kill a random moment of the i-th slice of the pause after the
+			// child reports its start.
+			if c.waitProgress(t, 0) {
+				t.Fatalf("kill %d: the child finished the sync before the kill", i+1)
+			}
+			slice := nodeCrashHoldPause / time.Duration(timed)
+			time.Sleep(time.Duration(i)*slice + time.Duration(rng.Int64N(int64(slice))))
+		} else {
+			// Kill when the child has stored the threshold's blocks, after
+			// a random pause: during the next fetch, validation or commit.
+			if c.waitProgress(t, max(thresholds[i-timed], prev+1)) {
+				t.Fatalf("kill %d: the child finished the sync before the kill", i+1)
+			}
+			time.Sleep(time.Duration(rng.Int64N(int64(nodeCrashMaxPause))))
 		}
-		time.Sleep(time.Duration(rng.Int64N(int64(nodeCrashMaxPause))))
 		if !c.killNow(t) {
 			t.Fatalf("kill %d: the child finished the sync before the kill", i+1)
 		}
 		k := check(fmt.Sprintf("kill %d", i+1))
+		if k > 0 && k <= sc.own {
+			// A prefix of the branch lighter than the child's own chain.
+			t.Fatalf("kill %d: %d blocks of the branch stored, less work than the child's own %d: a held branch was stored before it outweighed the chain", i+1, k, sc.own)
+		}
 		if k > prev && k < sc.branch {
 			midWork++
 		}
-		if k > 0 && k <= sc.own {
-			sideOnly++ // the branch partly stored, the old chain still best
+		if sc.own > 0 && prev == 0 && k == 0 {
+			held++ // killed before the switch: nothing of the branch stored
 		}
 		if sc.own > 0 && prev <= sc.own && k > sc.own {
 			switched++ // the best chain switched during this child's run
@@ -272,14 +298,14 @@ func runNodeCrash(t *testing.T, run string, sc nodeCrashScenario) {
 	if k := check("after the sync finished"); k != sc.branch {
 		t.Fatalf("after the sync finished, %d of %d branch blocks stored", k, sc.branch)
 	}
-	t.Logf("%d kills: %d mid-work, %d with the branch stored only as a side branch, %d runs across the switch; last run finished in %v; total %v",
-		nodeCrashKills, midWork, sideOnly, switched, time.Since(finishStart).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	t.Logf("%d kills: %d mid-work, %d while the branch was held (none of it stored), %d runs across the switch; last run finished in %v; total %v",
+		nodeCrashKills, midWork, held, switched, time.Since(finishStart).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	// The kills must have hit the work, not the start-up or an idle node.
-	if midWork < nodeCrashKills*3/4 {
-		t.Fatalf("only %d of %d kills landed mid-sync", midWork, nodeCrashKills)
+	if midWork+held < nodeCrashKills*3/4 {
+		t.Fatalf("only %d of %d kills landed mid-sync", midWork+held, nodeCrashKills)
 	}
-	if sc.own > 0 && (sideOnly == 0 || switched == 0) {
-		t.Fatalf("kills during the side-branch phase: %d, runs across the switch: %d; want some of each", sideOnly, switched)
+	if sc.own > 0 && (held == 0 || switched == 0) {
+		t.Fatalf("kills while the branch was held: %d, runs across the switch: %d; want some of each", held, switched)
 	}
 }
 

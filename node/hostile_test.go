@@ -773,14 +773,58 @@ func TestHostileStatusClaims(t *testing.T) {
 			t.Fatalf("score %v after the lie, want %v", v, penalties[MisLiedWork])
 		}
 		wantChain(t, n, tip.Hash)
-		// The lighter blocks are valid: kept as a side branch, not best.
-		last := light[len(light)-1].Hash
-		if onBest, _ := n.store.OnBest(last); !n.store.Has(last) || onBest {
-			t.Fatalf("lighter chain's tip: stored %v, on the best chain %v; want a side branch", n.store.Has(last), onBest)
+		// The lighter blocks are valid, but were held in memory until they
+		// outweighed our chain, which they never did: none is stored.
+		for _, b := range light {
+			if n.store.Has(b.Hash) {
+				t.Fatalf("lighter block %d (%s) stored; a branch with less work than ours must not be", b.Index, b.Hash.Short())
+			}
 		}
-		t.Logf("refused after %v (%q); %d valid lighter blocks kept as a side branch; score %.0f; honest slowest %v",
-			took.Round(time.Millisecond), rec.Result, rec.Blocks, n.scores.get(h.ID(), time.Now()), slowest.Round(time.Microsecond))
+		if rec.Blocks != 0 || !strings.Contains(rec.Result, fmt.Sprintf("%d valid blocks of less work not stored", len(light))) {
+			t.Fatalf("sync record: %d blocks, %q; want none stored and the %d held named", rec.Blocks, rec.Result, len(light))
+		}
+		t.Logf("refused after %v (%q); score %.0f; honest slowest %v",
+			took.Round(time.Millisecond), rec.Result, n.scores.get(h.ID(), time.Now()), slowest.Round(time.Microsecond))
 	})
+}
+
+// TestSyncHoldLimit lowers the syncer's hold limit to one byte: a branch
+// lighter than ours is then stored as a side branch as soon as it is
+// validated, as a branch deeper than syncHoldBytes is, instead of being
+// held until it outweighs ours. The lie is refused all the same, and the
+// tip stays.
+func TestSyncHoldLimit(t *testing.T) {
+	p := chain.TestNet()
+	s := newStore(t, p)
+	extend(t, s, 0, 20, "target")
+	n := hostileNode(t, s)
+	n.sync.holdBytes = 1
+	tip := s.Tip()
+	ls := newStore(t, p)
+	light := extend(t, ls, 0, 10, "lighter")
+	h := rawHost(t)
+	srv, err := protocol.NewServer(protocol.ServerConfig{Host: h, Source: liar{ls}, Agent: "liar"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(func() { srv.Close() })
+	dialNode(t, h, n)
+	var rec *SyncRecord
+	waitFor(t, syncBanWithin, "a sync attempt with the liar", func() bool {
+		pi, ok := n.peers.get(h.ID())
+		rec = pi.LastSync
+		return ok && rec != nil
+	})
+	if !strings.Contains(rec.Result, "claimed work") || rec.Blocks != len(light) {
+		t.Fatalf("sync record: %d blocks, %q; want the %d lighter blocks stored and the claim refused", rec.Blocks, rec.Result, len(light))
+	}
+	wantChain(t, n, tip.Hash)
+	for _, b := range light {
+		if onBest, _ := n.store.OnBest(b.Hash); !n.store.Has(b.Hash) || onBest {
+			t.Fatalf("lighter block %d: stored %v, on the best chain %v; want a side branch", b.Index, n.store.Has(b.Hash), onBest)
+		}
+	}
 }
 
 // TestHostileSlowRequests holds all of an attacker's request slots the

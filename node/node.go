@@ -37,6 +37,13 @@ const (
 	// tipPushDelay gathers tip changes that come in bursts (a synced page,
 	// a fast miner) into one status push.
 	tipPushDelay = 100 * time.Millisecond
+	// wrongNetworkLinger is how long a peer found to be on another network
+	// stays connected: the status that told us is handled before its
+	// response is written, and the peer's own status request may be in
+	// flight, so closing at once can cut both, leaving the peer without
+	// the WRONG_NETWORK answer that tells it to ban us. Well within the
+	// second allowed for the disconnect.
+	wrongNetworkLinger = 200 * time.Millisecond
 )
 
 // Config holds what a Node needs. Store is required; the rest have
@@ -351,7 +358,7 @@ func (n *Node) onStatus(p peer.ID, st protocol.Status) {
 			n.log.Info("peer is on another network; disconnecting", "peer", p, "genesis", st.Genesis.Short(), "agent", st.Agent)
 		}
 		n.peers.ban(p)
-		go n.host.Network().ClosePeer(p)
+		time.AfterFunc(wrongNetworkLinger, func() { _ = n.host.Network().ClosePeer(p) })
 		return
 	}
 	n.peers.setStatus(p, st)

@@ -35,9 +35,10 @@ const (
 // syncer owns the sync state: one goroutine decides whom to sync from and
 // fetches their blocks; others only wake it.
 type syncer struct {
-	n      *Node
-	wake   chan struct{}
-	failed map[peer.ID]time.Time // owned by run
+	n         *Node
+	wake      chan struct{}
+	failed    map[peer.ID]time.Time // owned by run
+	holdBytes int                   // syncHoldBytes; tests lower it
 
 	mu   sync.Mutex // guards prog
 	prog SyncProgress
@@ -53,7 +54,7 @@ type SyncProgress struct {
 }
 
 func newSyncer(n *Node) *syncer {
-	return &syncer{n: n, wake: make(chan struct{}, 1), failed: map[peer.ID]time.Time{}}
+	return &syncer{n: n, wake: make(chan struct{}, 1), failed: map[peer.ID]time.Time{}, holdBytes: syncHoldBytes}
 }
 
 // kick wakes the syncer; it never blocks.
@@ -146,7 +147,71 @@ const (
 	// fast sync never runs into the peer's flood penalty. With full pages
 	// it caps a sync at 150 x 512 = 76 800 blocks/s.
 	syncPageRate = requestRate * 3 / 4
+	// syncHoldBytes bounds the blocks of a fetched side branch kept in
+	// memory, validated but not stored, until the branch outweighs our
+	// chain (see branchHold), counting each block as its data plus 128
+	// bytes: 32 MiB, about 140 000 blocks of 100-byte entries. A branch held
+	// past it is stored as a side branch, so that a reorg deeper than that
+	// costs disk, not memory.
+	syncHoldBytes = 8 * protocol.MaxFrameSize
 )
+
+// heldBlockOverhead is what a held block costs beyond its data: the block's
+// fixed fields and hashes, and its slice slot.
+const heldBlockOverhead = 128
+
+// branchHold keeps the blocks of a fetched branch that forks from our best
+// chain, validated in memory, until their work exceeds our tip's: only then
+// are they stored, with every block after them. A peer that claims more
+// work than its branch has thus leaves nothing on disk however many valid
+// blocks it sends.
+type branchHold struct {
+	v      *chain.Validator // at the last held block
+	blocks []chain.Block
+	bytes  int
+}
+
+// store stores batch, a run of blocks from the peer, or holds it. A batch
+// that extends our tip is stored at once. One that forks (or continues a
+// held branch) is validated against its parent and held, until the held
+// branch has more work than our tip or more than syncHoldBytes of blocks:
+// then the whole branch is stored in one call. It returns what the store
+// reported, with Added 0 while blocks are held, and the store's errors:
+// a *chain.RuleError for an invalid block, ErrOrphan for a branch whose
+// parent we lack.
+func (s *syncer) store(h *branchHold, batch []chain.Block) (storage.Result, error) {
+	if len(h.blocks) > 0 && batch[0].PrevHash != h.blocks[len(h.blocks)-1].Hash {
+		*h = branchHold{} // the peer reorganised: its new branch starts afresh
+	}
+	if len(h.blocks) == 0 {
+		if batch[0].PrevHash == s.n.store.Tip().Hash {
+			return s.n.addBlocks(batch)
+		}
+		v, err := s.n.store.Validator(batch[0].PrevHash)
+		if errors.Is(err, storage.ErrNotFound) {
+			return storage.Result{}, fmt.Errorf("%w: block %d (%s) has parent %s", storage.ErrOrphan, batch[0].Index, batch[0].Hash.Short(), batch[0].PrevHash.Short())
+		}
+		if err != nil {
+			return storage.Result{}, err
+		}
+		h.v = v
+	}
+	now := s.n.store.Now().Unix()
+	for i := range batch {
+		if _, err := h.v.Next(&batch[i], now); err != nil {
+			*h = branchHold{}
+			return storage.Result{}, err
+		}
+		h.bytes += len(batch[i].Data) + heldBlockOverhead
+	}
+	h.blocks = append(h.blocks, batch...)
+	if h.v.Tip().Work.Cmp(s.n.store.Tip().Work) <= 0 && h.bytes <= s.holdBytes {
+		return storage.Result{}, nil
+	}
+	blocks := h.blocks
+	*h = branchHold{}
+	return s.n.addBlocks(blocks)
+}
 
 // fetched is one answer to a GetBlocks request, handed from the fetcher
 // to the syncer.
@@ -194,10 +259,12 @@ func (s *syncer) fetch(ctx context.Context, p peer.ID, base []chain.Hash, out ch
 // syncFrom fetches from p, page by page, the blocks after the last one we
 // share, storing them once validated; pages are fetched ahead while earlier
 // ones are stored (see fetch). The store makes the branch best only when its
-// validated work exceeds ours: p's claimed work decides only whom we ask. A
-// peer that fails, stalls, sends an invalid block or turns out to have less
-// work than it claimed is skipped for failedPeerPause; whatever valid blocks
-// it sent before are kept.
+// validated work exceeds ours: p's claimed work decides only whom we ask.
+// Blocks of a branch that forks from ours are held in memory until they
+// outweigh our chain (branchHold), so a branch with less work than claimed
+// is not stored. A peer that fails, stalls, sends an invalid block or turns
+// out to have less work than it claimed is skipped for failedPeerPause;
+// valid blocks it sent that extended our chain, or outweighed it, are kept.
 func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Status) {
 	log := s.n.log.With("peer", p)
 	start := time.Now()
@@ -236,6 +303,7 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 		batch   []chain.Block
 		carry   *fetched // a page that did not link to the batch before it
 		fetchOK = true   // whether pages is still open
+		held    branchHold
 	)
 	for {
 		s.setProgress(SyncProgress{Syncing: true, Peer: p.String(), Height: s.n.store.Tip().Height, Target: target,
@@ -276,7 +344,7 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 		}
 
 		if len(batch) > 0 {
-			res, err := s.n.addBlocks(batch)
+			res, err := s.store(&held, batch)
 			rec.Blocks += res.Added
 			if err != nil {
 				var re *chain.RuleError
@@ -345,7 +413,12 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 		finish("adopted", false)
 	case claimed.Work != nil && tip.Work.Cmp(claimed.Work) < 0 && !s.claimHolds(claimed):
 		s.n.penalise(p, MisLiedWork, "claimed "+claimed.Work.String())
-		finish(fmt.Sprintf("refused: peer claimed work %s but its chain gave %s", claimed.Work, workOr(tip.Work)), true)
+		gave := tip.Work
+		if len(held.blocks) > 0 {
+			gave = held.v.Tip().Work
+		}
+		finish(fmt.Sprintf("refused: peer claimed work %s but its chain gave %s; %d valid blocks of less work not stored",
+			claimed.Work, workOr(gave), len(held.blocks)), true)
 	default:
 		finish("refused: no more work than ours", false)
 	}

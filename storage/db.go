@@ -547,6 +547,10 @@ func (s *Store) Validator(h chain.Hash) (*chain.Validator, error) {
 	return v, err
 }
 
+// Now returns the time by the store's clock (WithClock), against which it
+// judges block timestamps.
+func (s *Store) Now() time.Time { return s.opts.now() }
+
 // Template returns a block to mine on the current tip with the given data,
 // and the difficulty it must meet.
 func (s *Store) Template(data string) (chain.Block, uint8, error) {
