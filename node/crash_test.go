@@ -97,7 +97,7 @@ type nodeCrashScenario struct {
 	branch int
 }
 
-// TestNodeCrashDuringSync kills a node syncing a 30 000-block chain from
+// TestNodeCrashDuringSync kills a node syncing a 40 000-block chain from
 // an empty store 20 times, at random moments of the sync, and checks that
 // every restart finds a valid chain whose tip is a block of the source's
 // chain that was committed, and that the sync then finishes.
@@ -109,7 +109,7 @@ func TestNodeCrashDuringSync(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a syncing child process 20 times")
 	}
-	runNodeCrash(t, "^TestNodeCrashDuringSync$", nodeCrashScenario{branch: 30_000})
+	runNodeCrash(t, "^TestNodeCrashDuringSync$", nodeCrashScenario{branch: 40_000})
 }
 
 // TestNodeCrashDuringReorg kills, 20 times, a node whose own 12 000-block

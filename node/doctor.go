@@ -121,7 +121,7 @@ func OfflineProblems(ifs []InterfaceCheck, listen, announce []AddrCheck, mdns bo
 		if !ok {
 			out = append(out, Problem{
 				Problem: "mDNS is on but no interface that is up has multicast, so no peer on the LAN can be found this way.",
-				Fix:     "Give peers explicitly with --bootstrap or --peer (docker overlay networks and Docker Desktop's VM have no multicast between hosts).",
+				Fix:     "If the network is still coming up, wait: a running node starts mDNS within 2 s of an interface coming up. Otherwise give peers explicitly with --bootstrap or --peer (docker overlay networks and Docker Desktop's VM have no multicast between hosts).",
 			})
 		}
 	}
