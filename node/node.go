@@ -325,6 +325,7 @@ func (n *Node) onConnected(c network.Conn) {
 	}
 	n.peers.found(p, []ma.Multiaddr{c.RemoteMultiaddr()}, src)
 	n.peers.setConnected(p, true)
+	n.sync.reconnected(p)
 	if n.ctx == nil || n.ctx.Err() != nil {
 		return
 	}

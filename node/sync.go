@@ -37,8 +37,10 @@ const (
 type syncer struct {
 	n         *Node
 	wake      chan struct{}
-	failed    map[peer.ID]time.Time // owned by run
-	holdBytes int                   // syncHoldBytes; tests lower it
+	holdBytes int // syncHoldBytes; tests lower it
+
+	failMu sync.Mutex
+	failed map[peer.ID]pause // peers skipped until a time
 
 	mu   sync.Mutex // guards prog
 	prog SyncProgress
@@ -54,7 +56,7 @@ type SyncProgress struct {
 }
 
 func newSyncer(n *Node) *syncer {
-	return &syncer{n: n, wake: make(chan struct{}, 1), failed: map[peer.ID]time.Time{}, holdBytes: syncHoldBytes}
+	return &syncer{n: n, wake: make(chan struct{}, 1), failed: map[peer.ID]pause{}, holdBytes: syncHoldBytes}
 }
 
 // kick wakes the syncer; it never blocks.
@@ -98,15 +100,49 @@ func (s *syncer) run(ctx context.Context) {
 	}
 }
 
+// pause is why and until when the syncer skips a peer.
+type pause struct {
+	until time.Time
+	// slow says the peer only timed out or was busy, which a partition
+	// or a restart explains: a new connection to it ends the pause.
+	slow bool
+}
+
+// skip makes pick pass over p for d.
+func (s *syncer) skip(p peer.ID, d time.Duration, slow bool) {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	s.failed[p] = pause{until: time.Now().Add(d), slow: slow}
+}
+
+// skipped reports whether p is being passed over, dropping ended pauses.
+func (s *syncer) skipped(p peer.ID, now time.Time) bool {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	ps, ok := s.failed[p]
+	if ok && now.After(ps.until) {
+		delete(s.failed, p)
+		return false
+	}
+	return ok
+}
+
+// reconnected ends p's pause if it was for slowness: a peer that timed out
+// across a partition (its connection dying unnoticed) is asked again as
+// soon as it is back, not a minute later. A peer paused for a fault stays
+// paused.
+func (s *syncer) reconnected(p peer.ID) {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	if ps, ok := s.failed[p]; ok && ps.slow {
+		delete(s.failed, p)
+	}
+}
+
 // pick returns the connected peer claiming the most work above ours, skipping
 // peers that failed recently.
 func (s *syncer) pick() (peer.ID, protocol.Status, bool) {
 	now := time.Now()
-	for p, until := range s.failed {
-		if now.After(until) {
-			delete(s.failed, p)
-		}
-	}
 	var (
 		best   peer.ID
 		bestSt protocol.Status
@@ -116,7 +152,7 @@ func (s *syncer) pick() (peer.ID, protocol.Status, bool) {
 		if pi.Status == nil || pi.Status.Work == nil || !pi.Connected {
 			continue
 		}
-		if _, bad := s.failed[pi.ID]; bad {
+		if s.skipped(pi.ID, now) {
 			continue
 		}
 		if pi.Status.Work.Cmp(work) > 0 {
@@ -270,14 +306,14 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 	start := time.Now()
 	tipBefore := s.n.store.Tip()
 	rec := SyncRecord{At: start}
-	pause := failedPeerPause
+	pauseFor, slow := failedPeerPause, false
 	finish := func(result string, fail bool) {
 		rec.Duration = time.Since(start)
 		rec.Result = result
 		s.n.peers.setSync(p, rec)
 		s.setProgress(SyncProgress{})
 		if fail {
-			s.failed[p] = time.Now().Add(pause)
+			s.skip(p, pauseFor, slow)
 		}
 		log.Info("sync", "blocks", rec.Blocks, "bytes", rec.Bytes, "time", rec.Duration.Round(time.Millisecond), "result", result,
 			"height", s.n.store.Tip().Height)
@@ -382,13 +418,14 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 				s.n.penalise(p, MisMalformed, fetchErr.Error())
 			case errors.Is(fetchErr, protocol.ErrTimeout):
 				s.n.penalise(p, MisStalled, fetchErr.Error())
+				slow = true
 			case errors.Is(fetchErr, protocol.ErrNoCommonAncestor):
 				// Every locator ends in the genesis, which a peer of our
 				// network has on its best chain: it cannot honestly say this.
 				s.n.penalise(p, MisUnasked, fetchErr.Error())
 			case errors.Is(fetchErr, protocol.ErrRateLimited), errors.Is(fetchErr, protocol.ErrUnavailable):
 				// Load, not fault: try this peer again soon.
-				pause = busyPeerPause
+				pauseFor, slow = busyPeerPause, true
 			}
 			finish("failed: "+fetchErr.Error(), true)
 			return
