@@ -644,3 +644,87 @@ func BenchmarkImportPython100k(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*(benchPythonBlocks+1))/b.Elapsed().Seconds(), "blocks/s")
 }
+
+// Chain lengths of BenchmarkSyncReorg.
+const (
+	reorgOwn    = 10_000 // the syncing node's own chain
+	reorgBranch = 20_000 // the server's heavier chain, forking at the genesis
+)
+
+// BenchmarkSyncReorg times a sync that reorganises: the syncing node has
+// its own chain of reorgOwn blocks, the server a heavier one of reorgBranch
+// forking at the genesis. The node holds the branch in memory, validated,
+// until it outweighs its own chain (reorgOwn+1 blocks), stores it in the
+// commit that makes it best, then extends it. The baseline is the same sync
+// onto an empty store, where every page extends the best chain and is
+// stored at once. The two alternate, one of each per op, so that machine
+// load hits both alike; reorg-ratio is the reorg's median time over the
+// baseline's. Time is from the dial to the server's tip stored (fsynced).
+func BenchmarkSyncReorg(b *testing.B) {
+	p := chain.TestNet()
+	ss, err := storage.Open(copyStore(b, benchChainDir(b, reorgBranch)), nil, storage.WithNoSync())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ss.Close()
+	server := loopbackNode(b, ss, "")
+	want := ss.Tip().Hash
+	ownDir := b.TempDir()
+	own, err := storage.Create(ownDir, p, storage.WithNoSync())
+	if err != nil {
+		b.Fatal(err)
+	}
+	extend(b, own, 0, reorgOwn, "own")
+	if err := own.Close(); err != nil {
+		b.Fatal(err)
+	}
+
+	var tBase, tReorg []float64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, c := range []struct {
+			dir   string
+			times *[]float64
+		}{{"", &tBase}, {ownDir, &tReorg}} {
+			b.StopTimer()
+			var ds *storage.Store
+			if c.dir == "" {
+				ds, err = storage.Create(b.TempDir(), p) // fsynced, as a real node's
+			} else {
+				ds, err = storage.Open(copyStore(b, c.dir), nil)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			client := loopbackNode(b, ds, "")
+			b.StartTimer()
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err = client.Host().Connect(ctx, peer.AddrInfo{ID: server.ID(), Addrs: server.Host().Addrs()})
+			cancel()
+			if err != nil {
+				b.Fatal(err)
+			}
+			done, err := waitTip(client, want, time.Minute)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			*c.times = append(*c.times, done.Sub(start).Seconds())
+			if c.dir != "" && !client.store.Has(want) {
+				b.Fatal("reorg did not store the server's tip")
+			}
+			client.Close()
+			ds.Close()
+			b.StartTimer()
+		}
+	}
+	b.StopTimer()
+	slices.Sort(tBase)
+	slices.Sort(tReorg)
+	mb, mr := tBase[len(tBase)/2], tReorg[len(tReorg)/2]
+	b.ReportMetric(mb*1000, "ms-baseline")
+	b.ReportMetric(mr*1000, "ms-reorg")
+	b.ReportMetric(mr/mb, "reorg-ratio")
+	b.ReportMetric(reorgBranch/mr, "blocks/s-reorg")
+}
