@@ -183,6 +183,24 @@ func waitTip(n *Node, want chain.Hash, timeout time.Duration) (time.Time, error)
 	}
 }
 
+// dialAndSync dials server from client and returns the time from the dial
+// until client's best chain ends in want.
+func dialAndSync(b *testing.B, client, server *Node, want chain.Hash) time.Duration {
+	b.Helper()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err := client.Host().Connect(ctx, peer.AddrInfo{ID: server.ID(), Addrs: server.Host().Addrs()})
+	cancel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	done, err := waitTip(client, want, time.Minute)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return done.Sub(start)
+}
+
 // Environment of the child process of BenchmarkSync.
 const (
 	// syncChildEnv holds the child's job (syncChildJob as JSON); the child
@@ -531,19 +549,8 @@ func incrementalSync(b *testing.B, base string, round int) (time.Duration, int64
 	want := ss.Tip().Hash
 	b.StartTimer()
 
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	err = client.Host().Connect(ctx, peer.AddrInfo{ID: server.ID(), Addrs: server.Host().Addrs()})
-	cancel()
-	if err != nil {
-		b.Fatal(err)
-	}
-	done, err := waitTip(client, want, time.Minute)
-	if err != nil {
-		b.Fatal(err)
-	}
+	d := dialAndSync(b, client, server, want)
 	b.StopTimer()
-	d := done.Sub(start)
 	var rec SyncRecord
 	waitFor(b, 10*time.Second, "the sync record", func() bool {
 		pi, ok := client.peers.get(server.ID())
@@ -698,19 +705,9 @@ func BenchmarkSyncReorg(b *testing.B) {
 			}
 			client := loopbackNode(b, ds, "")
 			b.StartTimer()
-			start := time.Now()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err = client.Host().Connect(ctx, peer.AddrInfo{ID: server.ID(), Addrs: server.Host().Addrs()})
-			cancel()
-			if err != nil {
-				b.Fatal(err)
-			}
-			done, err := waitTip(client, want, time.Minute)
-			if err != nil {
-				b.Fatal(err)
-			}
+			d := dialAndSync(b, client, server, want)
 			b.StopTimer()
-			*c.times = append(*c.times, done.Sub(start).Seconds())
+			*c.times = append(*c.times, d.Seconds())
 			if c.dir != "" && !client.store.Has(want) {
 				b.Fatal("reorg did not store the server's tip")
 			}

@@ -751,15 +751,7 @@ func TestHostileStatusClaims(t *testing.T) {
 	})
 
 	t.Run("enormous work then a valid lighter chain", func(t *testing.T) {
-		ls := newStore(t, p)
-		light := extend(t, ls, 0, 10, "lighter")
-		h := rawHost(t)
-		srv, err := protocol.NewServer(protocol.ServerConfig{Host: h, Source: liar{ls}, Agent: "liar"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv.Start()
-		t.Cleanup(func() { srv.Close() })
+		h, light := lighterLiar(t, p, 10)
 		w := hp.watch(n)
 		start := time.Now()
 		dialNode(t, h, n)
@@ -788,6 +780,24 @@ func TestHostileStatusClaims(t *testing.T) {
 	})
 }
 
+// lighterLiar starts a real server on a host of its own for a chain of n
+// blocks of network p, whose statuses claim enormous work (liar): an
+// attacker with a valid chain lighter than it says. It returns the host and
+// the chain's blocks.
+func lighterLiar(t *testing.T, p *chain.Params, n int) (host.Host, []chain.Block) {
+	t.Helper()
+	ls := newStore(t, p)
+	blocks := extend(t, ls, 0, n, "lighter")
+	h := rawHost(t)
+	srv, err := protocol.NewServer(protocol.ServerConfig{Host: h, Source: liar{ls}, Agent: "liar"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(func() { srv.Close() })
+	return h, blocks
+}
+
 // TestSyncHoldLimit lowers the syncer's hold limit to one byte: a branch
 // lighter than ours is then stored as a side branch as soon as it is
 // validated, as a branch deeper than syncHoldBytes is, instead of being
@@ -800,15 +810,7 @@ func TestSyncHoldLimit(t *testing.T) {
 	n := hostileNode(t, s)
 	n.sync.holdBytes = 1
 	tip := s.Tip()
-	ls := newStore(t, p)
-	light := extend(t, ls, 0, 10, "lighter")
-	h := rawHost(t)
-	srv, err := protocol.NewServer(protocol.ServerConfig{Host: h, Source: liar{ls}, Agent: "liar"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() { srv.Close() })
+	h, light := lighterLiar(t, p, 10)
 	dialNode(t, h, n)
 	var rec *SyncRecord
 	waitFor(t, syncBanWithin, "a sync attempt with the liar", func() bool {
