@@ -107,9 +107,10 @@ cleanup() {
     [ -f "$work/build.log" ] && tail -n 30 "$work/build.log" >&2
   fi
   log "cleaning up"
+  # node4 first: it is attached to the compose network, which down removes.
+  docker rm -fv "$pub" "$node4" >/dev/null 2>&1
   "${compose_lan[@]}" down -v --remove-orphans -t 2 >/dev/null 2>&1
   "${compose_dht[@]}" down -v --remove-orphans -t 2 >/dev/null 2>&1
-  docker rm -fv "$pub" "$node4" >/dev/null 2>&1
   docker network rm "$pub" "$run_id-build" >/dev/null 2>&1
   # Volumes a failed compose run may have left (down removes the rest).
   for p in "$proj_lan" "$proj_dht"; do
