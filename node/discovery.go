@@ -169,9 +169,9 @@ func (d *discovery) startMDNS() error {
 	return nil
 }
 
-// multicastInterfaces describes the interfaces mDNS can use, those up and
-// multicast-capable, with their addresses: a change in it calls for an mDNS
-// restart.
+// multicastInterfaces describes the interfaces mDNS can serve peers on, as
+// mdnsAddrs picks them, with their addresses: a change in it calls for an
+// mDNS restart.
 func multicastInterfaces() string {
 	ifs, err := net.Interfaces()
 	if err != nil {
@@ -179,17 +179,33 @@ func multicastInterfaces() string {
 	}
 	var b strings.Builder
 	for _, ifi := range ifs {
-		if ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagMulticast == 0 {
-			continue
-		}
-		fmt.Fprintf(&b, "%d %s", ifi.Index, ifi.Name)
 		addrs, _ := ifi.Addrs()
-		for _, a := range addrs {
-			b.WriteString(" " + a.String())
+		if use := mdnsAddrs(ifi.Flags, addrs); len(use) > 0 {
+			fmt.Fprintf(&b, "%d %s %s\n", ifi.Index, ifi.Name, strings.Join(use, " "))
 		}
-		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// mdnsAddrs returns the addresses of an interface that make it one to
+// serve peers on by mDNS: none unless it is up and multicast-capable, and
+// of its addresses the IPv4 ones and the IPv6 ones beyond link-local. An
+// interface with only an IPv6 link-local address, like the host side of
+// every container's veth pair on a docker host, offers no address a peer
+// would dial, so its coming and going does not restart mDNS.
+func mdnsAddrs(flags net.Flags, addrs []net.Addr) []string {
+	if flags&net.FlagUp == 0 || flags&net.FlagMulticast == 0 {
+		return nil
+	}
+	var out []string
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok || ipn.IP.IsLoopback() || (ipn.IP.To4() == nil && ipn.IP.IsLinkLocalUnicast()) {
+			continue
+		}
+		out = append(out, ipn.String())
+	}
+	return out
 }
 
 // mdnsLoop keeps mDNS running: it restarts the service after each of
