@@ -208,12 +208,12 @@ func mdnsAddrs(flags net.Flags, addrs []net.Addr) []string {
 	return out
 }
 
-// mdnsLoop keeps mDNS running: it restarts the service after each of
-// mdnsRetries while it has found nobody since it (re)started, and whenever
-// the multicast interfaces change (then with the retries again). A service
-// that cannot start, as with no multicast interface at all, is started
-// when the interfaces change.
-func (d *discovery) mdnsLoop(ctx context.Context, ifaces string, running bool) {
+// mdnsLoop starts mDNS and keeps it running: it restarts the service after
+// each of mdnsRetries while it has found nobody since it (re)started, and
+// whenever the multicast interfaces change (then with the retries again). A
+// service that cannot start, as with no multicast interface at all, is
+// started when the interfaces change.
+func (d *discovery) mdnsLoop(ctx context.Context) {
 	poll := time.NewTicker(mdnsIfacePoll)
 	defer poll.Stop()
 	retry := time.NewTimer(0)
@@ -227,7 +227,12 @@ func (d *discovery) mdnsLoop(ctx context.Context, ifaces string, running bool) {
 		pending = mdnsRetries
 		retry.Reset(pending[0])
 	}
-	if running {
+	// With no multicast interface yet mDNS cannot start; the node runs,
+	// and starts it when an interface comes up.
+	ifaces := multicastInterfaces()
+	if err := d.startMDNS(); err != nil {
+		d.n.log.Warn("mdns not started; will start when a network interface comes up", "err", err)
+	} else {
 		restarted()
 	}
 	for {
@@ -280,14 +285,7 @@ func (d *discovery) start(ctx context.Context) error {
 	d.n.goRun(d.dialLoop)
 	d.n.goRun(d.redialLoop)
 	if d.n.cfg.MDNS {
-		// With no multicast interface yet mDNS cannot start; the node
-		// runs, and starts it when an interface comes up.
-		ifaces := multicastInterfaces()
-		err := d.startMDNS()
-		if err != nil {
-			d.n.log.Warn("mdns not started; will start when a network interface comes up", "err", err)
-		}
-		d.n.goRun(func(ctx context.Context) { d.mdnsLoop(ctx, ifaces, err == nil) })
+		d.n.goRun(d.mdnsLoop)
 	}
 	// Record sources before anything dials: the DHT may reach a bootstrap
 	// peer before our own dial does.

@@ -115,16 +115,23 @@ func (s *syncer) skip(p peer.ID, d time.Duration, slow bool) {
 	s.failed[p] = pause{until: time.Now().Add(d), slow: slow}
 }
 
-// skipped reports whether p is being passed over, dropping ended pauses.
+// skipped reports whether p is being passed over at now.
 func (s *syncer) skipped(p peer.ID, now time.Time) bool {
 	s.failMu.Lock()
 	defer s.failMu.Unlock()
 	ps, ok := s.failed[p]
-	if ok && now.After(ps.until) {
-		delete(s.failed, p)
-		return false
+	return ok && !now.After(ps.until)
+}
+
+// sweep forgets the pauses ended by now, of peers gone since too.
+func (s *syncer) sweep(now time.Time) {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	for p, ps := range s.failed {
+		if now.After(ps.until) {
+			delete(s.failed, p)
+		}
 	}
-	return ok
 }
 
 // reconnected ends p's pause if it was for slowness: a peer that timed out
@@ -143,6 +150,7 @@ func (s *syncer) reconnected(p peer.ID) {
 // peers that failed recently.
 func (s *syncer) pick() (peer.ID, protocol.Status, bool) {
 	now := time.Now()
+	s.sweep(now)
 	var (
 		best   peer.ID
 		bestSt protocol.Status
@@ -225,7 +233,7 @@ func (s *syncer) store(h *branchHold, batch []chain.Block) (storage.Result, erro
 		}
 		v, err := s.n.store.Validator(batch[0].PrevHash)
 		if errors.Is(err, storage.ErrNotFound) {
-			return storage.Result{}, fmt.Errorf("%w: block %d (%s) has parent %s", storage.ErrOrphan, batch[0].Index, batch[0].Hash.Short(), batch[0].PrevHash.Short())
+			return s.n.addBlocks(batch) // stores nothing: the store's ErrOrphan
 		}
 		if err != nil {
 			return storage.Result{}, err
