@@ -1,9 +1,13 @@
 package node
 
 import (
+	"bytes"
 	"embed"
+	"html/template"
 	"io/fs"
+	"math"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/jbc-project/jbc/chain"
@@ -11,11 +15,41 @@ import (
 
 // The dashboard is a single page, plain HTML, CSS and JavaScript embedded
 // in the binary, served at / of the HTTP API. It has no build step and
-// loads nothing from elsewhere: it polls the API's own JSON endpoints
-// (/status, /peers, /recent, /pending) and renders them.
+// loads nothing from elsewhere: the page comes with the node's state
+// embedded (FirstState), which the script renders before the first frame,
+// and then polls the API's own JSON endpoints (/status, /peers, /recent,
+// /pending, /history) and renders them; its plots are inline SVG.
 //
 //go:embed web/index.html web/style.css web/app.js
 var webFiles embed.FS
+
+// dashboardPage is web/index.html, a template of one value: the
+// FirstState, which html/template writes as JSON escaped for the page.
+var dashboardPage = template.Must(template.ParseFS(webFiles, "web/index.html"))
+
+// FirstState is the node's state as the dashboard page carries it: what
+// GET /status, /peers, /recent, /pending and /history answer, with their
+// default counts.
+type FirstState struct {
+	Status  StatusJSON    `json:"status"`
+	Peers   []PeerJSON    `json:"peers"`
+	Recent  []chain.Block `json:"recent"`
+	Pending []PendingJSON `json:"pending"`
+	History HistoryJSON   `json:"history"`
+}
+
+// FirstState returns the state GET / embeds in the dashboard page.
+func (n *Node) FirstState() (FirstState, error) {
+	st := FirstState{Status: n.Status(), Peers: n.Peers(), Pending: n.Pending(defaultPending)}
+	var err error
+	if st.Recent, err = n.Recent(defaultRecent); err != nil {
+		return st, err
+	}
+	if st.History, err = n.History(defaultHistory); err != nil {
+		return st, err
+	}
+	return st, nil
+}
 
 // Limits of the dashboard's JSON endpoints: the page shows a screenful,
 // and it polls every second or two, so every answer stays small.
@@ -30,6 +64,17 @@ const (
 	// size is in GET /status.
 	defaultPending = 20
 	maxPending     = 100
+	// defaultHistory and maxHistory: blocks GET /history returns by
+	// default and at most. An element is a few dozen bytes read from
+	// the block index alone, never block data; a hundred blocks make a
+	// plot readable at a glance.
+	defaultHistory = 100
+	maxHistory     = 1000
+	// hashRateBlocks is how many blocks the history's hash rate is
+	// estimated over: one block's time is a random draw (exponential,
+	// and timestamps are whole seconds), ten smooth it while a change of
+	// miners still shows within ten blocks.
+	hashRateBlocks = 10
 )
 
 // dashboardCSP lets the page load only its own script, style and API:
@@ -64,6 +109,84 @@ func (n *Node) Recent(count int) ([]chain.Block, error) {
 	}
 	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
 		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+// HistoryJSON is the body of GET /history: the recent best chain, as the
+// dashboard plots it.
+type HistoryJSON struct {
+	// Spacing is the network's target time between blocks in seconds; 0
+	// when its difficulty is fixed.
+	Spacing float64 `json:"spacing_s"`
+	// Blocks are the newest blocks after the genesis, oldest first.
+	Blocks []HistoryBlock `json:"blocks"`
+}
+
+// HistoryBlock is one block of GET /history.
+type HistoryBlock struct {
+	Height uint64 `json:"height"`
+	// Time is the block's timestamp (Unix seconds).
+	Time int64 `json:"time"`
+	// Bits is the difficulty the block met: leading zero bits, so it
+	// took 2^Bits hashes on average.
+	Bits uint8 `json:"bits"`
+	// Interval is the seconds since the parent's timestamp. It can be 0
+	// or negative: a timestamp need only pass the median of the blocks
+	// before it.
+	Interval int64 `json:"interval_s"`
+	// HashRate estimates the hashes per second of all the network's
+	// miners from the chain alone: the expected hashes of the last
+	// hashRateBlocks blocks up to this one over the time since the block
+	// before them (fewer blocks near the genesis, whose timestamp is when
+	// the network was made, not when mining began). Null when that time
+	// is not positive, as for block 1.
+	HashRate *float64 `json:"hash_rate"`
+}
+
+// History returns the newest count blocks of the best chain after the
+// genesis, oldest first, as GET /history serves them. It reads the block
+// index only, walking back from the tip by parent hash, so a reorg
+// meanwhile cannot mix two branches.
+func (n *Node) History(count int) (HistoryJSON, error) {
+	p := n.store.Params()
+	out := HistoryJSON{Spacing: p.Spacing.Seconds(), Blocks: []HistoryBlock{}}
+	if count <= 0 {
+		return out, nil
+	}
+	// Entries newest first: the count wanted, their parents for the
+	// intervals, and hashRateBlocks more for the oldest one's rate.
+	e := n.store.Tip()
+	entries := []chain.Entry{e}
+	for len(entries) < count+hashRateBlocks && e.Height > 0 {
+		var err error
+		if e, err = n.store.Entry(e.Parent); err != nil {
+			return out, err
+		}
+		entries = append(entries, e)
+	}
+	slices.Reverse(entries)
+	for i := 1; i < len(entries); i++ {
+		if len(entries)-i > count {
+			continue
+		}
+		b := HistoryBlock{Height: entries[i].Height, Time: entries[i].Time, Bits: entries[i].Bits,
+			Interval: entries[i].Time - entries[i-1].Time}
+		// The genesis's timestamp is when the network was made, not when
+		// mining began: no window starts there.
+		first := max(0, i-hashRateBlocks)
+		if entries[first].Height == 0 {
+			first++
+		}
+		if took := entries[i].Time - entries[first].Time; took > 0 {
+			hashes := 0.0
+			for _, w := range entries[first+1 : i+1] {
+				hashes += math.Ldexp(1, int(w.Bits))
+			}
+			rate := hashes / float64(took)
+			b.HashRate = &rate
+		}
+		out.Blocks = append(out.Blocks, b)
 	}
 	return out, nil
 }
@@ -112,6 +235,23 @@ func (n *Node) handleRecent(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, blocks)
 }
 
+// handleHistory serves GET /history?n=N: the newest N blocks after the
+// genesis, oldest first, with their difficulty, interval and the hash
+// rate they show (N defaults to defaultHistory and is capped at
+// maxHistory).
+func (n *Node) handleHistory(w http.ResponseWriter, r *http.Request) {
+	count, ok := countParam(w, r, defaultHistory, maxHistory)
+	if !ok {
+		return
+	}
+	h, err := n.History(count)
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, h)
+}
+
 // handlePending serves GET /pending?n=N: the oldest N pending entries,
 // oldest first (N defaults to defaultPending and is capped at maxPending).
 func (n *Node) handlePending(w http.ResponseWriter, r *http.Request) {
@@ -122,9 +262,22 @@ func (n *Node) handlePending(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, n.Pending(count))
 }
 
-// handleDashboard serves the dashboard page at GET /.
-func handleDashboard(w http.ResponseWriter, r *http.Request) {
-	serveWebFile(w, r, "index.html")
+// handleDashboard serves the dashboard page at GET /, with the node's
+// state in it.
+func (n *Node) handleDashboard(w http.ResponseWriter, r *http.Request) {
+	st, err := n.FirstState()
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	var page bytes.Buffer
+	if err := dashboardPage.Execute(&page, st); err != nil {
+		httpError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	setWebHeaders(w.Header())
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write(page.Bytes())
 }
 
 // handleWebFile serves the page's script and style at GET /web/{file}.
@@ -132,11 +285,12 @@ func handleWebFile(w http.ResponseWriter, r *http.Request) {
 	serveWebFile(w, r, r.PathValue("file"))
 }
 
-// serveWebFile serves one embedded file, with its content type from its
-// extension, the page's content security policy, and no caching (the
-// files change with the binary, and an embedded file has no date).
+// serveWebFile serves the page's script or style, with its content type
+// from its extension, the page's content security policy, and no caching
+// (the files change with the binary, and an embedded file has no date).
 func serveWebFile(w http.ResponseWriter, r *http.Request, name string) {
-	if !fs.ValidPath(name) {
+	// The page is a template: it is served at / only, filled in.
+	if !fs.ValidPath(name) || name == "index.html" {
 		http.NotFound(w, r)
 		return
 	}
@@ -144,10 +298,14 @@ func serveWebFile(w http.ResponseWriter, r *http.Request, name string) {
 		http.NotFound(w, r)
 		return
 	}
-	h := w.Header()
+	setWebHeaders(w.Header())
+	http.ServeFileFS(w, r, webFiles, "web/"+name)
+}
+
+// setWebHeaders sets the headers of the dashboard's page and files.
+func setWebHeaders(h http.Header) {
 	h.Set("Content-Security-Policy", dashboardCSP)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-cache")
-	http.ServeFileFS(w, r, webFiles, "web/"+name)
 }

@@ -338,7 +338,7 @@ func (d *discovery) dialLoop(ctx context.Context) {
 				dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 				defer cancel()
 				if err := d.n.host.Connect(dctx, fp.info); err != nil {
-					d.n.log.Debug("dial failed", "peer", fp.info.ID, "source", fp.src, "err", err)
+					d.dialFailed(fp.info.ID, fp.src, err)
 					if fp.src == SourceDHT {
 						d.n.peers.forget(fp.info.ID)
 					}
@@ -350,15 +350,41 @@ func (d *discovery) dialLoop(ctx context.Context) {
 	}
 }
 
+// dialFailed records a failed dial of p, found by src. The first real
+// failure of a peer the operator named (--bootstrap, --peer) since it was
+// last connected is logged at info with its cause, since the node may
+// otherwise seem to just wait; the retries that follow log at debug.
+func (d *discovery) dialFailed(p peer.ID, src Source, err error) {
+	if d.n.ctx != nil && d.n.ctx.Err() != nil {
+		return // shutting down: our own cancellation, not the peer's fault
+	}
+	first := d.n.peers.dialFailed(p, err)
+	if first && (src == SourceBootstrap || src == SourceDirect) {
+		retry := "every " + directRedial.String()
+		if src == SourceBootstrap {
+			retry = "from " + redialMin.String() + " to every " + redialMax.String()
+		}
+		d.n.log.Info("cannot reach "+string(src)+" peer; retrying quietly", "peer", p, "err", dialCause(err), "retry", retry)
+		return
+	}
+	d.n.log.Debug("dial failed", "peer", p, "source", src, "err", err)
+}
+
 // keep dials a --peer and dials it again whenever the connection drops.
 func (d *discovery) keep(ctx context.Context, pi peer.AddrInfo) {
+	failing := false
 	for {
 		if d.n.host.Network().Connectedness(pi.ID) != network.Connected && !d.n.peers.isBanned(pi.ID) {
 			dctx, cancel := context.WithTimeout(network.WithForceDirectDial(ctx, "keep --peer"), dialTimeout)
 			err := d.n.host.Connect(dctx, pi)
 			cancel()
-			if err != nil {
-				d.n.log.Debug("direct peer unreachable", "peer", pi.ID, "err", err)
+			switch {
+			case err != nil:
+				d.dialFailed(pi.ID, SourceDirect, err)
+				failing = true
+			case failing:
+				d.n.log.Info("direct peer reached", "peer", pi.ID)
+				failing = false
 			}
 		}
 		select {
@@ -487,7 +513,7 @@ func (d *discovery) redialLoop(ctx context.Context) {
 				continue
 			}
 			a.dialling = true
-			info := peer.AddrInfo{ID: pi.ID, Addrs: pi.Addrs}
+			info, src := peer.AddrInfo{ID: pi.ID, Addrs: pi.Addrs}, pi.Source
 			d.n.goRun(func(ctx context.Context) {
 				// Our own backoff paces these dials; the swarm's (up to
 				// minutes after failures during a partition) must not
@@ -503,6 +529,7 @@ func (d *discovery) redialLoop(ctx context.Context) {
 					delete(state, info.ID)
 					return
 				}
+				d.dialFailed(info.ID, src, err)
 				a.wait = min(2*a.wait, redialMax)
 				a.next = time.Now().Add(a.wait)
 			})

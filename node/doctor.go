@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -26,9 +28,16 @@ type Report struct {
 	MDNS       bool             `json:"mdns"`
 	DHT        *DHTCheck        `json:"dht,omitempty"`
 	Bootstrap  []PeerCheck      `json:"bootstrap"`
-	Peers      []PeerCheck      `json:"peers"`
+	// Peers are the other known peers: bootstrap peers are only under
+	// Bootstrap, banned ones only under Banned.
+	Peers []PeerCheck `json:"peers"`
+	// Banned are the peers refused now, with why and until when.
+	Banned []BanCheck `json:"banned"`
 	// Problems are what looks wrong, each with what to do about it.
 	Problems []Problem `json:"problems"`
+	// Notes are what is worth knowing but was evidently chosen (a node
+	// kept to loopback for a local test network).
+	Notes []string `json:"notes"`
 	// Offline is set when no node answered and the report says what a
 	// node with the given flags would use (jbc doctor); OfflineDHT then
 	// says whether that node would run the DHT.
@@ -63,13 +72,27 @@ type DHTCheck struct {
 	FindError      string    `json:"find_error,omitempty"`
 }
 
-// PeerCheck says whether a peer is connected or can be dialled.
+// PeerCheck says whether a peer is connected or can be dialled. Error is
+// the cause of the last real failure to dial it: when the doctor's own
+// dial is refused by the swarm's backoff ("dial backoff", which follows
+// every failure for a while), the error of the node's last real attempt,
+// made at ErrorAt.
 type PeerCheck struct {
-	ID        string `json:"id"`
-	Source    Source `json:"source,omitempty"`
-	Connected bool   `json:"connected"`
-	Reachable bool   `json:"reachable"`
-	Error     string `json:"error,omitempty"`
+	ID        string    `json:"id"`
+	Source    Source    `json:"source,omitempty"`
+	Connected bool      `json:"connected"`
+	Reachable bool      `json:"reachable"`
+	Error     string    `json:"error,omitempty"`
+	ErrorAt   time.Time `json:"error_at,omitzero"`
+}
+
+// BanCheck is a peer refused now: how it was found, why it is refused
+// and until when.
+type BanCheck struct {
+	ID     string    `json:"id"`
+	Source Source    `json:"source,omitempty"`
+	Reason string    `json:"reason"`
+	Until  time.Time `json:"until"`
 }
 
 // Problem is something that keeps a node from finding or reaching peers.
@@ -108,8 +131,12 @@ func CheckAddrs(addrs []ma.Multiaddr) []AddrCheck {
 }
 
 // OfflineProblems judges what can be judged without a running node: the
-// interfaces and the addresses a node would listen on and announce.
-func OfflineProblems(ifs []InterfaceCheck, listen, announce []AddrCheck, mdns bool) []Problem {
+// interfaces, the addresses a node would listen on and announce, and the
+// peers it is given (--bootstrap and --peer addresses). Listening on
+// loopback only is a note, not a problem, when mDNS is off and every peer
+// given is on loopback too: a local test network, as the README's
+// several-nodes-on-one-machine example runs.
+func OfflineProblems(ifs []InterfaceCheck, listen, announce []AddrCheck, mdns bool, peers []AddrCheck) (problems []Problem, notes []string) {
 	var out []Problem
 	if mdns {
 		ok := false
@@ -129,7 +156,17 @@ func OfflineProblems(ifs []InterfaceCheck, listen, announce []AddrCheck, mdns bo
 	for _, a := range listen {
 		kinds[a.Kind]++
 	}
-	if len(listen) > 0 && kinds["loopback"] == len(listen) {
+	localPeers := true
+	for _, a := range peers {
+		if a.Kind != "loopback" {
+			localPeers = false
+		}
+	}
+	switch {
+	case len(listen) == 0 || kinds["loopback"] != len(listen):
+	case !mdns && localPeers:
+		notes = append(notes, "The node listens on loopback only: only nodes on this machine can connect to it, as suits a local test network (mDNS is off and every peer given is on loopback). To reach other machines, listen on all interfaces (drop --listen).")
+	default:
 		out = append(out, Problem{
 			Problem: "The node listens on loopback only, so no other machine can connect to it.",
 			Fix:     "Listen on all interfaces (drop --listen, or use --listen /ip4/0.0.0.0/tcp/4747).",
@@ -149,7 +186,7 @@ func OfflineProblems(ifs []InterfaceCheck, listen, announce []AddrCheck, mdns bo
 			Fix:     "Publish the port and pass --announce /ip4/<host address>/tcp/<published port> so nodes elsewhere can dial it.",
 		})
 	}
-	return out
+	return out, notes
 }
 
 // Doctor checks the running node: interfaces, addresses, discovery state,
@@ -163,6 +200,7 @@ func (n *Node) Doctor(ctx context.Context) Report {
 		MDNS:       n.cfg.MDNS,
 		Bootstrap:  []PeerCheck{},
 		Peers:      []PeerCheck{},
+		Banned:     []BanCheck{},
 	}
 	if n.disc.dht != nil {
 		r.DHT = n.disc.state()
@@ -180,19 +218,34 @@ func (n *Node) Doctor(ctx context.Context) Report {
 			defer wg.Done()
 			dctx, cancel := context.WithTimeout(ctx, doctorDialTimeout)
 			defer cancel()
-			if err := n.host.Connect(dctx, pi); err != nil {
-				pc.Error = err.Error()
+			err := n.host.Connect(dctx, pi)
+			if err == nil {
+				pc.Reachable = true
 				return
 			}
-			pc.Reachable = true
+			n.peers.dialFailed(pi.ID, err)
+			pc.Error = dialCause(err)
+			// The swarm refuses to dial a peer for a while after a failed
+			// dial, saying only "dial backoff": show the real cause.
+			if known, ok := n.peers.get(pi.ID); ok && known.DialError != "" && errors.Is(err, swarm.ErrDialBackoff) {
+				pc.Error, pc.ErrorAt = known.DialError, known.DialErrorAt
+			}
 		}()
 		return pc
 	}
 	var boot, known []*PeerCheck
+	isBoot := map[peer.ID]bool{}
 	for _, pi := range n.disc.boot {
+		isBoot[pi.ID] = true
+		if n.peers.isBanned(pi.ID) {
+			continue // under Banned
+		}
 		boot = append(boot, check(pi, SourceBootstrap))
 	}
 	for _, pi := range n.peers.list() {
+		if isBoot[pi.ID] || n.peers.isBanned(pi.ID) {
+			continue
+		}
 		addrs := n.host.Peerstore().Addrs(pi.ID)
 		if len(addrs) == 0 {
 			addrs = pi.Addrs
@@ -206,10 +259,24 @@ func (n *Node) Doctor(ctx context.Context) Report {
 	for _, pc := range known {
 		r.Peers = append(r.Peers, *pc)
 	}
-	r.Problems = OfflineProblems(r.Interfaces, r.Listen, r.Announce, r.MDNS)
+	for _, bp := range n.peers.bans() {
+		src := bp.Source
+		if isBoot[bp.ID] {
+			src = SourceBootstrap
+		}
+		r.Banned = append(r.Banned, BanCheck{ID: bp.ID.String(), Source: src, Reason: bp.Ban.Reason, Until: bp.Ban.Until})
+	}
+	var given []ma.Multiaddr
+	for _, pi := range append(append([]peer.AddrInfo{}, n.disc.boot...), n.disc.direct...) {
+		given = append(given, pi.Addrs...)
+	}
+	r.Problems, r.Notes = OfflineProblems(r.Interfaces, r.Listen, r.Announce, r.MDNS, CheckAddrs(given))
 	r.Problems = append(r.Problems, n.runtimeProblems(r)...)
 	if r.Problems == nil {
 		r.Problems = []Problem{}
+	}
+	if r.Notes == nil {
+		r.Notes = []string{}
 	}
 	return r
 }
@@ -249,6 +316,15 @@ func (n *Node) runtimeProblems(r Report) []Problem {
 				Fix:     "Usually the routing table is empty; see above. It is retried every few seconds.",
 			})
 		}
+	}
+	for _, b := range r.Banned {
+		if b.Source != SourceBootstrap && b.Source != SourceDirect {
+			continue
+		}
+		out = append(out, Problem{
+			Problem: fmt.Sprintf("The %s peer %s is banned until %s: %s", b.Source, b.ID, b.Until.Format(time.TimeOnly), b.Reason),
+			Fix:     "A peer on another network stays banned: give the address of a node of this network, or join that network (jbc init --genesis with its genesis file, in a new data directory). A peer banned for misbehaving is let in again when the ban ends.",
+		})
 	}
 	connected := 0
 	for _, p := range r.Peers {

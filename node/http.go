@@ -65,7 +65,8 @@ type EntryJSON struct {
 	Height uint64 `json:"height,omitempty"`
 }
 
-// PeerJSON is one element of GET /peers.
+// PeerJSON is one element of GET /peers. A banned peer is listed too,
+// never connected, with Ban set and what was known of it when banned.
 type PeerJSON struct {
 	ID        string      `json:"id"`
 	Addrs     []string    `json:"addrs"`
@@ -73,6 +74,11 @@ type PeerJSON struct {
 	Connected bool        `json:"connected"`
 	Status    *PeerStatus `json:"status,omitempty"`
 	LastSync  *SyncRecord `json:"last_sync,omitempty"`
+	// DialError is the cause of the last failed dial since the peer was
+	// last connected (see PeerInfo.DialError), at DialErrorAt.
+	DialError   string    `json:"dial_error,omitempty"`
+	DialErrorAt time.Time `json:"dial_error_at,omitzero"`
+	Ban         *Ban      `json:"ban,omitempty"`
 }
 
 // PeerStatus is a peer's last status as GET /peers shows it.
@@ -105,27 +111,43 @@ func (n *Node) Status() StatusJSON {
 		Sync:      prog,
 		Mining:    n.Mining(),
 		Hashes:    n.miner.Attempts(),
-		HashRate:  n.metrics.hashRate(n.miner.Attempts()),
+		HashRate:  n.metrics.hashRate(n.miner.Attempts(), n.Mining()),
 		Pending:   n.pool.size(),
 	}
 }
 
-// Peers returns what GET /peers serves.
+// Peers returns what GET /peers serves: the known peers, then the banned
+// ones, each sorted by ID.
 func (n *Node) Peers() []PeerJSON {
 	out := []PeerJSON{}
 	for _, pi := range n.peers.list() {
-		pj := PeerJSON{ID: pi.ID.String(), Addrs: []string{}, Source: pi.Source, LastSync: pi.LastSync,
-			Connected: n.host.Network().Connectedness(pi.ID) == network.Connected}
-		for _, a := range pi.Addrs {
-			pj.Addrs = append(pj.Addrs, a.String())
+		if n.peers.isBanned(pi.ID) {
+			continue // banned while a status was on its way: listed below
 		}
-		if st := pi.Status; st != nil {
-			pj.Status = &PeerStatus{Network: st.Genesis.String(), Tip: st.Tip.String(), Height: st.Height,
-				TotalWork: workOr(st.Work), Agent: st.Agent, At: pi.StatusAt}
-		}
+		pj := peerJSON(pi)
+		pj.Connected = n.host.Network().Connectedness(pi.ID) == network.Connected
+		out = append(out, pj)
+	}
+	for _, bp := range n.peers.bans() {
+		pj := peerJSON(bp.PeerInfo)
+		ban := bp.Ban
+		pj.Ban = &ban
 		out = append(out, pj)
 	}
 	return out
+}
+
+func peerJSON(pi PeerInfo) PeerJSON {
+	pj := PeerJSON{ID: pi.ID.String(), Addrs: []string{}, Source: pi.Source, LastSync: pi.LastSync,
+		DialError: pi.DialError, DialErrorAt: pi.DialErrorAt}
+	for _, a := range pi.Addrs {
+		pj.Addrs = append(pj.Addrs, a.String())
+	}
+	if st := pi.Status; st != nil {
+		pj.Status = &PeerStatus{Network: st.Genesis.String(), Tip: st.Tip.String(), Height: st.Height,
+			TotalWork: workOr(st.Work), Agent: st.Agent, At: pi.StatusAt}
+	}
+	return pj
 }
 
 func (n *Node) startHTTP() error {
@@ -155,12 +177,13 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /data/{id}", n.handleEntry)
 	mux.HandleFunc("POST /mining", n.handleMining)
 	mux.HandleFunc("GET /doctor", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, n.Doctor(r.Context())) })
-	// The dashboard (dashboard.go): the page, its files, and the two
-	// lists it polls besides /status and /peers.
-	mux.HandleFunc("GET /{$}", handleDashboard)
+	// The dashboard (dashboard.go): the page, its files, and the lists
+	// it polls besides /status and /peers.
+	mux.HandleFunc("GET /{$}", n.handleDashboard)
 	mux.HandleFunc("GET /web/{file}", handleWebFile)
 	mux.HandleFunc("GET /recent", n.handleRecent)
 	mux.HandleFunc("GET /pending", n.handlePending)
+	mux.HandleFunc("GET /history", n.handleHistory)
 	// jbc's own metrics, and go-libp2p's (resource manager, swarm,
 	// identify), which it registers with the default registry.
 	mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{n.metrics.reg, prometheus.DefaultGatherer}, promhttp.HandlerOpts{}))

@@ -81,11 +81,17 @@ func (m *nodeMetrics) observe(via string, blocks int, res storage.Result, err er
 	}
 }
 
-// hashRate returns the miner's hashes per second over the last window.
-func (m *nodeMetrics) hashRate(attempts uint64) float64 {
+// hashRate returns the miner's hashes per second over the last window,
+// and 0 while the miner is off: a rate measured before it stopped would
+// be stale, and the first window after it starts again begins afresh.
+func (m *nodeMetrics) hashRate(attempts uint64, mining bool) float64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := time.Now()
+	if !mining {
+		m.lastAt, m.rate = time.Time{}, 0
+		return 0
+	}
 	if m.lastAt.IsZero() {
 		m.lastHash, m.lastAt = attempts, now
 		return 0
@@ -158,7 +164,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descPool, prometheus.GaugeValue, float64(n.pool.size()))
 	attempts := n.miner.Attempts()
 	ch <- prometheus.MustNewConstMetric(descHashes, prometheus.CounterValue, float64(attempts))
-	ch <- prometheus.MustNewConstMetric(descHashRate, prometheus.GaugeValue, n.metrics.hashRate(attempts))
+	ch <- prometheus.MustNewConstMetric(descHashRate, prometheus.GaugeValue, n.metrics.hashRate(attempts, n.Mining()))
 	for proto, st := range n.metrics.bandwidth.GetBandwidthByProtocol() {
 		p := string(proto)
 		if p == "" {

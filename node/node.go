@@ -358,7 +358,7 @@ func (n *Node) onStatus(p peer.ID, st protocol.Status) {
 		if !n.peers.isBanned(p) {
 			n.log.Info("peer is on another network; disconnecting", "peer", p, "genesis", st.Genesis.Short(), "agent", st.Agent)
 		}
-		n.peers.ban(p)
+		n.peers.ban(p, "on another network (genesis "+st.Genesis.Short()+")")
 		time.AfterFunc(wrongNetworkLinger, func() { _ = n.host.Network().ClosePeer(p) })
 		return
 	}

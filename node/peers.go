@@ -1,13 +1,16 @@
 package node
 
 import (
+	"errors"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/jbc-project/jbc/protocol"
@@ -30,6 +33,11 @@ const (
 // peer that rejoins our network is not shut out for good.
 const banDuration = time.Hour
 
+// maxBanReason bounds the reason kept with a ban: a sentence and the
+// error that caused it, enough to act on, while a long error (or text a
+// peer chose) cannot grow every GET /peers.
+const maxBanReason = 300
+
 // SyncRecord is the outcome of the last sync with a peer.
 type SyncRecord struct {
 	At       time.Time     `json:"at"`
@@ -39,6 +47,61 @@ type SyncRecord struct {
 	// Result is "adopted" when the peer's chain became our best, or a
 	// sentence saying why it was refused or why the sync failed.
 	Result string `json:"result"`
+	// Outcome sorts Result for display (see SyncOutcome).
+	Outcome SyncOutcome `json:"outcome"`
+}
+
+// SyncOutcome sorts the results of a sync: what the dashboard shows as
+// success, as nothing to do, or as a fault.
+type SyncOutcome string
+
+// The outcomes of a sync.
+const (
+	// SyncAdopted: the peer's chain became our best.
+	SyncAdopted SyncOutcome = "adopted"
+	// SyncNoMoreWork: the peer's chain had no more work than ours, so
+	// there was nothing to take; the normal answer of a peer in step
+	// with us, not a fault.
+	SyncNoMoreWork SyncOutcome = "no-more-work"
+	// SyncRefused: the peer sent something we would not take (an invalid
+	// block, blocks that do not attach, less work than it claimed).
+	SyncRefused SyncOutcome = "refused"
+	// SyncFailed: the sync broke off (a timeout, a malformed response, a
+	// local error).
+	SyncFailed SyncOutcome = "failed"
+	// SyncStopped: the node was shutting down.
+	SyncStopped SyncOutcome = "stopped"
+)
+
+// resultNoMoreWork is the Result of a sync that found nothing to take.
+const resultNoMoreWork = "refused: no more work than ours"
+
+// outcomeOf sorts a sync's Result (as syncFrom words it).
+func outcomeOf(result string) SyncOutcome {
+	switch {
+	case result == string(SyncAdopted):
+		return SyncAdopted
+	case result == resultNoMoreWork:
+		return SyncNoMoreWork
+	case result == string(SyncStopped):
+		return SyncStopped
+	case strings.HasPrefix(result, "refused:"):
+		return SyncRefused
+	}
+	return SyncFailed
+}
+
+// Ban says why a peer is refused and until when.
+type Ban struct {
+	Reason string    `json:"reason"`
+	Until  time.Time `json:"until"`
+}
+
+// BannedPeer is a peer refused now: what the node knew of it when it was
+// banned, and the ban.
+type BannedPeer struct {
+	PeerInfo
+	Ban Ban
 }
 
 // PeerInfo is what the node knows about one peer.
@@ -51,17 +114,24 @@ type PeerInfo struct {
 	Status    *protocol.Status
 	StatusAt  time.Time
 	LastSync  *SyncRecord
+	// DialError is the last error of a real attempt to dial the peer
+	// since it was last connected, and DialErrorAt when it came; a dial
+	// the swarm refused for its own backoff is not a real attempt and
+	// does not replace it. DialFailures counts those attempts.
+	DialError    string
+	DialErrorAt  time.Time
+	DialFailures int
 }
 
 // peerSet tracks known peers and banned ones. It is safe for concurrent use.
 type peerSet struct {
 	mu     sync.Mutex
 	peers  map[peer.ID]*PeerInfo
-	banned map[peer.ID]time.Time
+	banned map[peer.ID]*BannedPeer
 }
 
 func newPeerSet() *peerSet {
-	return &peerSet{peers: map[peer.ID]*PeerInfo{}, banned: map[peer.ID]time.Time{}}
+	return &peerSet{peers: map[peer.ID]*PeerInfo{}, banned: map[peer.ID]*BannedPeer{}}
 }
 
 // found records that p was found by src. The first source sticks: a peer
@@ -84,7 +154,46 @@ func (ps *peerSet) setConnected(p peer.ID, c bool) {
 	defer ps.mu.Unlock()
 	if pi, ok := ps.peers[p]; ok {
 		pi.Connected = c
+		if c {
+			pi.DialError, pi.DialErrorAt, pi.DialFailures = "", time.Time{}, 0
+		}
 	}
+}
+
+// dialFailed records a failed dial of p. A dial refused by the swarm's
+// backoff (which follows every failure for a while, and says only "dial
+// backoff") keeps the error of the real attempt before it. It reports
+// whether this is the first real failure since p was last connected (or
+// found): the one worth telling the operator about.
+func (ps *peerSet) dialFailed(p peer.ID, err error) (first bool) {
+	if err == nil || errors.Is(err, swarm.ErrDialBackoff) {
+		return false
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	pi, ok := ps.peers[p]
+	if !ok {
+		return false
+	}
+	pi.DialFailures++
+	pi.DialError, pi.DialErrorAt = dialCause(err), time.Now()
+	return pi.DialFailures == 1
+}
+
+// dialCause says on one line why a dial failed: for each address tried,
+// the transport's error ("/ip4/127.0.0.1/tcp/4801: dial tcp4
+// 127.0.0.1:4801: connect: connection refused"), rather than the swarm's
+// several lines that repeat the peer ID.
+func dialCause(err error) string {
+	var de *swarm.DialError
+	if errors.As(err, &de) && len(de.DialErrors) > 0 {
+		parts := make([]string, 0, len(de.DialErrors))
+		for _, te := range de.DialErrors {
+			parts = append(parts, te.Address.String()+": "+te.Cause.Error())
+		}
+		return strings.Join(parts, "; ")
+	}
+	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
 func (ps *peerSet) setStatus(p peer.ID, st protocol.Status) {
@@ -103,6 +212,7 @@ func (ps *peerSet) setSync(p peer.ID, r SyncRecord) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if pi, ok := ps.peers[p]; ok {
+		r.Outcome = outcomeOf(r.Result)
 		pi.LastSync = &r
 	}
 }
@@ -136,29 +246,59 @@ func (ps *peerSet) list() []PeerInfo {
 	return out
 }
 
-// ban refuses p for banDuration: a peer on another network.
-func (ps *peerSet) ban(p peer.ID) { ps.banFor(p, banDuration) }
+// ban refuses p for banDuration: a peer on another network. reason says
+// why, for the operator (GET /peers, doctor, the dashboard).
+func (ps *peerSet) ban(p peer.ID, reason string) { ps.banFor(p, banDuration, reason) }
 
-// banFor refuses p for d and forgets what we knew of it.
-func (ps *peerSet) banFor(p peer.ID, d time.Duration) {
+// banFor refuses p for d, for the given reason, and moves what we knew of
+// it from the known peers to the banned ones, where it stays until the
+// ban ends.
+func (ps *peerSet) banFor(p peer.ID, d time.Duration, reason string) {
+	if len(reason) > maxBanReason {
+		reason = strings.ToValidUTF8(reason[:maxBanReason-3], "") + "..."
+	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	ps.banned[p] = time.Now().Add(d)
-	delete(ps.peers, p)
+	bp, ok := ps.banned[p]
+	if !ok {
+		bp = &BannedPeer{PeerInfo: PeerInfo{ID: p, Source: SourceInbound, FoundAt: time.Now()}}
+		ps.banned[p] = bp
+	}
+	if pi, ok := ps.peers[p]; ok {
+		bp.PeerInfo = *pi
+		delete(ps.peers, p)
+	}
+	bp.Connected = false
+	bp.Ban = Ban{Reason: reason, Until: time.Now().Add(d)}
 }
 
 func (ps *peerSet) isBanned(p peer.ID) bool {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	until, ok := ps.banned[p]
+	bp, ok := ps.banned[p]
 	if !ok {
 		return false
 	}
-	if time.Now().After(until) {
+	if time.Now().After(bp.Ban.Until) {
 		delete(ps.banned, p)
 		return false
 	}
 	return true
+}
+
+// bans returns a copy of every peer refused now, sorted by ID.
+func (ps *peerSet) bans() []BannedPeer {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	now := time.Now()
+	out := []BannedPeer{}
+	for _, bp := range ps.banned {
+		if now.Before(bp.Ban.Until) {
+			out = append(out, *bp)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
 }
 
 // bannedCount returns how many peers are refused now.
@@ -167,8 +307,8 @@ func (ps *peerSet) bannedCount() int {
 	defer ps.mu.Unlock()
 	n := 0
 	now := time.Now()
-	for _, until := range ps.banned {
-		if now.Before(until) {
+	for _, bp := range ps.banned {
+		if now.Before(bp.Ban.Until) {
 			n++
 		}
 	}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math"
 	"sync"
@@ -130,7 +131,7 @@ func (n *Node) penalise(p peer.ID, m Misbehaviour, detail string) {
 	if v >= BanScore {
 		n.log.Warn("banning peer", "peer", p, "score", int(v), "for", misbehaviourBan, "last", string(m))
 		n.scores.forget(p)
-		n.peers.banFor(p, misbehaviourBan)
+		n.peers.banFor(p, misbehaviourBan, fmt.Sprintf("misbehaved: %s (score %d): %s", m, int(v), detail))
 		go n.host.Network().ClosePeer(p)
 	}
 }

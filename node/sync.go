@@ -465,7 +465,7 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 		finish(fmt.Sprintf("refused: peer claimed work %s but its chain gave %s; %d valid blocks of less work not stored",
 			claimed.Work, workOr(gave), len(held.blocks)), true)
 	default:
-		finish("refused: no more work than ours", false)
+		finish(resultNoMoreWork, false)
 	}
 }
 

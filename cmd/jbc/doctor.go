@@ -103,8 +103,12 @@ func offlineDoctor(nf netFlags, mdns bool) (node.Report, error) {
 		MDNS:       mdns,
 		Bootstrap:  []node.PeerCheck{},
 		Peers:      []node.PeerCheck{},
+		Banned:     []node.BanCheck{},
 	}
-	r.Problems = node.OfflineProblems(r.Interfaces, r.Listen, r.Announce, mdns)
+	r.Problems, r.Notes = node.OfflineProblems(r.Interfaces, r.Listen, r.Announce, mdns, nil)
+	if r.Notes == nil {
+		r.Notes = []string{}
+	}
 	return r, nil
 }
 
@@ -156,9 +160,18 @@ func printReport(a *app, r node.Report) {
 				state = "connected"
 			case p.Reachable:
 				state = "reachable"
+			case !p.ErrorAt.IsZero():
+				state += " (last dial " + when(p.ErrorAt) + ")"
 			}
 			a.printf("  %s %-9s %s\n", p.ID, p.Source, state)
 		}
+	}
+	a.printf("Banned peers (%d)\n", len(r.Banned))
+	for _, b := range r.Banned {
+		a.printf("  %s %-9s until %s (%s): %s\n", b.ID, b.Source, b.Until.Local().Format(time.TimeOnly), until(b.Until), b.Reason)
+	}
+	for _, note := range r.Notes {
+		a.printf("Note: %s\n", note)
 	}
 	if len(r.Problems) == 0 {
 		a.printf("No problems found.\n")
@@ -168,6 +181,15 @@ func printReport(a *app, r node.Report) {
 	for i, p := range r.Problems {
 		a.printf("  %d. %s\n     What to do: %s\n", i+1, p.Problem, p.Fix)
 	}
+}
+
+// until says how long until t, for a ban's end.
+func until(t time.Time) string {
+	d := time.Until(t).Round(time.Second)
+	if d <= 0 {
+		return "ending"
+	}
+	return "in " + d.String()
 }
 
 func when(t time.Time) string {

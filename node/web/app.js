@@ -1,4 +1,6 @@
-// jbc dashboard: polls the node's HTTP API and renders it.
+// jbc dashboard: renders the node's state that came with the page (the
+// #first-state JSON, before the first frame), then polls the node's HTTP
+// API and renders it again.
 //
 // Everything shown comes from the node, and data entries are anyone's
 // input: text only ever reaches the page through text nodes (append of a
@@ -11,8 +13,6 @@
   const POLL_MS = 1500;
   const HIDDEN_POLL_MS = 10000;
   const FETCH_TIMEOUT_MS = 5000;
-  const RECENT_BLOCKS = 10;
-  const PENDING_SHOWN = 20;
   // Longest text put in a cell or a tooltip; CSS clips further.
   const PREVIEW_CHARS = 160;
   const TOOLTIP_CHARS = 2000;
@@ -195,11 +195,16 @@
     const bySource = {};
     for (const p of peers) if (p.connected) bySource[p.source] = (bySource[p.source] || 0) + 1;
     const parts = Object.keys(bySource).sort().map((s) => bySource[s] + ' ' + s);
-    setText('peer-sources', parts.length ? 'connected · ' + parts.join(' · ') : 'none connected · ' + plural(peers.length, 'known', 'known'));
+    const banned = peers.filter((p) => p.ban).length;
+    const known = peers.length - banned;
+    setText('peer-sources', (parts.length ? 'connected · ' + parts.join(' · ') : 'none connected · ' + plural(known, 'known', 'known')) +
+      (banned ? ' · ' + fmtCount(banned) + ' banned' : ''));
 
     // Mining.
-    setText('hash-rate', st.mining || st.hash_rate > 0 ? fmtRate(st.hash_rate) : 'idle');
-    setText('mining', (st.mining ? 'miner on' : 'miner off') + ' · ' + fmtCompact(st.hashes) + ' hashes');
+    // A rate only while the miner runs: the node reports none otherwise,
+    // and the first few seconds after it starts are still being measured.
+    setText('hash-rate', !st.mining ? 'idle' : st.hash_rate > 0 ? fmtRate(st.hash_rate) : 'measuring…');
+    setText('mining', (st.mining ? 'miner on' : 'miner off') + ' · ' + fmtCompact(st.hashes) + ' hashes tried');
 
     setText('pending-count', fmtCount(st.pending));
 
@@ -264,22 +269,50 @@
 
   const sourceOrder = { direct: 0, bootstrap: 1, mdns: 2, dht: 3, inbound: 4 };
 
+  // How the last sync with a peer went (its outcome), as a label and a
+  // style: finding no more work than ours is the normal answer of a peer in
+  // step with us, shown neutrally; a refusal or a failure stands out.
+  const outcomes = {
+    adopted: ['adopted', 'result-ok'],
+    'no-more-work': ['up to date', 'result-none'],
+    refused: ['refused', 'result-bad'],
+    failed: ['failed', 'result-warn'],
+    stopped: ['stopped', 'result-none'],
+  };
+
+  function syncCell(ls) {
+    const [label, cls] = outcomes[ls.outcome] || ['failed', 'result-warn'];
+    const title = ls.outcome === 'no-more-work' ? 'its chain has no more work than ours: nothing to take' : ls.result;
+    // What went wrong, without the label's word.
+    const why = cls === 'result-bad' || cls === 'result-warn' ? String(ls.result).replace(/^(refused|failed): /, '') : '';
+    return el('td', { class: 'sync', title: title, 'data-outcome': ls.outcome || '' },
+      el('span', { class: 'result ' + cls }, label),
+      why ? el('div', { class: 'sub why' }, clip(why, PREVIEW_CHARS)) : null,
+      el('div', { class: 'sub' }, plural(ls.blocks, 'block', 'blocks') + ' · ', timeEl(Date.parse(ls.at))));
+  }
+
   function renderPeers(peers, st) {
     const sorted = peers.slice().sort((a, b) =>
+      (!!a.ban - !!b.ban) ||
       (b.connected - a.connected) ||
       ((sourceOrder[a.source] ?? 9) - (sourceOrder[b.source] ?? 9)) ||
       (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     const rows = sorted.map((p) => {
       const src = /^[a-z]+$/.test(p.source || '') && p.source in sourceOrder ? p.source : 'other';
       const addr = (p.addrs && p.addrs[0]) || '';
+      const dot = p.ban ? ['banned', 'banned'] : p.connected ? ['on', 'connected'] : ['', 'not connected'];
       const peerCell = el('td', {},
-        el('span', { class: 'status-dot' + (p.connected ? ' on' : ''), title: p.connected ? 'connected' : 'not connected' }),
+        el('span', { class: 'status-dot ' + dot[0], title: dot[1] }),
         hashEl(p.id, shortPeer(p.id)),
         el('div', { class: 'sub', title: (p.addrs || []).join('\n') },
           p.status && p.status.agent ? p.status.agent + (addr ? ' · ' : '') : '', addr));
 
       let chainCell;
-      if (p.status) {
+      if (p.ban) {
+        chainCell = el('td', { title: p.ban.reason },
+          el('span', { class: 'badge bad' }, 'banned'),
+          el('div', { class: 'sub why' }, clip(p.ban.reason, PREVIEW_CHARS)));
+      } else if (p.status) {
         const s = p.status;
         let rel;
         if (s.tip === st.tip) rel = el('span', { class: 'badge ok' }, 'same tip');
@@ -288,31 +321,38 @@
         chainCell = el('td', { title: 'tip ' + s.tip + '\nstatus received ' + s.at },
           el('span', { class: 'mono' }, '#' + fmtCount(s.height)), ' ', rel,
           el('div', { class: 'sub' }, 'status ', timeEl(Date.parse(s.at))));
+      } else if (p.dial_error && !p.connected) {
+        chainCell = el('td', { title: p.dial_error },
+          el('span', { class: 'result result-warn' }, 'unreachable'),
+          el('div', { class: 'sub why' }, clip(p.dial_error, PREVIEW_CHARS)));
       } else {
         chainCell = el('td', { class: 'muted' }, 'no status yet');
       }
 
-      let syncCell;
-      if (p.last_sync) {
-        const ls = p.last_sync;
-        const ok = ls.result === 'adopted';
-        syncCell = el('td', { title: ls.result },
-          el('span', { class: ok ? 'result-ok' : 'result-bad' }, clip(ls.result, 60)),
-          el('div', { class: 'sub' }, plural(ls.blocks, 'block', 'blocks') + ' · ', timeEl(Date.parse(ls.at))));
+      let lastCell;
+      if (p.ban) {
+        const until = Date.parse(p.ban.until);
+        lastCell = el('td', { class: 'sync', title: 'refused until ' + new Date(until).toLocaleString() },
+          el('span', { class: 'result result-none' }, 'until'),
+          el('div', { class: 'sub' }, timeEl(until)));
+      } else if (p.last_sync) {
+        lastCell = syncCell(p.last_sync);
       } else {
-        syncCell = el('td', { class: 'muted' }, 'never');
+        lastCell = el('td', { class: 'muted' }, 'never');
       }
 
-      return el('tr', { 'data-peer-id': p.id, 'data-source': src, 'data-connected': p.connected ? '1' : '0' },
+      return el('tr', { 'data-peer-id': p.id, 'data-source': src, 'data-connected': p.connected ? '1' : '0', 'data-banned': p.ban ? '1' : null },
         peerCell,
         el('td', {}, el('span', { class: 'badge src src-' + src }, p.source || '?')),
         chainCell,
-        syncCell);
+        lastCell);
     });
     $('peers').replaceChildren(...rows);
     $('peers-empty').hidden = rows.length > 0;
     const connected = peers.filter((p) => p.connected).length;
-    setText('peers-note', peers.length ? connected + ' of ' + peers.length + ' connected' : '');
+    const banned = peers.filter((p) => p.ban).length;
+    const known = peers.length - banned;
+    setText('peers-note', (known ? connected + ' of ' + known + ' connected' : '') + (known && banned ? ' · ' : '') + (banned ? banned + ' banned' : ''));
   }
 
   function renderPending(entries, total) {
@@ -323,6 +363,114 @@
     $('pending').replaceChildren(...items);
     $('pending-empty').hidden = items.length > 0;
     setText('pending-note', total > entries.length ? 'oldest ' + entries.length + ' of ' + fmtCount(total) : (total ? 'oldest first' : ''));
+  }
+
+  // Plots of the recent chain, drawn as inline SVG. Each svg.plot gets a
+  // data-points attribute: how many points (circle.pt) it shows.
+  const SVG = 'http://www.w3.org/2000/svg';
+  const PLOT = { w: 360, h: 150, left: 46, right: 10, top: 10, bottom: 20 };
+
+  function svgEl(tag, attrs, ...kids) {
+    const e = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+    for (const k of kids) e.append(k instanceof Node ? k : String(k));
+    return e;
+  }
+
+  // niceMax rounds v up to 1, 2 or 5 times a power of ten.
+  function niceMax(v) {
+    if (!(v > 0)) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const m of [1, 2, 5, 10]) if (m * p >= v) return m * p;
+    return 10 * p;
+  }
+
+  function fmtSecs(s) {
+    return s >= 120 ? (s / 60).toFixed(s >= 600 ? 0 : 1) + ' min' : Math.round(s) + ' s';
+  }
+
+  // plot draws points {x: height, y: value, tip: tooltip} into the svg
+  // with the given id, on a y axis from lo to hi labelled by fmt; points
+  // above hi are drawn at the top, marked as clipped. ref, if set, is a
+  // dashed reference line {y, label}; step joins the points as a step
+  // line (a value that holds until the next point).
+  function plot(id, points, opts) {
+    const svg = $(id);
+    const { w, h, left, right, top, bottom } = PLOT;
+    const pw = w - left - right, ph = h - top - bottom;
+    const kids = [];
+    if (points.length === 0) {
+      kids.push(svgEl('text', { x: w / 2, y: h / 2, class: 'empty-note', 'text-anchor': 'middle' }, opts.empty || 'no blocks yet'));
+      svg.replaceChildren(...kids);
+      svg.setAttribute('data-points', '0');
+      return;
+    }
+    const x0 = points[0].x, x1 = points[points.length - 1].x;
+    const X = (x) => left + (x1 === x0 ? pw / 2 : (x - x0) / (x1 - x0) * pw);
+    const Y = (y) => top + ph - (Math.min(Math.max(y, opts.lo), opts.hi) - opts.lo) / (opts.hi - opts.lo) * ph;
+    // Grid and labels: bottom, middle, top.
+    for (const v of [opts.lo, (opts.lo + opts.hi) / 2, opts.hi]) {
+      kids.push(svgEl('line', { x1: left, x2: w - right, y1: Y(v), y2: Y(v), class: 'grid' }));
+      kids.push(svgEl('text', { x: left - 6, y: Y(v) + 4, 'text-anchor': 'end', class: 'tick' }, opts.fmt(v)));
+    }
+    kids.push(svgEl('text', { x: left, y: h - 4, class: 'tick' }, '#' + fmtCount(x0)));
+    if (x1 !== x0) kids.push(svgEl('text', { x: w - right, y: h - 4, 'text-anchor': 'end', class: 'tick' }, '#' + fmtCount(x1)));
+    if (opts.ref) {
+      const y = Y(opts.ref.y);
+      kids.push(svgEl('line', { x1: left, x2: w - right, y1: y, y2: y, class: 'ref' }));
+      kids.push(svgEl('text', { x: w - right - 2, y: y - 4, 'text-anchor': 'end', class: 'ref-label' }, opts.ref.label));
+    }
+    let path = '';
+    points.forEach((p, i) => {
+      const x = X(p.x).toFixed(1), y = Y(p.y).toFixed(1);
+      if (i === 0) path = 'M' + x + ' ' + y;
+      else if (opts.step) path += 'H' + x + 'V' + y;
+      else path += 'L' + x + ' ' + y;
+    });
+    kids.push(svgEl('path', { d: path, class: 'series' }));
+    const r = points.length > 60 ? 1.6 : 2.6;
+    for (const p of points) {
+      const clipped = p.y > opts.hi;
+      kids.push(svgEl('circle', { cx: X(p.x).toFixed(1), cy: Y(p.y).toFixed(1), r: clipped ? r + 1 : r, class: 'pt' + (clipped ? ' clipped' : ''), 'data-height': p.x },
+        svgEl('title', {}, p.tip)));
+    }
+    svg.replaceChildren(...kids);
+    svg.setAttribute('data-points', String(points.length));
+  }
+
+  // renderHistory plots the recent chain: the time between blocks against
+  // the target spacing, the difficulty, and the hash rate the blocks show.
+  function renderHistory(hist) {
+    const blocks = (hist && hist.blocks) || [];
+    const spacing = (hist && hist.spacing_s) || 0;
+    setText('charts-note', blocks.length ? 'last ' + plural(blocks.length, 'block', 'blocks') + (spacing > 0 ? ' · target one every ' + fmtSecs(spacing) : ' · fixed difficulty') : '');
+
+    // Intervals: an outlier (block 1 after an old genesis, a node that
+    // was off) would flatten the rest, so the axis stops at four times
+    // the target (or the median, on a fixed-difficulty network).
+    const iv = blocks.map((b) => ({ x: b.height, y: b.interval_s, tip: '#' + fmtCount(b.height) + ': ' + fmtSecs(b.interval_s) + ' after its parent' }));
+    const sorted = iv.map((p) => p.y).sort((a, b) => a - b);
+    const median = sorted.length ? sorted[Math.floor(sorted.length / 2)] : 0;
+    const cap = 4 * (spacing > 0 ? spacing : Math.max(median, 1));
+    const ivMax = niceMax(Math.max(Math.min(sorted.length ? sorted[sorted.length - 1] : 0, cap), spacing * 1.25, 1));
+    plot('plot-interval', iv, {
+      lo: Math.min(0, sorted.length ? sorted[0] : 0), hi: ivMax, fmt: fmtSecs,
+      ref: spacing > 0 ? { y: spacing, label: 'target ' + fmtSecs(spacing) } : null,
+    });
+    const mean = sorted.length ? sorted.reduce((a, b) => a + b, 0) / sorted.length : 0;
+    setText('interval-note', sorted.length ? 'mean ' + fmtSecs(mean) : '');
+
+    // Difficulty, in leading zero bits: a step at each retarget.
+    const bits = blocks.map((b) => ({ x: b.height, y: b.bits, tip: '#' + fmtCount(b.height) + ': ' + b.bits + ' bits, ' + fmtCompact(Math.pow(2, b.bits)) + ' hashes a block on average' }));
+    const bmin = Math.min(...blocks.map((b) => b.bits)), bmax = Math.max(...blocks.map((b) => b.bits));
+    plot('plot-bits', bits, { lo: Math.max(0, bmin - 2), hi: bmax + 2, fmt: (v) => v.toFixed(Number.isInteger(v) ? 0 : 1) + ' bits', step: true });
+    setText('bits-note', blocks.length ? 'now ' + blocks[blocks.length - 1].bits + ' bits' : '');
+
+    // Hash rate: what the blocks' work over their time shows.
+    const rates = blocks.filter((b) => Number.isFinite(b.hash_rate) && b.hash_rate > 0)
+      .map((b) => ({ x: b.height, y: b.hash_rate, tip: '#' + fmtCount(b.height) + ': ' + fmtRate(b.hash_rate) + ' over the 10 blocks to it' }));
+    plot('plot-rate', rates, { lo: 0, hi: niceMax(Math.max(...rates.map((p) => p.y), 0)), fmt: fmtRate, empty: blocks.length ? 'too few blocks yet' : 'no blocks yet' });
+    setText('rate-note', rates.length ? 'now ' + fmtRate(rates[rates.length - 1].y) : '');
   }
 
   function setConn(ok, err) {
@@ -344,6 +492,19 @@
     }
   }
 
+  // render shows one state of the node: what the page came with, or
+  // what a poll fetched (the same endpoints, with their default counts).
+  function render(state) {
+    const st = state.status;
+    renderStatus(st, state.peers || []);
+    renderBlocks(state.recent || [], st);
+    renderPeers(state.peers || [], st);
+    renderPending(state.pending || [], st.pending);
+    renderHistory(state.history);
+    setText('updated', new Date().toLocaleTimeString());
+    $('dash').setAttribute('data-ready', '1');
+  }
+
   let timer = null;
   let busy = false;
 
@@ -354,18 +515,14 @@
     try {
       // Relative paths: the page works behind a proxy that mounts the API
       // under a prefix.
-      const [st, peers, recent, pending] = await Promise.all([
+      const [status, peers, recent, pending, history] = await Promise.all([
         getJSON('status'),
         getJSON('peers'),
-        getJSON('recent?n=' + RECENT_BLOCKS),
-        getJSON('pending?n=' + PENDING_SHOWN),
+        getJSON('recent'),
+        getJSON('pending'),
+        getJSON('history'),
       ]);
-      renderStatus(st, peers || []);
-      renderBlocks(recent || [], st);
-      renderPeers(peers || [], st);
-      renderPending(pending || [], st.pending);
-      setText('updated', new Date().toLocaleTimeString());
-      $('dash').setAttribute('data-ready', '1');
+      render({ status, peers, recent, pending, history });
       setConn(true);
     } catch (err) {
       setConn(false, err);
@@ -388,5 +545,20 @@
   document.addEventListener('keydown', (e) => { if (e.key === 'Enter') copy(e); });
   document.addEventListener('visibilitychange', () => { if (!document.hidden) poll(); });
   setInterval(tick, 1000);
-  poll();
+
+  // The state the page came with, rendered now, before the first frame
+  // (the script blocks rendering until it has run); the polls follow.
+  let first = null;
+  try {
+    first = JSON.parse($('first-state').textContent);
+  } catch (_) { /* a page without it: poll at once */ }
+  if (first && first.status) {
+    render(first);
+    setConn(true);
+    $('conn').title = 'as the page came; polling every ' + POLL_MS / 1000 + ' s';
+    performance.mark('jbc-first-render');
+    timer = setTimeout(poll, POLL_MS);
+  } else {
+    poll();
+  }
 })();
