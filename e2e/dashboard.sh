@@ -1,30 +1,47 @@
 #!/usr/bin/env bash
 # e2e/dashboard.sh: the dashboard at / of the HTTP API, in headless
-# Chromium (Debian's chromium package), against two real nodes on loopback:
+# Chromium (Debian's chromium package), against real nodes. Everything,
+# the nodes and Chromium, runs inside one host of a netlab lab
+# (../shared/netlab, a network namespace with no route off this machine),
+# on that namespace's loopback:
 #
-#   1. node A mines 2 blocks of the built-in network offline, then runs;
-#      node B starts empty with A's multiaddr as --peer and syncs from it;
-#      both listen on 127.0.0.1 only, with mDNS and the DHT off;
+#   1. node A makes a private network retargeting toward 2 s blocks and
+#      mines 40 blocks offline (the difficulty steps up at each retarget);
+#      then it runs, and node B joins the network empty with A's multiaddr
+#      as --peer and syncs from it; node C runs the built-in network with
+#      A as --peer, and A bans it (another network); all listen on
+#      127.0.0.1 only, with mDNS and the DHT off;
 #   2. an entry holding HTML markup is submitted to A;
 #   3. Chromium loads A's dashboard: the DOM must show B as a peer (found
-#      "inbound"), A's tip, and the entry as text, never as markup;
-#   4. B mines until new blocks (NEW_BLOCKS, default 3) reach A: a page
-#      left open must show the new tip by itself, without a reload
-#      (Chromium driven over the DevTools protocol; needs python3, skipped
-#      with a note without it), and a freshly loaded page's DOM must show
-#      it at the top of the recent blocks;
-#   5. a screenshot is saved to docs/dashboard.png (SHOT=path to change).
+#      "inbound"), C as banned with the reason, A's tip, the entry as text,
+#      never as markup, and the plots of the recent chain with one point
+#      per block GET /history gives;
+#   4. with the API's JSON endpoints blocked, a page loaded afresh must
+#      still show A's tip, peers and plots: the first state comes with the
+#      page, rendered before the first paint (paint timing); and, with
+#      GET /peers answered by the test, the last-sync column shows each
+#      outcome in full, "up to date" (no more work than ours) neutrally
+#      and refusals and failures apart;
+#   5. B mines until new blocks (NEW_BLOCKS, default 3) reach A: a page
+#      left open must show the new tip by itself, without a reload, and a
+#      freshly loaded page's DOM must show it at the top of the recent
+#      blocks; once B's miner is off, B's page shows no hash rate;
+#   6. a screenshot is saved to docs/dashboard.png (SHOT=path to change).
 #
-# Prints PASS, SKIP (Chromium missing and not installable) or FAIL, and
-# exits non-zero only on FAIL. Needs go, curl and jq. Usage:
+# Chromium is driven over the DevTools protocol for 4 and 5 (needs
+# python3). Prints PASS, SKIP (Chromium missing and not installable, or no
+# network namespaces) or FAIL, and exits non-zero only on FAIL. Needs root
+# (network namespaces), go, curl and jq. Usage:
 #   e2e/dashboard.sh            # builds ./cmd/jbc
 #   JBC=/path/to/jbc e2e/dashboard.sh
+#   LAB=name e2e/dashboard.sh   # the netlab lab's name (default jbcdash)
 #   KEEP=1 e2e/dashboard.sh     # keep the logs and DOM dumps
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-work=$(mktemp -d /tmp/jbc-dashboard.XXXXXX)
+netlab=${NETLAB:-$repo/../shared/netlab}
+lab=${LAB:-jbcdash}
 shot=${SHOT:-$repo/docs/dashboard.png}
 timeout_s=${TIMEOUT:-60}      # for the nodes to connect and sync
 mine_timeout_s=${MINE_TIMEOUT:-180} # for B to mine the blocks A takes
@@ -34,6 +51,57 @@ log() { printf '[dashboard.sh %s] %s\n' "$(date +%T)" "$*" >&2; }
 fail() { log "FAIL: $*"; echo "FAIL: dashboard: $*"; exit 1; }
 skip() { log "SKIP: $*"; echo "SKIP: dashboard: $*"; exit 0; }
 
+# Outside the lab: check and install what is needed, build jbc, make the
+# lab, and run this script again inside its host 1-1; take the lab down
+# after, whatever happened.
+if [ -z "${JBC_DASH_INSIDE:-}" ]; then
+  for tool in go curl jq python3; do
+    command -v "$tool" >/dev/null || fail "$tool not found"
+  done
+  [ "$(id -u)" = 0 ] || skip "needs root: Chromium runs only inside a network namespace"
+  [ -f "$netlab" ] || skip "netlab not found at $netlab"
+  if ! ip netns add "$lab-probe" 2>/dev/null; then
+    skip "cannot make network namespaces here"
+  fi
+  ip netns del "$lab-probe"
+  work=$(mktemp -d /tmp/jbc-dashboard.XXXXXX)
+  outer_cleanup() {
+    local rc=$?
+    bash "$netlab" down "$lab" >/dev/null 2>&1 || true
+    if [ $rc -ne 0 ] || [ -n "${KEEP:-}" ]; then
+      log "kept $work"
+    else
+      rm -rf "$work"
+    fi
+    exit $rc
+  }
+  trap outer_cleanup EXIT
+  trap 'exit 130' INT TERM
+
+  # Chromium: Debian's package, installed if missing.
+  if ! command -v chromium >/dev/null; then
+    log "chromium not found; installing Debian's chromium package"
+    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; } >"$work/apt.log" 2>&1; then
+      tail -n 5 "$work/apt.log" >&2
+      skip "could not install chromium (apt-get install -y chromium failed; see above)"
+    fi
+    command -v chromium >/dev/null || skip "chromium still not found after installing"
+  fi
+  if [ -z "${JBC:-}" ]; then
+    log "building jbc"
+    (cd "$repo" && go build -o "$work/jbc" ./cmd/jbc) || fail "go build ./cmd/jbc"
+    JBC=$work/jbc
+  fi
+  bash "$netlab" down "$lab" >/dev/null 2>&1 || true
+  bash "$netlab" up "$lab" 1 1 >/dev/null || fail "netlab up $lab"
+  log "lab $lab up; running inside its host 1-1"
+  # The lab's host has its own loopback and no route off this machine.
+  bash "$netlab" exec "$lab" 1-1 env JBC_DASH_INSIDE=1 JBC="$JBC" WORK="$work" SHOT="$shot" bash "$0"
+  exit $?
+fi
+
+# Inside the lab from here on.
+work=$WORK
 pids=()
 cleanup() {
   local rc=$?
@@ -41,36 +109,17 @@ cleanup() {
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   if [ $rc -ne 0 ] || [ -n "${KEEP:-}" ]; then
     for f in "$work"/*.log; do [ -f "$f" ] && { log "--- $f"; tail -n 25 "$f" >&2; }; done
-    log "kept $work"
-  else
-    rm -rf "$work"
   fi
   exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for tool in go curl jq; do
-  command -v "$tool" >/dev/null || fail "$tool not found"
-done
-
-# Chromium: Debian's package, installed if missing.
-chromium=$(command -v chromium || true)
-if [ -z "$chromium" ]; then
-  log "chromium not found; installing Debian's chromium package"
-  if [ "$(id -u)" != 0 ]; then
-    skip "chromium is not installed and installing it needs root (apt-get install chromium)"
-  fi
-  if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; } >"$work/apt.log" 2>&1; then
-    tail -n 5 "$work/apt.log" >&2
-    skip "could not install chromium (apt-get install -y chromium failed; see above)"
-  fi
-  chromium=$(command -v chromium || true)
-  [ -n "$chromium" ] || skip "chromium still not found after installing"
-fi
+chromium=$(command -v chromium)
 
 # Headless Chromium with its own background networking off: the only
-# requests it makes are the page's, to the node on 127.0.0.1.
+# requests it makes are the page's, to the node on 127.0.0.1 (and the
+# namespace it runs in has no route elsewhere).
 chrome_flags=(--headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage
   --no-first-run --disable-background-networking --disable-component-update
   --disable-sync --disable-default-apps)
@@ -88,12 +137,6 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null ||
     echo $(( 20000 + RANDOM % 20000 ))
 }
-
-if [ -z "${JBC:-}" ]; then
-  log "building jbc"
-  (cd "$repo" && go build -o "$work/jbc" ./cmd/jbc) || fail "go build ./cmd/jbc"
-  JBC=$work/jbc
-fi
 
 # status PORT: the node's GET /status, or nothing.
 status() { curl -fsS --max-time 2 "http://127.0.0.1:$1/status" 2>/dev/null || true; }
@@ -123,30 +166,44 @@ start_node() {
 has_line2() { [ -n "$(sed -n 2p "$1" 2>/dev/null)" ]; }
 answers() { [ -n "$(status "$1")" ]; }
 
-# write_live_check FILE writes the live check: a DevTools protocol client
-# (Python standard library only, a minimal WebSocket) that opens the
-# dashboard in the running headless Chromium, waits for the first render,
-# turns B's miner on, and waits for the same page (no reload) to show a
-# newer tip of A's best chain, in the tip card and at the top of the recent
-# blocks. Usage: live_check.py CDP_PORT DASH_URL A_HTTP B_HTTP TIMEOUT_S.
-write_live_check() {
-  cat >"$1" <<'EOF'
+# write_checks DIR writes the DevTools protocol checks into DIR: cdp.py, a
+# client (Python standard library only, a minimal WebSocket) for the
+# headless Chromium started with --remote-debugging-port, and the checks
+# that use it (each says what it checks).
+write_checks() {
+  cat >"$1/cdp.py" <<'EOF'
 import base64, json, os, socket, struct, sys, time, urllib.request
 
-cdp_port, url, a_http, b_http, timeout_s = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+NAME = os.path.basename(sys.argv[0]).removesuffix(".py")
 
 def log(msg):
-    print("[live_check] " + msg, file=sys.stderr, flush=True)
+    print(f"[{NAME}] " + msg, file=sys.stderr, flush=True)
+
+def fail(msg):
+    raise SystemExit(f"[{NAME}] FAIL: {msg}")
 
 def http(u, method="GET"):
     req = urllib.request.Request(u, method=method, data=b"" if method == "POST" else None)
     with urllib.request.urlopen(req, timeout=5) as r:
         return json.load(r)
 
-class WebSocket:
-    """Just enough of RFC 6455 for the DevTools protocol: text frames."""
+def wait(what, cond, secs):
+    deadline = time.time() + secs
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.time() > deadline:
+            fail(f"timed out after {secs:.0f}s waiting for {what}")
+        time.sleep(0.2)
 
-    def __init__(self, ws_url):
+class Page:
+    """A page of the running Chromium over the DevTools protocol: just
+    enough of RFC 6455 for its text frames. Events are queued for
+    wait_event."""
+
+    def __init__(self, cdp_port):
+        ws_url = wait("chromium's DevTools endpoint", lambda: self._page_ws(cdp_port), 30)
         hostport, path = ws_url[len("ws://"):].split("/", 1)
         host, port = hostport.rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=30)
@@ -163,6 +220,16 @@ class WebSocket:
         if b" 101 " not in head.split(b"\r\n")[0] + b" ":
             raise RuntimeError("websocket handshake: " + head.decode(errors="replace"))
         self.next_id = 0
+        self.events = []
+
+    @staticmethod
+    def _page_ws(cdp_port):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{cdp_port}/json/list", timeout=2) as r:
+                pages = [t for t in json.load(r) if t.get("type") == "page"]
+            return pages[0]["webSocketDebuggerUrl"] if pages else None
+        except OSError:
+            return None
 
     def send(self, obj):
         data = json.dumps(obj).encode()
@@ -216,6 +283,26 @@ class WebSocket:
                 if "error" in m:
                     raise RuntimeError(f"{method}: {m['error']}")
                 return m.get("result", {})
+            if "method" in m:
+                self.events.append(m)
+
+    def wait_event(self, method, secs):
+        deadline = time.time() + secs
+        while True:
+            for i, m in enumerate(self.events):
+                if m["method"] == method:
+                    return self.events.pop(i)["params"]
+            if time.time() > deadline:
+                fail(f"timed out after {secs:.0f}s waiting for {method}")
+            self.sock.settimeout(max(0.1, deadline - time.time()))
+            try:
+                m = self.recv()
+            except socket.timeout:
+                continue
+            finally:
+                self.sock.settimeout(30)
+            if "method" in m:
+                self.events.append(m)
 
     def eval(self, expr):
         r = self.call("Runtime.evaluate", expression=expr, returnByValue=True)
@@ -223,25 +310,139 @@ class WebSocket:
             raise RuntimeError(f"evaluate {expr!r}: {r['exceptionDetails']}")
         return r["result"].get("value")
 
-def wait(what, cond, secs):
-    deadline = time.time() + secs
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.time() > deadline:
-            raise SystemExit(f"[live_check] FAIL: timed out after {secs:.0f}s waiting for {what}")
-        time.sleep(0.2)
+    def load(self, url):
+        self.call("Page.navigate", url=url)
+        wait("the page to load", lambda: self.eval("document.readyState === 'complete' && location.href") == url, 20)
+EOF
 
-def page_ws():
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{cdp_port}/json/list", timeout=2) as r:
-            pages = [t for t in json.load(r) if t.get("type") == "page"]
-        return pages[0]["webSocketDebuggerUrl"] if pages else None
-    except OSError:
-        return None
+  # first_check: the state comes with the page and is on screen from the
+  # first paint. With the API's JSON endpoints blocked, a page loaded
+  # afresh must show A's tip, peers (B connected, C banned) and the plots
+  # (one point per block of GET /history), must have rendered them before
+  # the first paint, and its polls must indeed have failed.
+  # Usage: first_check.py CDP_PORT DASH_URL A_HTTP B_ID C_ID
+  cat >"$1/first_check.py" <<'EOF'
+import sys
+from cdp import *
 
-ws = WebSocket(wait("chromium's DevTools endpoint", page_ws, 30))
+cdp_port, url, a_http, b_id, c_id = sys.argv[1:6]
+page = Page(cdp_port)
+page.call("Network.enable")
+page.call("Network.setBlockedURLs", urls=[url + p + "*" for p in ("status", "peers", "recent", "pending", "history")])
+page.load(url)
+st, hist = http(a_http + "/status"), http(a_http + "/history")
+got = page.eval("""(() => {
+  const d = document.getElementById('dash');
+  const row = (id) => document.querySelector('#peers tr[data-peer-id="' + id + '"]');
+  const b = row(%r), c = row(%r);
+  const plot = (id) => { const s = document.getElementById(id); return [Number(s.dataset.points), s.querySelectorAll('circle.pt').length]; };
+  return { ready: d.dataset.ready, tip: d.dataset.tip, height: document.getElementById('height').textContent,
+    b: b && b.dataset.connected, c: c && c.dataset.banned, cText: c && c.textContent,
+    interval: plot('plot-interval'), bits: plot('plot-bits'), rate: plot('plot-rate') };
+})()""" % (b_id, c_id))
+log(f"page with the API blocked: {got}")
+if got["ready"] != "1" or got["tip"] != st["tip"]:
+    fail(f"with the API blocked the page does not show A's tip {st['tip']}: {got}")
+if got["b"] != "1":
+    fail("with the API blocked the page does not show B as a connected peer")
+if got["c"] != "1" or "another network" not in (got["cText"] or ""):
+    fail(f"with the API blocked the page does not show C as banned, with why: {got['cText']!r}")
+blocks = hist["blocks"]
+want = {"interval": len(blocks), "bits": len(blocks), "rate": sum(1 for b in blocks if b.get("hash_rate"))}
+if len(blocks) < 10:
+    fail(f"GET /history has {len(blocks)} blocks: too few to test the plots")
+for k, n in want.items():
+    if got[k] != [n, n]:
+        fail(f"plot {k}: {got[k]} points (data-points, circles), want {n} (GET /history)")
+# Paint timing: the first render is marked before the first paint.
+paint = wait("paint timing", lambda: page.eval("""(() => {
+  const m = performance.getEntriesByName('jbc-first-render')[0];
+  const p = performance.getEntriesByName('first-paint')[0] || performance.getEntriesByName('first-contentful-paint')[0];
+  return p ? { render: m ? m.startTime : null, paint: p.startTime } : null;
+})()"""), 10)
+log(f"paint timing: {paint}")
+if paint["render"] is None or paint["render"] > paint["paint"]:
+    fail(f"the first state was not rendered before the first paint: {paint}")
+# The polls that follow were blocked: what the page shows came with it.
+wait("the page's blocked polls to fail", lambda: page.eval("document.getElementById('conn').dataset.state") == "offline", 10)
+log("with the API blocked, the page shows A's tip, B, C banned and the plots, rendered before the first paint")
+EOF
+
+  # peers_check: the last-sync column. GET /peers is answered by this
+  # check with one peer per sync outcome; the page must show each label
+  # in full (not cut), "up to date" neutrally, refusals and failures each
+  # in their own style with why, and a banned peer with its reason.
+  # Usage: peers_check.py CDP_PORT DASH_URL
+  cat >"$1/peers_check.py" <<'EOF'
+import sys, time
+from cdp import *
+
+cdp_port, url = sys.argv[1:3]
+now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1830))
+def peer(name, **kw):
+    p = {"id": "12D3KooWTest" + name, "addrs": ["/ip4/127.0.0.1/tcp/4801"], "source": "direct", "connected": True}
+    p.update(kw)
+    return p
+def sync(outcome, result):
+    return {"at": now, "blocks": 0, "bytes": 0, "duration_ns": 1000000, "result": result, "outcome": outcome}
+cases = {
+    "Adopted": ("adopted", "result-ok", sync("adopted", "adopted")),
+    "NoMoreWork": ("up to date", "result-none", sync("no-more-work", "refused: no more work than ours")),
+    "Refused": ("refused", "result-bad", sync("refused", "refused: invalid block: block 7: hash does not meet the difficulty")),
+    "Failed": ("failed", "result-warn", sync("failed", "failed: protocol: timeout")),
+}
+peers = [peer(k, last_sync=v[2]) for k, v in cases.items()]
+peers.append(peer("Banned", connected=False, ban={"reason": "misbehaved: invalid-block (score 100): block 7", "until": later}))
+body = base64.b64encode(json.dumps(peers).encode()).decode()
+
+page = Page(cdp_port)
+page.call("Fetch.enable", patterns=[{"urlPattern": url + "peers*", "requestStage": "Request"}])
+page.call("Page.navigate", url=url)
+req = page.wait_event("Fetch.requestPaused", 20)
+page.call("Fetch.fulfillRequest", requestId=req["requestId"], responseCode=200,
+          responseHeaders=[{"name": "Content-Type", "value": "application/json"}], body=body)
+page.call("Fetch.disable")
+def shown():
+    return page.eval("""(() => {
+      const out = {};
+      for (const tr of document.querySelectorAll('#peers tr[data-peer-id^="12D3KooWTest"]')) {
+        const td = tr.cells[3] || tr.cells[2], r = td.querySelector('.result'), why = td.querySelector('.why');
+        out[tr.dataset.peerId.slice(12)] = { label: r && r.textContent, cls: r && r.className,
+          cut: td.scrollWidth > td.clientWidth + 1 || (r && r.scrollWidth > r.clientWidth + 1),
+          why: why && why.textContent, chain: tr.cells[2].textContent, banned: tr.dataset.banned || '' };
+      }
+      return Object.keys(out).length === 5 ? out : null;
+    })()""")
+got = wait("the page to show the peers GET /peers gave", shown, 10)
+log(f"last sync column: {got}")
+for name, (label, cls, rec) in cases.items():
+    g = got[name]
+    if g["label"] != label or cls not in g["cls"].split():
+        fail(f"{rec['outcome']}: shown as {g['label']!r} ({g['cls']}), want {label!r} ({cls})")
+    if g["cut"]:
+        fail(f"{rec['outcome']}: the last-sync cell is cut")
+if "does not meet the difficulty" not in (got["Refused"]["why"] or ""):
+    fail(f"the refusal does not say why: {got['Refused']}")
+if got["NoMoreWork"]["why"]:
+    fail(f"'up to date' is shown with a reason, as a fault: {got['NoMoreWork']}")
+b = got["Banned"]
+if b["banned"] != "1" or not all(w in b["chain"] for w in ("banned", "until in 30 min", "invalid-block (score 100): block 7")):
+    fail(f"the banned peer is not shown as banned, with until when and why: {b}")
+log("the last-sync column shows each outcome in full, 'up to date' neutrally, the ban with its reason")
+EOF
+
+  # live_check: a page left open shows a new tip by itself. It opens the
+  # dashboard, waits for the first render, turns B's miner on, and waits
+  # for the same page (no reload) to show a newer tip of A's best chain,
+  # in the tip card and at the top of the recent blocks.
+  # Usage: live_check.py CDP_PORT DASH_URL A_HTTP B_HTTP TIMEOUT_S
+  cat >"$1/live_check.py" <<'EOF'
+import sys
+from cdp import *
+
+cdp_port, url, a_http, b_http, timeout_s = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
+ws = Page(cdp_port)
 ws.call("Page.navigate", url=url)
 PAGE = "(() => { const d = document.getElementById('dash'); const top = document.querySelector('#blocks tr');" \
        " const card = document.querySelector('#tip-hash .hash');" \
@@ -250,7 +451,7 @@ PAGE = "(() => { const d = document.getElementById('dash'); const top = document
 first = wait("the page's first render", lambda: (lambda p: p if p and p["ready"] == "1" else None)(ws.eval(PAGE)), 20)
 tip0 = first["tip"]
 if tip0 != http(a_http + "/status")["tip"]:
-    raise SystemExit(f"[live_check] FAIL: the page shows tip {tip0}, not A's")
+    fail(f"the page shows tip {tip0}, not A's")
 ws.eval("window.__liveCheck = 1")
 log(f"page open at #{first['height']} {tip0[:12]}; turning B's miner on")
 http(b_http + "/mining?on=true", "POST")
@@ -260,10 +461,10 @@ def moved():
     return p if p and p["tip"] != tip0 else None
 p = wait("the open page to show a new tip", moved, timeout_s)
 if not p["mark"]:
-    raise SystemExit("[live_check] FAIL: the page was reloaded")
+    fail("the page was reloaded")
 block = http(a_http + "/blocks/" + p["tip"])
 if block["index"] <= int(first["height"]) or block["hash"] != p["tip"]:
-    raise SystemExit(f"[live_check] FAIL: the page's new tip {p['tip']} is not a newer block of A's: {block}")
+    fail(f"the page's new tip {p['tip']} is not a newer block of A's: {block}")
 def settled():
     q = ws.eval(PAGE)
     return q if q["top"] == q["tip"] and q["card"] == q["tip"] else None
@@ -272,17 +473,21 @@ log(f"the open page went by itself from #{first['height']} to #{block['index']} 
 EOF
 }
 
-# 1. Two nodes on the built-in network.
-log "node A: mining 2 blocks offline"
-"$JBC" --datadir "$work/A" mine --blocks 2 >"$work/mine.log" 2>&1 || fail "jbc mine --blocks 2"
-pa=$(free_port); ha=$(free_port); pb=$(free_port); hb=$(free_port)
+# 1. A private network whose difficulty retargets toward 2 s blocks: A
+# mines 40 blocks offline, far faster than that, so the difficulty steps
+# up at each retarget (every 20 blocks) and the plots have a shape.
+log "node A: a private network, 40 blocks mined offline"
+"$JBC" --datadir "$work/A" init --difficulty 12 --spacing 2s --name dashboard >"$work/init.log" 2>&1 || fail "jbc init"
+"$JBC" --datadir "$work/A" mine --blocks 40 --threads 1 >"$work/mine.log" 2>&1 || fail "jbc mine --blocks 40"
+"$JBC" --datadir "$work/B" init --genesis "$work/A/genesis.json" >>"$work/init.log" 2>&1 || fail "jbc init --genesis"
+pa=$(free_port); ha=$(free_port); pb=$(free_port); hb=$(free_port); pc=$(free_port); hc=$(free_port)
 start_node A "$pa" "$ha"
 id_a=$(sed -n 1p "$work/A.out"); addr_a=$(sed -n 2p "$work/A.out")
 case "$addr_a" in /ip4/127.0.0.1/*/p2p/"$id_a") ;; *) fail "A's multiaddr $addr_a is not on loopback or lacks /p2p/$id_a" ;; esac
 start_node B "$pb" "$hb" --peer "$addr_a"
 id_b=$(sed -n 1p "$work/B.out")
 tip_a=$(field "$ha" .tip); height_a=$(field "$ha" .height)
-[ "$height_a" = 2 ] || fail "A's height is $height_a, want 2"
+[ "$height_a" = 40 ] || fail "A's height is $height_a, want 40"
 log "A $id_a at #$height_a ${tip_a:0:12}, HTTP $ha; B $id_b, HTTP $hb"
 
 b_connected() { curl -fsS --max-time 2 "http://127.0.0.1:$ha/peers" | jq -e --arg id "$id_b" 'any(.[]; .id == $id and .connected)' >/dev/null 2>&1; }
@@ -290,12 +495,19 @@ wait_for "$timeout_s" "A to list B as a connected peer" b_connected
 b_synced() { [ "$(field "$hb" .tip)" = "$tip_a" ]; }
 wait_for "$timeout_s" "B to sync A's chain" b_synced
 
+# C runs the built-in network and dials A: A bans it, and shows why.
+start_node C "$pc" "$hc" --peer "$addr_a"
+id_c=$(sed -n 1p "$work/C.out")
+c_banned() { curl -fsS --max-time 2 "http://127.0.0.1:$ha/peers" | jq -e --arg id "$id_c" 'any(.[]; .id == $id and (.ban.reason // "" | startswith("on another network")) and (.connected | not))' >/dev/null 2>&1; }
+wait_for "$timeout_s" "A to list C as banned, on another network" c_banned
+log "A banned C ($id_c): $(curl -fsS "http://127.0.0.1:$ha/peers" | jq -r --arg id "$id_c" '.[] | select(.id == $id) | .ban | "\(.reason) until \(.until)"')"
+
 # 2. An entry that would be markup if the page parsed it.
 entry='<b id="xss">pwned</b> & <img src=x onerror=alert(1)>'
 code=$(curl -sS -o /dev/null -w '%{http_code}' --data-binary "$entry" -H 'Content-Type: text/plain' "http://127.0.0.1:$ha/data")
 [ "$code" = 202 ] || fail "POST /data: HTTP $code"
 
-# 3. The page shows the peers, the tip and the pending entry.
+# 3. The page shows the peers, the tip, the pending entry and the plots.
 url="http://127.0.0.1:$ha/"
 log "chromium: loading $url"
 browse "$url" --dump-dom >"$work/dom1.html" || fail "chromium --dump-dom failed (see $work/chromium.log)"
@@ -305,35 +517,38 @@ grep -q "class=\"hash-slot\"><code class=\"hash\" title=\"$tip_a\" data-hash=\"$
   fail "the tip card does not show A's tip hash"
 grep -q "data-peer-id=\"$id_b\" data-source=\"inbound\" data-connected=\"1\"" "$work/dom1.html" ||
   fail "the peers table does not show B ($id_b) as a connected inbound peer"
+grep -q "data-peer-id=\"$id_c\" data-source=\"inbound\" data-connected=\"0\" data-banned=\"1\"" "$work/dom1.html" ||
+  fail "the peers table does not show C ($id_c) as banned"
 grep -q "data-hash=\"$tip_a\" data-height=\"$height_a\"" "$work/dom1.html" || fail "the recent blocks do not start at A's tip"
 grep -q '&lt;b id="xss"&gt;pwned&lt;/b&gt; &amp; &lt;img src=x onerror=alert(1)&gt;' "$work/dom1.html" ||
   fail "the pending entry is not shown as text"
 if grep -q '<b id="xss">' "$work/dom1.html" || grep -q '<img src="x"' "$work/dom1.html"; then
   fail "the pending entry was rendered as markup"
 fi
-log "page shows B as a peer, A's tip and the pending entry as text"
+for plot in plot-interval plot-bits; do
+  grep -q "id=\"$plot\"[^>]* data-points=\"$height_a\"" "$work/dom1.html" || fail "plot $plot does not have one point per block ($height_a)"
+done
+log "page shows B as a peer, C banned, A's tip, the pending entry as text, and the plots"
 
-# 4. A new block arrives: B mines it, A takes it, the page shows it. First
+# 4. The first state comes with the page, and the last-sync column, in a
+# headless Chromium driven over the DevTools protocol.
+write_checks "$work"
+cdp=$(free_port)
+"$chromium" "${chrome_flags[@]}" --user-data-dir="$work/chromium-live" \
+  --remote-debugging-address=127.0.0.1 --remote-debugging-port="$cdp" \
+  --window-size=1280,900 about:blank 2>>"$work/chromium.log" &
+pids+=($!)
+(cd "$work" && python3 first_check.py "$cdp" "$url" "http://127.0.0.1:$ha" "$id_b" "$id_c") ||
+  fail "the page's first frame does not show the state it came with"
+(cd "$work" && python3 peers_check.py "$cdp" "$url") || fail "the last-sync column"
+
+# 5. A new block arrives: B mines it, A takes it, the page shows it. First
 # live: a page already open must show the new tip by itself, without a
-# reload (Chromium driven over the DevTools protocol by live_check, which
-# also turns B's miner on); then, mining on, in a freshly loaded page.
+# reload (live_check also turns B's miner on); then, mining on, in a
+# freshly loaded page.
 want=$(( height_a + new_blocks ))
-if command -v python3 >/dev/null; then
-  cdp=$(free_port)
-  "$chromium" "${chrome_flags[@]}" --user-data-dir="$work/chromium-live" \
-    --remote-debugging-address=127.0.0.1 --remote-debugging-port="$cdp" \
-    --window-size=1280,900 about:blank 2>>"$work/chromium.log" &
-  live_pid=$!
-  pids+=("$live_pid")
-  write_live_check "$work/live_check.py"
-  python3 "$work/live_check.py" "$cdp" "$url" "http://127.0.0.1:$ha" "http://127.0.0.1:$hb" "$mine_timeout_s" ||
-    fail "the open page did not update by itself when a block arrived"
-  kill "$live_pid" 2>/dev/null || true
-  wait "$live_pid" 2>/dev/null || true
-else
-  log "no python3: skipping the live (no reload) check; the reload check below still runs"
-  curl -fsS -X POST "http://127.0.0.1:$hb/mining?on=true" >/dev/null || fail "POST /mining?on=true on B"
-fi
+(cd "$work" && python3 live_check.py "$cdp" "$url" "http://127.0.0.1:$ha" "http://127.0.0.1:$hb" "$mine_timeout_s") ||
+  fail "the open page did not update by itself when a block arrived"
 log "B mining until A reaches #$want"
 a_grew() { local h; h=$(field "$ha" .height); [ -n "$h" ] && [ "$h" -ge "$want" ]; }
 wait_for "$mine_timeout_s" "blocks mined by B to reach A" a_grew
@@ -350,7 +565,14 @@ grep -q "data-hash=\"$tip_new\" data-height=\"$height_new\"" "$work/dom2.html" |
 grep -q "class=\"hash-slot\"><code class=\"hash\" title=\"$tip_new\" data-hash=\"$tip_new\"" "$work/dom2.html" || fail "the tip card does not show the new tip"
 log "page shows the new tip #$height_new"
 
-# 5. The screenshot kept in the repository, with some data pending.
+# B's miner is off: its page shows no hash rate, not the last one measured.
+browse "http://127.0.0.1:$hb/" --dump-dom >"$work/dom-b.html" || fail "chromium --dump-dom failed (see $work/chromium.log)"
+grep -q 'id="hash-rate">idle<' "$work/dom-b.html" ||
+  fail "B's miner is off but its page shows a hash rate: $(grep -o 'id="hash-rate">[^<]*<' "$work/dom-b.html")"
+grep -q 'id="mining">miner off' "$work/dom-b.html" || fail "B's page does not say its miner is off"
+log "B's page, miner off, shows no hash rate"
+
+# 6. The screenshot kept in the repository, with some data pending.
 for text in "hello from e2e/dashboard.sh" "pending entries wait here until a miner puts them in a block"; do
   curl -fsS --data-binary "$text" -H 'Content-Type: text/plain' "http://127.0.0.1:$ha/data" >/dev/null || fail "POST /data"
 done
@@ -363,4 +585,4 @@ browse "$url" --screenshot="$work/shot.png" --window-size=1280,900 --hide-scroll
 cp "$work/shot.png" "$shot"
 log "screenshot: $shot"
 
-echo "PASS: dashboard: peers, tip, pending entry as text, and a new block shown live and on reload in headless Chromium; screenshot $shot"
+echo "PASS: dashboard: peers, a ban with its reason, tip, pending entry as text, plots, the first state before the first paint, the last-sync outcomes, no stale hash rate, and a new block shown live and on reload in headless Chromium; screenshot $shot"

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jbc-project/jbc/chain"
 )
@@ -197,4 +198,147 @@ func TestDashboardPending(t *testing.T) {
 	}
 	dashGet(t, srv, "/pending?n=0", http.StatusBadRequest)
 	dashGet(t, srv, "/pending?n=many", http.StatusBadRequest)
+}
+
+// firstStateOf returns the state a dashboard page carries, checking that
+// it is embedded so that no markup in it can end its script element.
+func firstStateOf(t *testing.T, page string) FirstState {
+	t.Helper()
+	const open = `<script type="application/json" id="first-state">`
+	i := strings.Index(page, open)
+	if i < 0 {
+		t.Fatalf("the page carries no first state (%s)", open)
+	}
+	js := page[i+len(open):]
+	j := strings.Index(js, "</script>")
+	if j < 0 {
+		t.Fatal("the first state's script element does not end")
+	}
+	js = js[:j]
+	if strings.ContainsAny(js, "<>") {
+		t.Fatalf("the first state holds raw markup characters: %.200s", js)
+	}
+	var st FirstState
+	if err := json.Unmarshal([]byte(js), &st); err != nil {
+		t.Fatalf("first state: %v: %.200s", err, js)
+	}
+	return st
+}
+
+// TestDashboardFirstState: GET / carries the node's state, so that the
+// page's first frame shows it instead of placeholders while it fetches.
+func TestDashboardFirstState(t *testing.T) {
+	s := newStore(t, chain.TestNet())
+	extend(t, s, 0, 12, "first")
+	_, nodes := mockNodes(t, s, newStore(t, chain.TestNet()))
+	n := nodes[0]
+	connect(t, n, nodes[1])
+	waitFor(t, 10*time.Second, "the peer's status", func() bool {
+		pi, ok := n.peers.get(nodes[1].ID())
+		return ok && pi.Status != nil
+	})
+	entry := `</script><script>alert(1)</script> & <!--`
+	if _, err := n.Submit(context.Background(), entry); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(n.Handler())
+	defer srv.Close()
+
+	_, body := dashGet(t, srv, "/", http.StatusOK)
+	st := firstStateOf(t, string(body))
+	tip := n.store.Tip()
+	if st.Status.Tip != tip.Hash.String() || st.Status.Height != tip.Height || st.Status.PeerID != n.ID().String() {
+		t.Errorf("first state's status %+v, want tip %s at %d", st.Status, tip.Hash, tip.Height)
+	}
+	if len(st.Recent) != defaultRecent || st.Recent[0].Hash != tip.Hash {
+		t.Errorf("first state's recent blocks: %d, newest %v", len(st.Recent), st.Recent)
+	}
+	if p := findPeer(st.Peers, nodes[1].ID().String()); p == nil || !p.Connected || p.Status == nil {
+		t.Errorf("first state's peers %+v lack the connected peer", st.Peers)
+	}
+	if len(st.Pending) != 1 || st.Pending[0].Text != entry {
+		t.Errorf("first state's pending entries %+v, want the entry verbatim", st.Pending)
+	}
+	if len(st.History.Blocks) != 12 || st.History.Blocks[11].Height != 12 {
+		t.Errorf("first state's history: %+v", st.History)
+	}
+	// The page is filled in at /, never served raw.
+	dashGet(t, srv, "/web/index.html", http.StatusNotFound)
+}
+
+// TestHistory: GET /history gives the newest blocks after the genesis,
+// oldest first, with their difficulty, the time since their parent, and
+// the hash rate their work over their time shows.
+func TestHistory(t *testing.T) {
+	p, err := chain.NewParams("history-test", "history test network", 1577836800, 4, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(t, p)
+	blocks := extend(t, s, 0, 25, "history") // timestamps one second apart
+	_, nodes := mockNodes(t, s)
+	srv := httptest.NewServer(nodes[0].Handler())
+	defer srv.Close()
+
+	get := func(query string) HistoryJSON {
+		t.Helper()
+		_, body := dashGet(t, srv, "/history"+query, http.StatusOK)
+		var h HistoryJSON
+		if err := json.Unmarshal(body, &h); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	h := get("")
+	if len(h.Blocks) != 25 || h.Spacing != 0 {
+		t.Fatalf("%d blocks, spacing %v", len(h.Blocks), h.Spacing)
+	}
+	for i, b := range h.Blocks {
+		want := blocks[i]
+		if b.Height != want.Index || b.Time != want.Timestamp || b.Bits != 4 || b.Interval != 1 {
+			t.Fatalf("block %d: %+v, want height %d time %d, 4 bits, 1 s after its parent", i, b, want.Index, want.Timestamp)
+		}
+		// Each block took 2^4 hashes on average, one a second: 16 H/s,
+		// except block 1, which has no window not starting at the
+		// genesis.
+		switch {
+		case b.Height == 1 && b.HashRate != nil:
+			t.Errorf("block 1: hash rate %v from the genesis's timestamp", *b.HashRate)
+		case b.Height > 1 && (b.HashRate == nil || *b.HashRate != 16):
+			t.Errorf("block %d: hash rate %v, want 16", b.Height, b.HashRate)
+		}
+	}
+	// A window of 3: the newest three, the oldest still with a rate over
+	// the blocks before it.
+	h = get("?n=3")
+	if len(h.Blocks) != 3 || h.Blocks[0].Height != 23 || h.Blocks[2].Height != 25 || h.Blocks[0].HashRate == nil {
+		t.Fatalf("?n=3: %+v", h.Blocks)
+	}
+	if got := get(fmt.Sprint("?n=", 10*maxHistory)); len(got.Blocks) != 25 {
+		t.Fatalf("capped: %d", len(got.Blocks))
+	}
+	dashGet(t, srv, "/history?n=0", http.StatusBadRequest)
+
+	// A retargeting network reports its spacing; a chain of the genesis
+	// alone has no blocks to plot.
+	_, fresh := mockNodes(t, newStore(t, chain.MainNet()))
+	if h, err := fresh[0].History(defaultHistory); err != nil || h.Spacing != 30 || len(h.Blocks) != 0 {
+		t.Fatalf("fresh main network: %+v, %v", h, err)
+	}
+}
+
+// TestHashRateOnlyWhileMining: once the miner stops, GET /status and the
+// metrics report no hash rate, not the last one measured.
+func TestHashRateOnlyWhileMining(t *testing.T) {
+	s := newStore(t, chain.MainNet())
+	_, nodes := mockNodes(t, s)
+	n := nodes[0]
+	n.cfg.MineThreads = 1
+	n.miner.Threads = 1
+	n.SetMining(true)
+	waitFor(t, 4*hashRateWindow, "a hash rate", func() bool { return n.Status().HashRate > 0 })
+	n.SetMining(false)
+	if st := n.Status(); st.Mining || st.HashRate != 0 {
+		t.Fatalf("miner off: mining %v, hash rate %v", st.Mining, st.HashRate)
+	}
 }

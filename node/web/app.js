@@ -197,7 +197,8 @@
     const parts = Object.keys(bySource).sort().map((s) => bySource[s] + ' ' + s);
     const banned = peers.filter((p) => p.ban).length;
     const known = peers.length - banned;
-    setText('peer-sources', (parts.length ? 'connected · ' + parts.join(' · ') : 'none connected · ' + plural(known, 'known', 'known')) +
+    // With a ban to mention too, "connected" would not fit the card.
+    setText('peer-sources', (parts.length ? (banned ? '' : 'connected · ') + parts.join(' · ') : 'none connected · ' + plural(known, 'known', 'known')) +
       (banned ? ' · ' + fmtCount(banned) + ' banned' : ''));
 
     // Mining.
@@ -307,10 +308,13 @@
         el('div', { class: 'sub', title: (p.addrs || []).join('\n') },
           p.status && p.status.agent ? p.status.agent + (addr ? ' · ' : '') : '', addr));
 
+      // A banned peer's chain and last sync matter no more: one cell
+      // says why it is refused and until when.
       let chainCell;
       if (p.ban) {
-        chainCell = el('td', { title: p.ban.reason },
-          el('span', { class: 'badge bad' }, 'banned'),
+        const until = Date.parse(p.ban.until);
+        chainCell = el('td', { colspan: 2, class: 'ban', title: p.ban.reason + '\nrefused until ' + new Date(until).toLocaleString() },
+          el('span', { class: 'badge bad' }, 'banned'), ' until ', timeEl(until),
           el('div', { class: 'sub why' }, clip(p.ban.reason, PREVIEW_CHARS)));
       } else if (p.status) {
         const s = p.status;
@@ -331,10 +335,7 @@
 
       let lastCell;
       if (p.ban) {
-        const until = Date.parse(p.ban.until);
-        lastCell = el('td', { class: 'sync', title: 'refused until ' + new Date(until).toLocaleString() },
-          el('span', { class: 'result result-none' }, 'until'),
-          el('div', { class: 'sub' }, timeEl(until)));
+        lastCell = null;
       } else if (p.last_sync) {
         lastCell = syncCell(p.last_sync);
       } else {
@@ -386,7 +387,8 @@
   }
 
   function fmtSecs(s) {
-    return s >= 120 ? (s / 60).toFixed(s >= 600 ? 0 : 1) + ' min' : Math.round(s) + ' s';
+    if (Math.abs(s) >= 120) return (s / 60).toFixed(Math.abs(s) >= 600 ? 0 : 1) + ' min';
+    return (Number.isInteger(s) || Math.abs(s) >= 10 ? Math.round(s) : s.toFixed(1)) + ' s';
   }
 
   // plot draws points {x: height, y: value, tip: tooltip} into the svg
@@ -464,13 +466,13 @@
     const bits = blocks.map((b) => ({ x: b.height, y: b.bits, tip: '#' + fmtCount(b.height) + ': ' + b.bits + ' bits, ' + fmtCompact(Math.pow(2, b.bits)) + ' hashes a block on average' }));
     const bmin = Math.min(...blocks.map((b) => b.bits)), bmax = Math.max(...blocks.map((b) => b.bits));
     plot('plot-bits', bits, { lo: Math.max(0, bmin - 2), hi: bmax + 2, fmt: (v) => v.toFixed(Number.isInteger(v) ? 0 : 1) + ' bits', step: true });
-    setText('bits-note', blocks.length ? 'now ' + blocks[blocks.length - 1].bits + ' bits' : '');
+    setText('bits-note', blocks.length ? blocks[blocks.length - 1].bits + ' bits at the tip' : '');
 
     // Hash rate: what the blocks' work over their time shows.
     const rates = blocks.filter((b) => Number.isFinite(b.hash_rate) && b.hash_rate > 0)
       .map((b) => ({ x: b.height, y: b.hash_rate, tip: '#' + fmtCount(b.height) + ': ' + fmtRate(b.hash_rate) + ' over the 10 blocks to it' }));
     plot('plot-rate', rates, { lo: 0, hi: niceMax(Math.max(...rates.map((p) => p.y), 0)), fmt: fmtRate, empty: blocks.length ? 'too few blocks yet' : 'no blocks yet' });
-    setText('rate-note', rates.length ? 'now ' + fmtRate(rates[rates.length - 1].y) : '');
+    setText('rate-note', rates.length ? fmtRate(rates[rates.length - 1].y) + ' over the last blocks' : '');
   }
 
   function setConn(ok, err) {
