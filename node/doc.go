@@ -18,5 +18,7 @@
 // once running, the node logs failures of peers and keeps going. A peer is
 // blamed (skipped, or banned for another genesis) only for what it sent:
 // a rule broken, a malformed or missing response, or a lie about its work;
-// local errors never count against a peer.
+// local errors never count against a peer. A ban keeps its reason and its
+// end, and is shown to the operator (GET /peers, Doctor, the dashboard)
+// until it ends; so is the cause of the last failed dial of a peer.
 package node
