@@ -286,16 +286,19 @@ func (ps *peerSet) isBanned(p peer.ID) bool {
 	return true
 }
 
-// bans returns a copy of every peer refused now, sorted by ID.
+// bans returns a copy of every peer refused now, sorted by ID, and drops
+// the bans that have ended.
 func (ps *peerSet) bans() []BannedPeer {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	now := time.Now()
 	out := []BannedPeer{}
-	for _, bp := range ps.banned {
-		if now.Before(bp.Ban.Until) {
-			out = append(out, *bp)
+	for p, bp := range ps.banned {
+		if !now.Before(bp.Ban.Until) {
+			delete(ps.banned, p)
+			continue
 		}
+		out = append(out, *bp)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/jbc-project/jbc/chain"
 )
@@ -121,8 +123,7 @@ func TestBansShown(t *testing.T) {
 // is cut, so a ban cannot grow every GET /peers.
 func TestBanReasonBounded(t *testing.T) {
 	ps := newPeerSet()
-	_, nodes := mockNodes(t, newStore(t, chain.TestNet()))
-	p := nodes[0].ID()
+	p := newPeerID(t)
 	ps.banFor(p, time.Minute, strings.Repeat("é", maxBanReason))
 	b := ps.bans()
 	if len(b) != 1 || len(b[0].Ban.Reason) > maxBanReason || !strings.HasSuffix(b[0].Ban.Reason, "...") {
@@ -157,4 +158,35 @@ func TestSyncOutcome(t *testing.T) {
 	if p := findPeer(getPeers(t, nodes[0]), nodes[1].ID().String()); p == nil || p.LastSync == nil || p.LastSync.Outcome != SyncNoMoreWork {
 		t.Fatalf("GET /peers: last sync %+v", p)
 	}
+}
+
+// TestBanEnds: a ban that has ended is listed no more, and its record is
+// dropped.
+func TestBanEnds(t *testing.T) {
+	ps := newPeerSet()
+	gone, kept := newPeerID(t), newPeerID(t)
+	ps.banFor(gone, time.Millisecond, "short")
+	ps.banFor(kept, time.Hour, "long")
+	time.Sleep(5 * time.Millisecond)
+	if b := ps.bans(); len(b) != 1 || b[0].ID != kept || b[0].Ban.Reason != "long" {
+		t.Fatalf("bans %+v, want only the one that has not ended", b)
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if _, ok := ps.banned[gone]; ok {
+		t.Fatal("an ended ban is still kept")
+	}
+}
+
+func newPeerID(t *testing.T) peer.ID {
+	t.Helper()
+	_, pub, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
