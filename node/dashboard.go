@@ -154,8 +154,8 @@ func (n *Node) History(count int) (HistoryJSON, error) {
 	if count <= 0 {
 		return out, nil
 	}
-	// Entries newest first: the count wanted, their parents for the
-	// intervals, and hashRateBlocks more for the oldest one's rate.
+	// Entries newest first: the count wanted and the hashRateBlocks
+	// before them (parents for the intervals, windows for the rates).
 	e := n.store.Tip()
 	entries := []chain.Entry{e}
 	for len(entries) < count+hashRateBlocks && e.Height > 0 {
