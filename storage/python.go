@@ -489,9 +489,13 @@ type ImportResult struct {
 	// chain's tip unless the data directory's chain had more work.
 	Tip chain.Entry
 	// Best reports whether the imported chain's last block is on the best
-	// chain: false when the data directory's chain had more work and the
-	// imported blocks were kept as a side branch.
+	// chain: false when the data directory's chain had as much work or
+	// more and the imported blocks were kept as a side branch.
 	Best bool
+	// Imported is the index entry of the imported chain's last block: its
+	// Work against Tip.Work tells a side branch of equal work from one of
+	// less.
+	Imported chain.Entry
 }
 
 // ImportPython imports the Python chaindata directory src into the data
@@ -561,6 +565,9 @@ func importExisting(dataDir, src string, blocks []chain.Block, cfg PythonImport)
 			cfg.Zeros, dataDir, p.Name, p.ID().Short(), describeDifficulty(p))
 	}
 	if err := validatePython(src, p, blocks, o.now); err != nil {
+		if blocks[0].Hash != p.Genesis.Hash {
+			return ImportResult{}, fmt.Errorf("import: %w: %s already holds a chain of network %s (%s), and the imported chain starts with another genesis, so it is of another network. Import it into a data directory without a chain (another --datadir) to make a network of it", err, dataDir, p.Name, p.ID().Short())
+		}
 		return ImportResult{}, fmt.Errorf("import: %w (network %s, %s)", err, p.Name, describeDifficulty(p))
 	}
 	if cfg.Validated != nil {
@@ -572,7 +579,11 @@ func importExisting(dataDir, src string, blocks []chain.Block, cfg PythonImport)
 	if err != nil {
 		return res, fmt.Errorf("import: %w", err)
 	}
-	if res.Best, err = s.OnBest(blocks[len(blocks)-1].Hash); err != nil {
+	last := blocks[len(blocks)-1].Hash
+	if res.Best, err = s.OnBest(last); err != nil {
+		return res, fmt.Errorf("import: %w", err)
+	}
+	if res.Imported, err = s.Entry(last); err != nil {
 		return res, fmt.Errorf("import: %w", err)
 	}
 	return res, nil
@@ -671,7 +682,7 @@ func importNew(dataDir, src string, blocks []chain.Block, cfg PythonImport) (res
 	if err := syncDir(dataDir); err != nil {
 		return ImportResult{}, fmt.Errorf("import: %w", err)
 	}
-	return ImportResult{Params: p, Created: true, Blocks: len(blocks), Added: added, Tip: tip, Best: true}, nil
+	return ImportResult{Params: p, Created: true, Blocks: len(blocks), Added: added, Tip: tip, Best: true, Imported: tip}, nil
 }
 
 // removeStaleImports removes the temporary directories of imports that

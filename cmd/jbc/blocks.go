@@ -27,7 +27,7 @@ line, streamed: memory use does not grow with the chain.`,
 			if from > to {
 				return usagef("--from %d is above --to %d", from, to)
 			}
-			s, err := a.openStore()
+			s, err := a.openStore(false)
 			if err != nil {
 				return err
 			}

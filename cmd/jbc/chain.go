@@ -17,7 +17,7 @@ total_work (a string) and blocks.`,
   jbc chain --json | jq -r .tip`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			s, err := a.openStore()
+			s, err := a.openStore(false)
 			if err != nil {
 				return err
 			}

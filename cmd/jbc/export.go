@@ -36,7 +36,7 @@ chain.`,
 			if from > to {
 				return usagef("--from %d is above --to %d", from, to)
 			}
-			s, err := a.openStore()
+			s, err := a.openStore(false)
 			if err != nil {
 				return err
 			}

@@ -102,7 +102,11 @@ are kept rather than replaced by the "imported" ones.`,
 				a.printf("genesis file: %s\n", genesisPath)
 			}
 			a.printf("imported %d blocks from %s, %d new; tip %d %s\n", res.Blocks, from, res.Added, res.Tip.Height, res.Tip.Hash)
-			if !res.Best {
+			switch {
+			case res.Best:
+			case res.Imported.Work != nil && res.Imported.Work.Cmp(res.Tip.Work) == 0:
+				a.printf("the data directory's chain has as much work as the imported one (equal work: the chain already held stays best): the imported blocks are kept as a side branch\n")
+			default:
 				a.printf("the data directory's chain has more work: the imported blocks are kept as a side branch\n")
 			}
 			return nil

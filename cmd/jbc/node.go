@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
+	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +29,26 @@ type netFlags struct {
 func (f *netFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&f.listen, "listen", nil, fmt.Sprintf("multiaddr to listen on (repeatable; default TCP and QUIC on port %d, all interfaces)", node.DefaultPort))
 	cmd.Flags().StringArrayVar(&f.announce, "announce", nil, "multiaddr to advertise instead of the listen addresses (repeatable; for docker or NAT)")
+}
+
+// checkAddrFlags checks the --listen and --announce multiaddrs and, in
+// peerFlags (flag name to values), peers' full multiaddrs, as usage errors
+// naming the flag.
+func checkAddrFlags(nf netFlags, peerFlags map[string][]string) error {
+	if _, err := node.ParseAddrs(nf.listenAddrs()); err != nil {
+		return usagef("--listen: %v", err)
+	}
+	if _, err := node.ParseAddrs(nf.announce); err != nil {
+		return usagef("--announce: %v", err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(peerFlags)) {
+		for _, s := range peerFlags[name] {
+			if _, err := node.ParsePeerAddr(s); err != nil {
+				return usagef("%s: %v", name, err)
+			}
+		}
+	}
+	return nil
 }
 
 func (f *netFlags) listenAddrs() []string {
@@ -64,8 +87,12 @@ other nodes pass to --bootstrap or --peer.`,
   jbc node --mine --http 127.0.0.1:8080`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Every argument is checked before anything is written: a node
+			// that cannot start leaves no chain and no key behind.
+			bootFlag := "--bootstrap"
 			if len(bootstrap) == 0 {
 				if env := os.Getenv(bootstrapEnv); env != "" {
+					bootFlag = bootstrapEnv + " (environment)"
 					for _, s := range strings.Split(env, ",") {
 						if s = strings.TrimSpace(s); s != "" {
 							bootstrap = append(bootstrap, s)
@@ -73,10 +100,21 @@ other nodes pass to --bootstrap or --peer.`,
 					}
 				}
 			}
+			if err := checkAddrFlags(nf, map[string][]string{bootFlag: bootstrap, "--peer": peers}); err != nil {
+				return err
+			}
 			if !strings.HasPrefix(dhtPrefix, "/") {
 				return usagef("--dht-prefix %q must start with /", dhtPrefix)
 			}
-			s, err := a.openStore()
+			if threads < 0 {
+				return usagef("--threads %d: want 0 (all CPUs) or more", threads)
+			}
+			if httpAddr != "" {
+				if _, _, err := net.SplitHostPort(httpAddr); err != nil {
+					return usagef("--http %q: want HOST:PORT, like %s (or \"\" for no API)", httpAddr, node.DefaultHTTPAddr)
+				}
+			}
+			s, err := a.openStore(true)
 			if err != nil {
 				return err
 			}

@@ -20,7 +20,7 @@ non-zero, naming the first problem, if anything is wrong.`,
   jbc --datadir /srv/jbc verify --log-level debug`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			s, err := a.openStore()
+			s, err := a.openStore(false)
 			if err != nil {
 				return err
 			}
