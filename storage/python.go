@@ -99,13 +99,55 @@ func ParsePythonFileName(name string) (index uint64, ok bool, err error) {
 	return index, true, nil
 }
 
-// EncodePythonFile returns block b's file as the Python original writes it,
-// byte for byte: json.dump of its to_dict(), keys in its order (index,
-// timestamp, prev_hash, hash, data, nonce), every value a string, ", " and
-// ": " separators, non-ASCII escaped as \uXXXX, no trailing newline. The
-// result is JSON-equal to b.MarshalPython. Data that is not valid UTF-8
-// cannot be written (Python could not have made it) and is an error.
+// KeyOrder is the order of the keys in a block file. The original wrote
+// json.dump(block.to_dict()), so the order is whatever the interpreter's
+// dict iterates in: Python 2 (which the original ran under, and in which
+// its own files are written) orders these keys by their hashes, Python 3
+// by insertion.
+type KeyOrder uint8
+
+const (
+	// Python2Keys is the order of the original's own files, written by
+	// Python 2: nonce, index, hash, timestamp, prev_hash, data. It is the
+	// default.
+	Python2Keys KeyOrder = iota
+	// Python3Keys is the order the original writes under Python 3, that
+	// of to_dict: index, timestamp, prev_hash, hash, data, nonce.
+	Python3Keys
+)
+
+// String returns the order's name as ParseKeyOrder takes it.
+func (k KeyOrder) String() string {
+	if k == Python3Keys {
+		return "python3"
+	}
+	return "python2"
+}
+
+// ParseKeyOrder returns the KeyOrder named "python2" or "python3".
+func ParseKeyOrder(s string) (KeyOrder, error) {
+	switch s {
+	case "python2":
+		return Python2Keys, nil
+	case "python3":
+		return Python3Keys, nil
+	}
+	return 0, fmt.Errorf("key order %q: want python2 (the original's own files) or python3", s)
+}
+
+// EncodePythonFile returns block b's file as the Python original writes it
+// under Python 2, byte for byte: EncodePythonFileKeys with Python2Keys.
 func EncodePythonFile(b *chain.Block) ([]byte, error) {
+	return EncodePythonFileKeys(b, Python2Keys)
+}
+
+// EncodePythonFileKeys returns block b's file as the Python original writes
+// it, byte for byte, with its keys in the given order: json.dump of its
+// to_dict(), every value a string, ", " and ": " separators, non-ASCII
+// escaped as \uXXXX, no trailing newline. The result is JSON-equal to
+// b.MarshalPython. Data that is not valid UTF-8 cannot be written (Python
+// could not have made it) and is an error.
+func EncodePythonFileKeys(b *chain.Block, keys KeyOrder) ([]byte, error) {
 	if !utf8.ValidString(b.Data) {
 		return nil, fmt.Errorf("block %d: data is not valid UTF-8", b.Index)
 	}
@@ -119,12 +161,21 @@ func EncodePythonFile(b *chain.Block) ([]byte, error) {
 		out = appendPyString(out, val)
 	}
 	out = append(out, '{')
-	field(true, "index", strconv.FormatUint(b.Index, 10))
-	field(false, "timestamp", strconv.FormatInt(b.Timestamp, 10))
-	field(false, "prev_hash", b.PrevHash.String())
-	field(false, "hash", b.Hash.String())
-	field(false, "data", b.Data)
-	field(false, "nonce", strconv.FormatUint(b.Nonce, 10))
+	if keys == Python3Keys {
+		field(true, "index", strconv.FormatUint(b.Index, 10))
+		field(false, "timestamp", strconv.FormatInt(b.Timestamp, 10))
+		field(false, "prev_hash", b.PrevHash.String())
+		field(false, "hash", b.Hash.String())
+		field(false, "data", b.Data)
+		field(false, "nonce", strconv.FormatUint(b.Nonce, 10))
+	} else {
+		field(true, "nonce", strconv.FormatUint(b.Nonce, 10))
+		field(false, "index", strconv.FormatUint(b.Index, 10))
+		field(false, "hash", b.Hash.String())
+		field(false, "timestamp", strconv.FormatInt(b.Timestamp, 10))
+		field(false, "prev_hash", b.PrevHash.String())
+		field(false, "data", b.Data)
+	}
 	return append(out, '}'), nil
 }
 
@@ -274,7 +325,8 @@ func readLimited(path string, limit int64) ([]byte, error) {
 const exportBatch = 1000
 
 // ExportPython writes the best chain's blocks at heights from..to
-// (inclusive, clipped to the tip) into dir in the Python layout, creating
+// (inclusive, clipped to the tip) into dir in the Python layout, keys in
+// the original's own order (Python2Keys), creating
 // dir (0755) if needed, and returns how many it wrote. Each file is
 // written atomically: blocks go to hidden temporary files, which are made
 // durable (in batches of exportBatch) before being renamed over their
@@ -292,6 +344,27 @@ func ExportPythonProgress(s *Store, dir string, from, to uint64, progress func(h
 	if from > to {
 		return 0, fmt.Errorf("export: from %d is above to %d", from, to)
 	}
+	each := func(fn func(*chain.Block) error) error { return s.ForEach(from, to, fn) }
+	return ExportPythonBlocks(dir, each, PythonExport{Progress: progress})
+}
+
+// PythonExport says how ExportPythonBlocks writes. The zero value writes
+// the original's own (Python 2) key order and reports no progress.
+type PythonExport struct {
+	// Keys is the key order of the files.
+	Keys KeyOrder
+	// Progress, if set, is called with the height of each block once its
+	// file is in place.
+	Progress func(height uint64)
+}
+
+// ExportPythonBlocks writes the blocks each yields (it calls its argument
+// with every block, in order, and stops at its first error) into dir in the
+// Python layout, as ExportPython does, and returns how many it wrote. It
+// lets a chain read from elsewhere than an open Store (a running node's
+// API) be exported the same way.
+func ExportPythonBlocks(dir string, each func(func(*chain.Block) error) error, cfg PythonExport) (n int, err error) {
+	progress := cfg.Progress
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, fmt.Errorf("export: %w", err)
 	}
@@ -325,8 +398,8 @@ func ExportPythonProgress(s *Store, dir string, from, to uint64, progress func(h
 		batch = batch[:0]
 		return syncDir(dir)
 	}
-	err = s.ForEach(from, to, func(b *chain.Block) error {
-		data, err := EncodePythonFile(b)
+	err = each(func(b *chain.Block) error {
+		data, err := EncodePythonFileKeys(b, cfg.Keys)
 		if err != nil {
 			return err
 		}

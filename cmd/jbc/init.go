@@ -37,13 +37,6 @@ It fails if the data directory already holds a chain.`,
   jbc --datadir /srv/jbc init --genesis genesis.json      # join a network`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			exists, err := chainIn(a.dataDir)
-			if err != nil {
-				return err
-			}
-			if exists {
-				return fmt.Errorf(`%s already holds a chain: "jbc init" only makes a new one. See what it holds with "jbc --datadir %s chain", or give another --datadir`, a.dataDir, a.dataDir)
-			}
 			var p *chain.Params
 			if genesisFile != "" {
 				for _, f := range []string{"difficulty", "spacing", "data", "name"} {
@@ -67,9 +60,17 @@ It fails if the data directory already holds a chain.`,
 				if data == "" {
 					data = fmt.Sprintf("jbc network %q created %s", name, now.UTC().Format(time.RFC3339))
 				}
+				var err error
 				if p, err = chain.NewParams(name, data, now.Unix(), bits, spacing); err != nil {
 					return usageError{err}
 				}
+			}
+			exists, err := chainIn(a.dataDir)
+			if err != nil {
+				return err
+			}
+			if exists {
+				return fmt.Errorf(`%s already holds a chain: "jbc init" only makes a new one. See what it holds with "jbc --datadir %s chain", or give another --datadir`, a.dataDir, a.dataDir)
 			}
 			s, err := storage.Create(a.dataDir, p, storage.WithLogger(a.log))
 			if err != nil {
