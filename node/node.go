@@ -176,6 +176,9 @@ func New(cfg Config) (*Node, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--listen: %w", err)
 		}
+		if err := CheckListenAddrs(listen); err != nil {
+			return nil, err
+		}
 		announce, err := ParseAddrs(cfg.Announce)
 		if err != nil {
 			return nil, fmt.Errorf("--announce: %w", err)

@@ -106,6 +106,10 @@ other nodes pass to --bootstrap or --peer.`,
 			if !strings.HasPrefix(dhtPrefix, "/") {
 				return usagef("--dht-prefix %q must start with /", dhtPrefix)
 			}
+			listen, _ := node.ParseAddrs(nf.listenAddrs()) // checked above
+			if err := node.CheckListenAddrs(listen); err != nil {
+				return err
+			}
 			if threads < 0 {
 				return usagef("--threads %d: want 0 (all CPUs) or more", threads)
 			}
