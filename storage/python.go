@@ -592,20 +592,29 @@ func ImportPython(dataDir, src string, cfg PythonImport) (ImportResult, error) {
 	if err != nil {
 		return ImportResult{}, fmt.Errorf("import: %w", err)
 	}
-	if Exists(dataDir) {
-		return importExisting(dataDir, src, blocks, cfg)
+	return importBlocks(dataDir, func(i uint64) string { return filepath.Join(src, PythonFileName(i)) }, blocks, cfg)
+}
+
+// importBlocks imports blocks, read from a source whose block i name
+// calls, into dataDir: the whole of ImportPython after reading.
+func importBlocks(dataDir string, name func(index uint64) string, blocks []chain.Block, cfg PythonImport) (ImportResult, error) {
+	if len(blocks) == 0 {
+		return ImportResult{}, errors.New("import: no blocks")
 	}
-	return importNew(dataDir, src, blocks, cfg)
+	if Exists(dataDir) {
+		return importExisting(dataDir, name, blocks, cfg)
+	}
+	return importNew(dataDir, name, blocks, cfg)
 }
 
 // validatePython validates blocks as a whole chain of network p, naming
 // the file of the first invalid block.
-func validatePython(src string, p *chain.Params, blocks []chain.Block, now func() time.Time) error {
+func validatePython(name func(uint64) string, p *chain.Params, blocks []chain.Block, now func() time.Time) error {
 	c := chain.Chain{Params: p, Blocks: blocks}
 	err := c.Validate(now)
 	var ie *chain.IndexError
 	if errors.As(err, &ie) {
-		return &FileError{filepath.Join(src, PythonFileName(uint64(ie.Index))), ie.Err}
+		return &FileError{name(uint64(ie.Index)), ie.Err}
 	}
 	return err
 }
@@ -622,7 +631,7 @@ func importOptions(opts []Option) (options, error) {
 	return o, nil
 }
 
-func importExisting(dataDir, src string, blocks []chain.Block, cfg PythonImport) (ImportResult, error) {
+func importExisting(dataDir string, name func(uint64) string, blocks []chain.Block, cfg PythonImport) (ImportResult, error) {
 	o, err := importOptions(cfg.Options)
 	if err != nil {
 		return ImportResult{}, err
@@ -637,7 +646,7 @@ func importExisting(dataDir, src string, blocks []chain.Block, cfg PythonImport)
 		return ImportResult{}, fmt.Errorf("import: a difficulty of %d hex zeros was asked for, but %s holds network %s (%s) with %s; leave it out to import into that network",
 			cfg.Zeros, dataDir, p.Name, p.ID().Short(), describeDifficulty(p))
 	}
-	if err := validatePython(src, p, blocks, o.now); err != nil {
+	if err := validatePython(name, p, blocks, o.now); err != nil {
 		if blocks[0].Hash != p.Genesis.Hash {
 			return ImportResult{}, fmt.Errorf("import: %w: %s already holds a chain of network %s (%s), and the imported chain starts with another genesis, so it is of another network. Import it into a data directory without a chain (another --datadir) to make a network of it", err, dataDir, p.Name, p.ID().Short())
 		}
@@ -690,7 +699,7 @@ func addBatches(s *Store, blocks []chain.Block, progress func(Result)) (int, err
 // is built in before it is linked into the data directory.
 const importTempPrefix = ".import-"
 
-func importNew(dataDir, src string, blocks []chain.Block, cfg PythonImport) (res ImportResult, err error) {
+func importNew(dataDir string, name func(uint64) string, blocks []chain.Block, cfg PythonImport) (res ImportResult, err error) {
 	o, err := importOptions(cfg.Options)
 	if err != nil {
 		return ImportResult{}, err
@@ -699,11 +708,11 @@ func importNew(dataDir, src string, blocks []chain.Block, cfg PythonImport) (res
 	if err != nil {
 		var fe *FileError
 		if errors.As(err, &fe) {
-			fe.Path = filepath.Join(src, fe.Path)
+			fe.Path = name(0)
 		}
 		return ImportResult{}, fmt.Errorf("import: %w", err)
 	}
-	if err := validatePython(src, p, blocks, o.now); err != nil {
+	if err := validatePython(name, p, blocks, o.now); err != nil {
 		if p.Name != ImportedName {
 			return ImportResult{}, fmt.Errorf("import: %w (built-in network %s, %s)", err, p.Name, describeDifficulty(p))
 		}

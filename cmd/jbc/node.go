@@ -69,6 +69,8 @@ func newNodeCmd(a *app) *cobra.Command {
 		mine      bool
 		threads   int
 		httpAddr  string
+		// legacyPeers are Python JackBlockChain nodes to follow.
+		legacyPeers []string
 	)
 	cmd := &cobra.Command{
 		Use:   "node",
@@ -113,6 +115,11 @@ other nodes pass to --bootstrap or --peer.`,
 			if threads < 0 {
 				return usagef("--threads %d: want 0 (all CPUs) or more", threads)
 			}
+			for _, u := range legacyPeers {
+				if _, err := node.LegacyChainURL(u); err != nil {
+					return usagef("--legacy-peer: %v", err)
+				}
+			}
 			if httpAddr != "" {
 				if _, _, err := net.SplitHostPort(httpAddr); err != nil {
 					return usagef("--http %q: want HOST:PORT, like %s (or \"\" for no API)", httpAddr, node.DefaultHTTPAddr)
@@ -130,6 +137,7 @@ other nodes pass to --bootstrap or --peer.`,
 				Announce:    nf.announce,
 				Bootstrap:   bootstrap,
 				Peers:       peers,
+				LegacyPeers: legacyPeers,
 				MDNS:        !noMDNS,
 				DHT:         !noDHT,
 				DHTPrefix:   dhtPrefix,
@@ -164,6 +172,7 @@ other nodes pass to --bootstrap or --peer.`,
 	f := cmd.Flags()
 	f.StringArrayVar(&bootstrap, "bootstrap", nil, "DHT bootstrap peer multiaddr ending in /p2p/<id> (repeatable; env "+bootstrapEnv+", comma-separated)")
 	f.StringArrayVar(&peers, "peer", nil, "peer multiaddr ending in /p2p/<id> to dial directly and keep connected (repeatable)")
+	f.StringArrayVar(&legacyPeers, "legacy-peer", nil, "http:// URL of a Python JackBlockChain node to follow: its /blockchain.json is polled and a chain with more work adopted (repeatable)")
 	f.BoolVar(&noMDNS, "no-mdns", false, "turn off mDNS discovery on the LAN")
 	f.BoolVar(&noDHT, "no-dht", false, "turn off the Kademlia DHT")
 	f.StringVar(&dhtPrefix, "dht-prefix", node.DefaultDHTPrefix, "DHT protocol prefix (/ipfs to meet over an IPFS DHT)")
