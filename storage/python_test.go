@@ -688,7 +688,7 @@ func FuzzImportPythonBlock(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if err := validatePython("src", p, blocks, nil); err != nil {
+		if err := validatePython(func(i uint64) string { return filepath.Join("src", PythonFileName(i)) }, p, blocks, nil); err != nil {
 			var fe *FileError
 			if !errors.As(err, &fe) || !strings.HasSuffix(fe.Path, ".json") {
 				t.Fatalf("error %v does not name a file", err)

@@ -69,8 +69,10 @@ func newNodeCmd(a *app) *cobra.Command {
 		mine      bool
 		threads   int
 		httpAddr  string
-		// legacyPeers are Python JackBlockChain nodes to follow.
+		// legacyPeers are Python JackBlockChain nodes to follow, polled
+		// every legacyPoll.
 		legacyPeers []string
+		legacyPoll  time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "node",
@@ -115,6 +117,9 @@ other nodes pass to --bootstrap or --peer.`,
 			if threads < 0 {
 				return usagef("--threads %d: want 0 (all CPUs) or more", threads)
 			}
+			if legacyPoll <= 0 {
+				return usagef("--legacy-poll %s: want a positive duration", legacyPoll)
+			}
 			for _, u := range legacyPeers {
 				if _, err := node.LegacyChainURL(u); err != nil {
 					return usagef("--legacy-peer: %v", err)
@@ -131,20 +136,21 @@ other nodes pass to --bootstrap or --peer.`,
 			}
 			defer s.Close()
 			n, err := node.New(node.Config{
-				Store:       s,
-				DataDir:     a.dataDir,
-				Listen:      nf.listenAddrs(),
-				Announce:    nf.announce,
-				Bootstrap:   bootstrap,
-				Peers:       peers,
-				LegacyPeers: legacyPeers,
-				MDNS:        !noMDNS,
-				DHT:         !noDHT,
-				DHTPrefix:   dhtPrefix,
-				Mine:        mine,
-				MineThreads: threads,
-				HTTPAddr:    httpAddr,
-				Logger:      a.log,
+				Store:              s,
+				DataDir:            a.dataDir,
+				Listen:             nf.listenAddrs(),
+				Announce:           nf.announce,
+				Bootstrap:          bootstrap,
+				Peers:              peers,
+				LegacyPeers:        legacyPeers,
+				LegacyPollInterval: legacyPoll,
+				MDNS:               !noMDNS,
+				DHT:                !noDHT,
+				DHTPrefix:          dhtPrefix,
+				Mine:               mine,
+				MineThreads:        threads,
+				HTTPAddr:           httpAddr,
+				Logger:             a.log,
 			})
 			if err != nil {
 				return err
@@ -173,6 +179,7 @@ other nodes pass to --bootstrap or --peer.`,
 	f.StringArrayVar(&bootstrap, "bootstrap", nil, "DHT bootstrap peer multiaddr ending in /p2p/<id> (repeatable; env "+bootstrapEnv+", comma-separated)")
 	f.StringArrayVar(&peers, "peer", nil, "peer multiaddr ending in /p2p/<id> to dial directly and keep connected (repeatable)")
 	f.StringArrayVar(&legacyPeers, "legacy-peer", nil, "http:// URL of a Python JackBlockChain node to follow: its /blockchain.json is polled and a chain with more work adopted (repeatable)")
+	f.DurationVar(&legacyPoll, "legacy-poll", node.DefaultLegacyPollInterval, "how often each --legacy-peer's chain is fetched (each fetch costs a Python node a read of its whole chain)")
 	f.BoolVar(&noMDNS, "no-mdns", false, "turn off mDNS discovery on the LAN")
 	f.BoolVar(&noDHT, "no-dht", false, "turn off the Kademlia DHT")
 	f.StringVar(&dhtPrefix, "dht-prefix", node.DefaultDHTPrefix, "DHT protocol prefix (/ipfs to meet over an IPFS DHT)")
