@@ -14,9 +14,16 @@ import (
 // a string), genesis first. This file reads that form from a stream; it
 // does no networking (package node fetches it).
 
-// ErrListTooLarge: a /blockchain.json stream is longer than the limit it
-// was read with.
-var ErrListTooLarge = errors.New("the chain is larger than the limit")
+// Errors of ReadPythonList besides *ListError.
+var (
+	// ErrListTooLarge: a /blockchain.json stream is longer than the limit
+	// it was read with.
+	ErrListTooLarge = errors.New("the chain is larger than the limit")
+	// ErrNoBlocks: the list is empty. A whole chain has at least its
+	// genesis; a range past the tip of jbc's /blockchain.json?from=H is
+	// empty.
+	ErrNoBlocks = errors.New("the list holds no blocks")
+)
 
 // ListError reports a problem with one block of a /blockchain.json list:
 // Src names the list (its URL), Index the block's place in it. Err says
@@ -84,7 +91,7 @@ func ReadPythonList(r io.Reader, src string, first uint64, limit int64, fn func(
 		return fmt.Errorf("%s: %w (%d bytes)", src, ErrListTooLarge, limit)
 	}
 	if next == first {
-		return fmt.Errorf("%s: the list holds no blocks", src)
+		return fmt.Errorf("%s: %w", src, ErrNoBlocks)
 	}
 	return nil
 }

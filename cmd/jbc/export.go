@@ -26,7 +26,8 @@ original writes them: by default with the keys in the order of the original's
 own files, which it wrote under Python 2 (nonce, index, hash, timestamp,
 prev_hash, data); --key-order python3 writes them in the order the original
 writes under Python 3 (index, timestamp, prev_hash, hash, data, nonce). Each
-file is written atomically. Files of other heights
+file is written atomically. While a node runs on the data directory, the blocks
+come from it, through its HTTP API. Files of other heights
 already in --out are left alone: export into an empty directory to replace a
 chain.`,
 		Example: `  jbc export --out chaindata
@@ -47,20 +48,28 @@ chain.`,
 			if err != nil {
 				return usagef("--key-order: %v", err)
 			}
-			s, err := a.openStore(false)
+			r, err := a.openReader()
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			first := min(from, s.Tip().Height)
-			bar := a.newProgress("exporting", int64(min(to, s.Tip().Height)-first+1))
-			each := func(fn func(*chain.Block) error) error { return s.ForEach(from, to, fn) }
+			defer r.close()
+			sum, err := r.summary()
+			if err != nil {
+				return err
+			}
+			// A running node's chain may grow while it is read: the
+			// snapshot read ends at the tip seen here.
+			tipHeight := sum.Height
+			to = min(to, tipHeight)
+			first := min(from, tipHeight)
+			bar := a.newProgress("exporting", int64(min(to, tipHeight)-first+1))
+			each := func(fn func(*chain.Block) error) error { return r.forEach(from, to, fn) }
 			n, err := storage.ExportPythonBlocks(out, each, storage.PythonExport{Keys: order, Progress: func(h uint64) { bar.set(int64(h - first + 1)) }})
 			bar.finish()
 			if err != nil {
 				return err
 			}
-			last := min(to, s.Tip().Height)
+			last := min(to, tipHeight)
 			if _, err := os.Stat(filepath.Join(out, storage.PythonFileName(last+1))); err == nil {
 				a.log.Warn("the directory holds blocks past the ones exported, from an earlier export: a reader will see them", "dir", out, "file", storage.PythonFileName(last+1))
 			}
@@ -73,7 +82,7 @@ chain.`,
 				}{out, n, from, last})
 			}
 			if n == 0 {
-				a.printf("exported no blocks: the tip is at height %d\n", s.Tip().Height)
+				a.printf("exported no blocks: the tip is at height %d\n", tipHeight)
 				return nil
 			}
 			a.printf("exported %d blocks (heights %d to %d) to %s\n", n, from, last, out)

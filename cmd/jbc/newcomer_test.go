@@ -377,3 +377,59 @@ func TestListenPortTaken(t *testing.T) {
 		t.Error("the node that could not listen wrote its data directory")
 	}
 }
+
+// TestReadCommandsWhileNodeRuns: chain, blocks, export and verify work on
+// the data directory of a running node (a real process, which holds the
+// chain file's lock) by asking the node through its API, and give the
+// same answers as on the stopped node's files.
+func TestReadCommandsWhileNodeRuns(t *testing.T) {
+	bin := buildJBC(t)
+	d := t.TempDir()
+	mustJBC(t, "--datadir", d, "init", "--difficulty", "4")
+	mustJBC(t, "--datadir", d, "mine", "--blocks", "6", "--threads", "1")
+	wantChain := mustJBC(t, "--datadir", d, "chain")
+	wantChainJSON := chainJSON(t, d)
+	wantBlocks := mustJBC(t, "--datadir", d, "blocks", "--from", "2")
+	x := t.TempDir()
+	mustJBC(t, "--datadir", d, "export", "--out", x)
+
+	api := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	n := startNode(t, bin, "--datadir", d, "node", "--no-mdns", "--no-dht", "--listen", "/ip4/127.0.0.1/tcp/0", "--http", api)
+	n.firstLines(t, 2, 30*time.Second)
+
+	if got := mustJBC(t, "--datadir", d, "chain"); got != wantChain {
+		t.Errorf("chain while the node runs:\n%s\nwant\n%s", got, wantChain)
+	}
+	if got := chainJSON(t, d); fmt.Sprint(got) != fmt.Sprint(wantChainJSON) {
+		t.Errorf("chain --json while the node runs: %v, want %v", got, wantChainJSON)
+	}
+	if got := mustJBC(t, "--datadir", d, "blocks", "--from", "2"); got != wantBlocks {
+		t.Errorf("blocks while the node runs:\n%s\nwant\n%s", got, wantBlocks)
+	}
+	if got := mustJBC(t, "--datadir", d, "blocks", "--from", "50"); strings.TrimSpace(got) != "[]" {
+		t.Errorf("blocks past the tip while the node runs: %q", got)
+	}
+	x2 := t.TempDir()
+	mustJBC(t, "--datadir", d, "export", "--out", x2)
+	if treeHash(t, x2) != treeHash(t, x) {
+		t.Error("export while the node runs differs from the export of its files")
+	}
+	if out := mustJBC(t, "--datadir", d, "verify"); !strings.HasPrefix(out, "ok: the best chain of 7 blocks") || !strings.Contains(out, "running node at http://"+api) {
+		t.Errorf("verify while the node runs: %q", out)
+	}
+	// Commands that write still refuse, saying why.
+	if r := jbc(t, "--datadir", d, "mine", "--blocks", "1"); r.code != exitError || !strings.Contains(r.stderr, "in use by another process") {
+		t.Errorf("mine while the node runs: %+v", r)
+	}
+	n.stop(t)
+	if _, err := os.Stat(filepath.Join(d, apiFileName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the stopped node left %s: %v", apiFileName, err)
+	}
+
+	// A node without its API: the message says what to do.
+	n2 := startNode(t, bin, "--datadir", d, "node", "--no-mdns", "--no-dht", "--listen", "/ip4/127.0.0.1/tcp/0", "--http", "")
+	n2.firstLines(t, 2, 30*time.Second)
+	if r := jbc(t, "--datadir", d, "chain"); r.code != exitError || !strings.Contains(r.stderr, "in use") || !strings.Contains(r.stderr, "--http") {
+		t.Errorf("chain while a node without API runs: %+v", r)
+	}
+}

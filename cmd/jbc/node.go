@@ -160,6 +160,16 @@ other nodes pass to --bootstrap or --peer.`,
 				n.Close()
 				return err
 			}
+			if addr := n.HTTPAddr(); addr != "" {
+				// Commands that read the chain find the node from here
+				// while it holds the chain file (running.go).
+				remove, err := writeAPIFile(a.dataDir, addr, n.ID().String())
+				if err != nil {
+					a.log.Warn("cannot note the API address in the data directory: jbc chain, blocks, export and verify will not find this node", "err", err)
+				} else {
+					defer remove()
+				}
+			}
 			a.printf("%s\n", n.ID())
 			for _, addr := range n.Addrs() {
 				a.printf("%s\n", addr)
