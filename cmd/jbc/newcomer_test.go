@@ -138,14 +138,8 @@ func TestMultiaddrErrorsInPlainWords(t *testing.T) {
 }
 
 // TestReadOnlyCommandsMakeNoChain: chain, blocks, verify and export never
-// make a chain: a mistyped --datadir, or no home directory, is an error
-// saying how to make one. init and import into a data directory that
-// holds a chain say why they fail.
+// make a chain: a mistyped --datadir is an error saying how to make one.
 func TestReadOnlyCommandsMakeNoChain(t *testing.T) {
-	fixture, err := filepath.Abs(pyFixture) // the test changes directory
-	if err != nil {
-		t.Fatal(err)
-	}
 	typo := filepath.Join(t.TempDir(), "typo")
 	for _, args := range [][]string{{"chain"}, {"blocks"}, {"verify"}, {"export", "--out", filepath.Join(t.TempDir(), "x")}} {
 		r := jbc(t, append([]string{"--datadir", typo}, args...)...)
@@ -156,8 +150,12 @@ func TestReadOnlyCommandsMakeNoChain(t *testing.T) {
 			t.Fatalf("%s made the data directory", args[0])
 		}
 	}
+}
 
-	// No $HOME and no $JBC_DATADIR: no data directory in the current one.
+// TestNoHomeNoDataDir: without $HOME and $JBC_DATADIR there is no default
+// data directory (not ".jbc" in the current one); commands that need none
+// still run.
+func TestNoHomeNoDataDir(t *testing.T) {
 	cwd := t.TempDir()
 	t.Chdir(cwd)
 	t.Setenv("HOME", "")
@@ -165,32 +163,39 @@ func TestReadOnlyCommandsMakeNoChain(t *testing.T) {
 	if r := jbc(t, "chain"); r.code == exitOK || !strings.Contains(r.stderr, "--datadir") {
 		t.Errorf("chain without HOME: %+v", r)
 	}
-	if r := jbc(t, "mine", "--blocks", "1"); r.code == exitOK {
+	if r := jbc(t, "mine", "--blocks", "1"); r.code == exitOK || !strings.Contains(r.stderr, "--datadir") {
 		t.Errorf("mine without HOME: %+v", r)
 	}
 	if ents, _ := os.ReadDir(cwd); len(ents) != 0 {
 		t.Errorf("without HOME, jbc wrote %v into the current directory", ents)
 	}
-	// Commands that need no data directory still run.
 	mustJBC(t, "version")
+}
 
-	// A data directory that cannot be read is that error, not a new chain.
+// TestUnreadableDataDir: a data directory that cannot be read is that
+// error, said once with its path, not "starting the built-in network".
+// (The test runs as root, whom permissions do not stop: a file in place of
+// the directory makes it unreadable.)
+func TestUnreadableDataDir(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(file, []byte("x"), 0o644)
-	for _, args := range [][]string{{"chain"}, {"mine", "--blocks", "1"}} {
+	for _, args := range [][]string{{"chain"}, {"mine", "--blocks", "1"}, {"node", "--no-mdns", "--no-dht", "--http", "", "--listen", "/ip4/127.0.0.1/tcp/0"}} {
 		r := jbc(t, append([]string{"--datadir", file}, args...)...)
 		if r.code != exitError || !strings.Contains(r.stderr, "cannot read the data directory "+file) || strings.Contains(r.stderr, "starting the built-in network") || strings.Count(r.stderr, file) != 1 {
 			t.Errorf("%s on an unreadable data directory: %+v", args[0], r)
 		}
 	}
+}
 
-	// init and import on a data directory that holds a chain say why not.
+// TestInitImportOverChainSayWhy: init and import into a data directory
+// that holds a chain say why they cannot.
+func TestInitImportOverChainSayWhy(t *testing.T) {
 	d := t.TempDir()
 	mustJBC(t, "--datadir", d, "init", "--difficulty", "4")
 	if r := jbc(t, "--datadir", d, "init"); r.code != exitError || !strings.Contains(r.stderr, "only makes a new one") {
 		t.Errorf("init over a chain: %+v", r)
 	}
-	if r := jbc(t, "--datadir", d, "import", "--from", fixture); r.code != exitError || !strings.Contains(r.stderr, "already holds a chain of network private") || !strings.Contains(r.stderr, "another --datadir") {
+	if r := jbc(t, "--datadir", d, "import", "--from", pyFixture); r.code != exitError || !strings.Contains(r.stderr, "already holds a chain of network private") || !strings.Contains(r.stderr, "another --datadir") {
 		t.Errorf("import of another network: %+v", r)
 	}
 }
@@ -347,20 +352,31 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// TestListenPortTaken: a second node told to listen where another process
-// already listens refuses to start, with a clear error, and writes
-// nothing; go-libp2p's SO_REUSEPORT would otherwise let both listen.
-// The node started by the test also shows that the mining log gives the
-// real number of mining goroutines.
-func TestListenPortTaken(t *testing.T) {
+// TestMiningLogThreads: the mining log gives the real number of mining
+// goroutines, not the flag's 0 ("one per CPU").
+func TestMiningLogThreads(t *testing.T) {
 	bin := buildJBC(t)
 	a := t.TempDir()
 	// Hard enough that the miner finds no block while the test runs.
 	mustJBC(t, "--datadir", a, "init", "--difficulty", "40")
+	n := startNode(t, bin, "--datadir", a, "node", "--no-mdns", "--no-dht", "--http", "", "--listen", "/ip4/127.0.0.1/tcp/0", "--mine", "--threads", "0")
+	n.firstLines(t, 2, 30*time.Second)
+	n.waitStderr(t, "msg=mining component=miner threads=", 30*time.Second)
+	if want := fmt.Sprintf("msg=mining component=miner threads=%d\n", runtime.NumCPU()); !strings.Contains(n.stderrText(), want) {
+		t.Fatalf("mining log without %q:\n%s", want, n.stderrText())
+	}
+}
+
+// TestListenPortTaken: a second node told to listen where another process
+// already listens refuses to start, with a clear error, and writes
+// nothing; go-libp2p's SO_REUSEPORT would otherwise let both listen.
+func TestListenPortTaken(t *testing.T) {
+	bin := buildJBC(t)
+	a := t.TempDir()
+	mustJBC(t, "--datadir", a, "init", "--difficulty", "4")
 	listen := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freePort(t))
-	first := startNode(t, bin, "--datadir", a, "node", "--no-mdns", "--no-dht", "--http", "", "--listen", listen, "--mine", "--threads", "0")
+	first := startNode(t, bin, "--datadir", a, "node", "--no-mdns", "--no-dht", "--http", "", "--listen", listen)
 	first.firstLines(t, 2, 30*time.Second)
-	first.waitStderr(t, fmt.Sprintf("msg=mining component=miner threads=%d\n", runtime.NumCPU()), 30*time.Second)
 
 	b := filepath.Join(t.TempDir(), "b")
 	second := startNode(t, bin, "--datadir", b, "node", "--no-mdns", "--no-dht", "--http", "", "--listen", listen)
