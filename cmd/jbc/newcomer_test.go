@@ -449,3 +449,21 @@ func TestReadCommandsWhileNodeRuns(t *testing.T) {
 		t.Errorf("chain while a node without API runs: %+v", r)
 	}
 }
+
+// TestHTTPAddrTaken: a node whose API address is taken says so before it
+// writes a chain or a key.
+func TestHTTPAddrTaken(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	d := filepath.Join(t.TempDir(), "d")
+	r := jbc(t, "--datadir", d, "node", "--no-mdns", "--no-dht", "--listen", "/ip4/127.0.0.1/tcp/0", "--http", l.Addr().String())
+	if r.code != exitError || !strings.Contains(r.stderr, "--http "+l.Addr().String()) {
+		t.Errorf("node with its API address taken: %+v", r)
+	}
+	if treeHash(t, d) != "absent" {
+		t.Error("a node that could not serve its API wrote its data directory")
+	}
+}

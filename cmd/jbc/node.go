@@ -129,6 +129,13 @@ other nodes pass to --bootstrap or --peer.`,
 				if _, _, err := net.SplitHostPort(httpAddr); err != nil {
 					return usagef("--http %q: want HOST:PORT, like %s (or \"\" for no API)", httpAddr, node.DefaultHTTPAddr)
 				}
+				// Taken (another node's API, say): said now, before the
+				// chain and key are written, not once the node starts.
+				l, err := net.Listen("tcp", httpAddr)
+				if err != nil {
+					return fmt.Errorf("--http %s: %w (another node's API? give this one another --http address, or \"\" for none)", httpAddr, err)
+				}
+				l.Close()
 			}
 			s, err := a.openStore(true)
 			if err != nil {
