@@ -27,6 +27,15 @@ type Miner struct {
 	attempts atomic.Uint64
 }
 
+// Workers returns how many goroutines Solve runs: Threads, or one per CPU
+// when Threads is zero.
+func (m *Miner) Workers() int {
+	if m.Threads <= 0 {
+		return runtime.NumCPU()
+	}
+	return m.Threads
+}
+
 // Attempts returns the number of nonces tried so far by all Solve calls.
 // Callers derive the hash rate from two readings.
 func (m *Miner) Attempts() uint64 { return m.attempts.Load() }
@@ -50,10 +59,7 @@ var ErrNonceSpace = errors.New("chain: nonce space exhausted")
 // changes). The header prefix before the nonce is hashed once; each attempt
 // hashes only the remaining bytes and allocates nothing.
 func (m *Miner) Solve(ctx context.Context, tmpl Block, bits uint8) (Block, error) {
-	threads := m.Threads
-	if threads <= 0 {
-		threads = runtime.NumCPU()
-	}
+	threads := m.Workers()
 	prefix := tmpl.appendPrefix(nil)
 	base := sha256.New()
 	base.Write(prefix)

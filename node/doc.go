@@ -4,7 +4,9 @@
 // statuses with every peer on connect and periodically; syncs from the peer
 // claiming the most work, fetching only the blocks it lacks and letting
 // package storage validate and adopt them; optionally mines; and serves an
-// HTTP API for operators.
+// HTTP API for operators. It also follows legacy peers, nodes of the Python
+// JackBlockChain, over HTTP (legacy.go): it polls their /blockchain.json and
+// adopts a heavier valid chain, and takes their POST /mined.
 //
 // One goroutine (the syncer) owns the decision of whom to sync from;
 // connection events, statuses and the miner only wake it. A peer's claimed

@@ -46,13 +46,14 @@ func DefaultListenAddrs() []string {
 	}
 }
 
-// ParseAddrs parses multiaddr strings, naming the bad one in the error.
+// ParseAddrs parses multiaddr strings, naming the bad one in the error and
+// saying in plain words what is wrong with it (ParseAddr).
 func ParseAddrs(ss []string) ([]ma.Multiaddr, error) {
 	out := make([]ma.Multiaddr, 0, len(ss))
 	for _, s := range ss {
-		a, err := ma.NewMultiaddr(s)
+		a, err := ParseAddr(s)
 		if err != nil {
-			return nil, fmt.Errorf("multiaddr %q: %w", s, err)
+			return nil, err
 		}
 		out = append(out, a)
 	}
@@ -62,9 +63,13 @@ func ParseAddrs(ss []string) ([]ma.Multiaddr, error) {
 // ParsePeerAddrs parses multiaddrs that end in /p2p/<id>, grouping them by
 // peer.
 func ParsePeerAddrs(ss []string) ([]peer.AddrInfo, error) {
-	addrs, err := ParseAddrs(ss)
-	if err != nil {
-		return nil, err
+	addrs := make([]ma.Multiaddr, 0, len(ss))
+	for _, s := range ss {
+		a, err := ParsePeerAddr(s)
+		if err != nil {
+			return nil, err
+		}
+		addrs = append(addrs, a)
 	}
 	infos, err := peer.AddrInfosFromP2pAddrs(addrs...)
 	if err != nil {

@@ -173,6 +173,8 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("GET /peers", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, n.Peers()) })
 	mux.HandleFunc("GET /blocks/{id}", n.handleBlock)
 	mux.HandleFunc("GET /blockchain.json", n.handleBlockchain)
+	mux.HandleFunc("POST /mined", n.handleMined) // legacy.go
+	mux.HandleFunc("GET /chain", n.handleChain)  // chainapi.go
 	mux.HandleFunc("POST /data", n.handleSubmit)
 	mux.HandleFunc("GET /data/{id}", n.handleEntry)
 	mux.HandleFunc("POST /mining", n.handleMining)

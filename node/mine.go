@@ -41,7 +41,7 @@ func (n *Node) Mining() bool {
 // restarts on the new tip.
 func (n *Node) mineLoop(ctx context.Context) {
 	log := n.rootLog.With("component", "miner")
-	log.Info("mining", "threads", n.cfg.MineThreads)
+	log.Info("mining", "threads", n.miner.Workers())
 	defer log.Info("mining stopped")
 	for ctx.Err() == nil {
 		tipCh := n.tips.wait()

@@ -81,6 +81,13 @@ type Config struct {
 	// were across a partition) learn them; 0 means
 	// DefaultReannounceInterval.
 	ReannounceInterval time.Duration
+	// LegacyPeers are the URLs of Python JackBlockChain nodes to follow
+	// (legacy.go): http://HOST:PORT or the URL of their /blockchain.json.
+	// The node dials these and no other HTTP address.
+	LegacyPeers []string
+	// LegacyPollInterval is how often each legacy peer is polled; 0 means
+	// DefaultLegacyPollInterval.
+	LegacyPollInterval time.Duration
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -123,6 +130,8 @@ type Node struct {
 	reqLimit *peerLimiter
 	// submitLimit rate-limits POST /data.
 	submitLimit *rate.Limiter
+	// minedLimit rate-limits POST /mined (legacy.go).
+	minedLimit *rate.Limiter
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -149,12 +158,28 @@ func New(cfg Config) (*Node, error) {
 	case cfg.ReannounceInterval == 0:
 		cfg.ReannounceInterval = DefaultReannounceInterval
 	}
+	switch {
+	case cfg.LegacyPollInterval < 0:
+		return nil, fmt.Errorf("node: Config.LegacyPollInterval %s is negative", cfg.LegacyPollInterval)
+	case cfg.LegacyPollInterval == 0:
+		cfg.LegacyPollInterval = DefaultLegacyPollInterval
+	}
+	legacy := make([]string, 0, len(cfg.LegacyPeers))
+	for _, u := range cfg.LegacyPeers {
+		cu, err := LegacyChainURL(u)
+		if err != nil {
+			return nil, fmt.Errorf("--legacy-peer: %w", err)
+		}
+		legacy = append(legacy, cu)
+	}
+	cfg.LegacyPeers = legacy
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, store: cfg.Store, log: log.With("component", "node"), rootLog: log, peers: newPeerSet(), pool: newPool(), scores: newScores(),
 		submitLimit: rate.NewLimiter(submitRate, submitBurst),
+		minedLimit:  newMinedLimit(),
 		reqLimit:    newPeerLimiter(requestRate, requestBurst)}
 	n.miner = &chain.Miner{Threads: cfg.MineThreads}
 	n.metrics = newNodeMetrics(n)
@@ -175,6 +200,9 @@ func New(cfg Config) (*Node, error) {
 		listen, err := ParseAddrs(ls)
 		if err != nil {
 			return nil, fmt.Errorf("--listen: %w", err)
+		}
+		if err := CheckListenAddrs(listen); err != nil {
+			return nil, err
 		}
 		announce, err := ParseAddrs(cfg.Announce)
 		if err != nil {
@@ -262,6 +290,9 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.goRun(n.sync.run)
 	n.goRun(n.statusLoop)
+	if len(n.cfg.LegacyPeers) > 0 {
+		n.goRun(n.legacyLoop)
+	}
 	if n.cfg.Mine {
 		n.SetMining(true)
 	}

@@ -22,5 +22,9 @@
 // sender.
 //
 // The file also carries Python-layout import and export (python.go): the
-// one-file-per-block chaindata directory of the original JackBlockChain.
+// one-file-per-block chaindata directory of the original JackBlockChain,
+// its keys in the order Python 2 (the original's) or Python 3 writes them;
+// and pythonlist.go reads the list a Python node serves at
+// /blockchain.json from a stream and imports it (the fetching is package
+// node's).
 package storage

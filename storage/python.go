@@ -99,13 +99,55 @@ func ParsePythonFileName(name string) (index uint64, ok bool, err error) {
 	return index, true, nil
 }
 
-// EncodePythonFile returns block b's file as the Python original writes it,
-// byte for byte: json.dump of its to_dict(), keys in its order (index,
-// timestamp, prev_hash, hash, data, nonce), every value a string, ", " and
-// ": " separators, non-ASCII escaped as \uXXXX, no trailing newline. The
-// result is JSON-equal to b.MarshalPython. Data that is not valid UTF-8
-// cannot be written (Python could not have made it) and is an error.
+// KeyOrder is the order of the keys in a block file. The original wrote
+// json.dump(block.to_dict()), so the order is whatever the interpreter's
+// dict iterates in: Python 2 (which the original ran under, and in which
+// its own files are written) orders these keys by their hashes, Python 3
+// by insertion.
+type KeyOrder uint8
+
+const (
+	// Python2Keys is the order of the original's own files, written by
+	// Python 2: nonce, index, hash, timestamp, prev_hash, data. It is the
+	// default.
+	Python2Keys KeyOrder = iota
+	// Python3Keys is the order the original writes under Python 3, that
+	// of to_dict: index, timestamp, prev_hash, hash, data, nonce.
+	Python3Keys
+)
+
+// String returns the order's name as ParseKeyOrder takes it.
+func (k KeyOrder) String() string {
+	if k == Python3Keys {
+		return "python3"
+	}
+	return "python2"
+}
+
+// ParseKeyOrder returns the KeyOrder named "python2" or "python3".
+func ParseKeyOrder(s string) (KeyOrder, error) {
+	switch s {
+	case "python2":
+		return Python2Keys, nil
+	case "python3":
+		return Python3Keys, nil
+	}
+	return 0, fmt.Errorf("key order %q: want python2 (the original's own files) or python3", s)
+}
+
+// EncodePythonFile returns block b's file as the Python original writes it
+// under Python 2, byte for byte: EncodePythonFileKeys with Python2Keys.
 func EncodePythonFile(b *chain.Block) ([]byte, error) {
+	return EncodePythonFileKeys(b, Python2Keys)
+}
+
+// EncodePythonFileKeys returns block b's file as the Python original writes
+// it, byte for byte, with its keys in the given order: json.dump of its
+// to_dict(), every value a string, ", " and ": " separators, non-ASCII
+// escaped as \uXXXX, no trailing newline. The result is JSON-equal to
+// b.MarshalPython. Data that is not valid UTF-8 cannot be written (Python
+// could not have made it) and is an error.
+func EncodePythonFileKeys(b *chain.Block, keys KeyOrder) ([]byte, error) {
 	if !utf8.ValidString(b.Data) {
 		return nil, fmt.Errorf("block %d: data is not valid UTF-8", b.Index)
 	}
@@ -119,12 +161,21 @@ func EncodePythonFile(b *chain.Block) ([]byte, error) {
 		out = appendPyString(out, val)
 	}
 	out = append(out, '{')
-	field(true, "index", strconv.FormatUint(b.Index, 10))
-	field(false, "timestamp", strconv.FormatInt(b.Timestamp, 10))
-	field(false, "prev_hash", b.PrevHash.String())
-	field(false, "hash", b.Hash.String())
-	field(false, "data", b.Data)
-	field(false, "nonce", strconv.FormatUint(b.Nonce, 10))
+	if keys == Python3Keys {
+		field(true, "index", strconv.FormatUint(b.Index, 10))
+		field(false, "timestamp", strconv.FormatInt(b.Timestamp, 10))
+		field(false, "prev_hash", b.PrevHash.String())
+		field(false, "hash", b.Hash.String())
+		field(false, "data", b.Data)
+		field(false, "nonce", strconv.FormatUint(b.Nonce, 10))
+	} else {
+		field(true, "nonce", strconv.FormatUint(b.Nonce, 10))
+		field(false, "index", strconv.FormatUint(b.Index, 10))
+		field(false, "hash", b.Hash.String())
+		field(false, "timestamp", strconv.FormatInt(b.Timestamp, 10))
+		field(false, "prev_hash", b.PrevHash.String())
+		field(false, "data", b.Data)
+	}
 	return append(out, '}'), nil
 }
 
@@ -274,7 +325,8 @@ func readLimited(path string, limit int64) ([]byte, error) {
 const exportBatch = 1000
 
 // ExportPython writes the best chain's blocks at heights from..to
-// (inclusive, clipped to the tip) into dir in the Python layout, creating
+// (inclusive, clipped to the tip) into dir in the Python layout, keys in
+// the original's own order (Python2Keys), creating
 // dir (0755) if needed, and returns how many it wrote. Each file is
 // written atomically: blocks go to hidden temporary files, which are made
 // durable (in batches of exportBatch) before being renamed over their
@@ -292,6 +344,27 @@ func ExportPythonProgress(s *Store, dir string, from, to uint64, progress func(h
 	if from > to {
 		return 0, fmt.Errorf("export: from %d is above to %d", from, to)
 	}
+	each := func(fn func(*chain.Block) error) error { return s.ForEach(from, to, fn) }
+	return ExportPythonBlocks(dir, each, PythonExport{Progress: progress})
+}
+
+// PythonExport says how ExportPythonBlocks writes. The zero value writes
+// the original's own (Python 2) key order and reports no progress.
+type PythonExport struct {
+	// Keys is the key order of the files.
+	Keys KeyOrder
+	// Progress, if set, is called with the height of each block once its
+	// file is in place.
+	Progress func(height uint64)
+}
+
+// ExportPythonBlocks writes the blocks each yields (it calls its argument
+// with every block, in order, and stops at its first error) into dir in the
+// Python layout, as ExportPython does, and returns how many it wrote. It
+// lets a chain read from elsewhere than an open Store (a running node's
+// API) be exported the same way.
+func ExportPythonBlocks(dir string, each func(func(*chain.Block) error) error, cfg PythonExport) (n int, err error) {
+	progress := cfg.Progress
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, fmt.Errorf("export: %w", err)
 	}
@@ -325,8 +398,8 @@ func ExportPythonProgress(s *Store, dir string, from, to uint64, progress func(h
 		batch = batch[:0]
 		return syncDir(dir)
 	}
-	err = s.ForEach(from, to, func(b *chain.Block) error {
-		data, err := EncodePythonFile(b)
+	err = each(func(b *chain.Block) error {
+		data, err := EncodePythonFileKeys(b, cfg.Keys)
 		if err != nil {
 			return err
 		}
@@ -489,9 +562,13 @@ type ImportResult struct {
 	// chain's tip unless the data directory's chain had more work.
 	Tip chain.Entry
 	// Best reports whether the imported chain's last block is on the best
-	// chain: false when the data directory's chain had more work and the
-	// imported blocks were kept as a side branch.
+	// chain: false when the data directory's chain had as much work or
+	// more and the imported blocks were kept as a side branch.
 	Best bool
+	// Imported is the index entry of the imported chain's last block: its
+	// Work against Tip.Work tells a side branch of equal work from one of
+	// less.
+	Imported chain.Entry
 }
 
 // ImportPython imports the Python chaindata directory src into the data
@@ -515,20 +592,29 @@ func ImportPython(dataDir, src string, cfg PythonImport) (ImportResult, error) {
 	if err != nil {
 		return ImportResult{}, fmt.Errorf("import: %w", err)
 	}
-	if Exists(dataDir) {
-		return importExisting(dataDir, src, blocks, cfg)
+	return importBlocks(dataDir, func(i uint64) string { return filepath.Join(src, PythonFileName(i)) }, blocks, cfg)
+}
+
+// importBlocks imports blocks, read from a source whose block i name
+// calls, into dataDir: the whole of ImportPython after reading.
+func importBlocks(dataDir string, name func(index uint64) string, blocks []chain.Block, cfg PythonImport) (ImportResult, error) {
+	if len(blocks) == 0 {
+		return ImportResult{}, errors.New("import: no blocks")
 	}
-	return importNew(dataDir, src, blocks, cfg)
+	if Exists(dataDir) {
+		return importExisting(dataDir, name, blocks, cfg)
+	}
+	return importNew(dataDir, name, blocks, cfg)
 }
 
 // validatePython validates blocks as a whole chain of network p, naming
 // the file of the first invalid block.
-func validatePython(src string, p *chain.Params, blocks []chain.Block, now func() time.Time) error {
+func validatePython(name func(uint64) string, p *chain.Params, blocks []chain.Block, now func() time.Time) error {
 	c := chain.Chain{Params: p, Blocks: blocks}
 	err := c.Validate(now)
 	var ie *chain.IndexError
 	if errors.As(err, &ie) {
-		return &FileError{filepath.Join(src, PythonFileName(uint64(ie.Index))), ie.Err}
+		return &FileError{name(uint64(ie.Index)), ie.Err}
 	}
 	return err
 }
@@ -545,7 +631,7 @@ func importOptions(opts []Option) (options, error) {
 	return o, nil
 }
 
-func importExisting(dataDir, src string, blocks []chain.Block, cfg PythonImport) (ImportResult, error) {
+func importExisting(dataDir string, name func(uint64) string, blocks []chain.Block, cfg PythonImport) (ImportResult, error) {
 	o, err := importOptions(cfg.Options)
 	if err != nil {
 		return ImportResult{}, err
@@ -560,7 +646,10 @@ func importExisting(dataDir, src string, blocks []chain.Block, cfg PythonImport)
 		return ImportResult{}, fmt.Errorf("import: a difficulty of %d hex zeros was asked for, but %s holds network %s (%s) with %s; leave it out to import into that network",
 			cfg.Zeros, dataDir, p.Name, p.ID().Short(), describeDifficulty(p))
 	}
-	if err := validatePython(src, p, blocks, o.now); err != nil {
+	if err := validatePython(name, p, blocks, o.now); err != nil {
+		if blocks[0].Hash != p.Genesis.Hash {
+			return ImportResult{}, fmt.Errorf("import: %w: %s already holds a chain of network %s (%s), and the imported chain starts with another genesis, so it is of another network. Import it into a data directory without a chain (another --datadir) to make a network of it", err, dataDir, p.Name, p.ID().Short())
+		}
 		return ImportResult{}, fmt.Errorf("import: %w (network %s, %s)", err, p.Name, describeDifficulty(p))
 	}
 	if cfg.Validated != nil {
@@ -572,7 +661,11 @@ func importExisting(dataDir, src string, blocks []chain.Block, cfg PythonImport)
 	if err != nil {
 		return res, fmt.Errorf("import: %w", err)
 	}
-	if res.Best, err = s.OnBest(blocks[len(blocks)-1].Hash); err != nil {
+	last := blocks[len(blocks)-1].Hash
+	if res.Best, err = s.OnBest(last); err != nil {
+		return res, fmt.Errorf("import: %w", err)
+	}
+	if res.Imported, err = s.Entry(last); err != nil {
 		return res, fmt.Errorf("import: %w", err)
 	}
 	return res, nil
@@ -606,7 +699,7 @@ func addBatches(s *Store, blocks []chain.Block, progress func(Result)) (int, err
 // is built in before it is linked into the data directory.
 const importTempPrefix = ".import-"
 
-func importNew(dataDir, src string, blocks []chain.Block, cfg PythonImport) (res ImportResult, err error) {
+func importNew(dataDir string, name func(uint64) string, blocks []chain.Block, cfg PythonImport) (res ImportResult, err error) {
 	o, err := importOptions(cfg.Options)
 	if err != nil {
 		return ImportResult{}, err
@@ -615,11 +708,11 @@ func importNew(dataDir, src string, blocks []chain.Block, cfg PythonImport) (res
 	if err != nil {
 		var fe *FileError
 		if errors.As(err, &fe) {
-			fe.Path = filepath.Join(src, fe.Path)
+			fe.Path = name(0)
 		}
 		return ImportResult{}, fmt.Errorf("import: %w", err)
 	}
-	if err := validatePython(src, p, blocks, o.now); err != nil {
+	if err := validatePython(name, p, blocks, o.now); err != nil {
 		if p.Name != ImportedName {
 			return ImportResult{}, fmt.Errorf("import: %w (built-in network %s, %s)", err, p.Name, describeDifficulty(p))
 		}
@@ -671,7 +764,7 @@ func importNew(dataDir, src string, blocks []chain.Block, cfg PythonImport) (res
 	if err := syncDir(dataDir); err != nil {
 		return ImportResult{}, fmt.Errorf("import: %w", err)
 	}
-	return ImportResult{Params: p, Created: true, Blocks: len(blocks), Added: added, Tip: tip, Best: true}, nil
+	return ImportResult{Params: p, Created: true, Blocks: len(blocks), Added: added, Tip: tip, Best: true, Imported: tip}, nil
 }
 
 // removeStaleImports removes the temporary directories of imports that

@@ -20,8 +20,13 @@ import (
 )
 
 // pyFixture is the chain gen.py made the way the Python original mines and
-// saves (NUM_ZEROS = 2, 20 blocks, escapes in blocks 3 to 5).
-const pyFixture = "testdata/pychain/chaindata"
+// saves (NUM_ZEROS = 2, 20 blocks, escapes in blocks 3 to 5), run under
+// Python 3; py2Fixture is the same chain gen.py made under Python 2, as the
+// original's own files are written (another key order).
+const (
+	pyFixture  = "testdata/pychain/chaindata"
+	py2Fixture = "testdata/pychain/chaindata-py2"
+)
 
 const pyFixtureBlocks = 20
 
@@ -116,11 +121,12 @@ func TestPythonFileName(t *testing.T) {
 }
 
 // TestEncodePythonFileFixture checks that jbc writes each block of the
-// Python-made fixture byte for byte as Python did, and JSON-equal to
-// Block.MarshalPython.
+// Python-made fixture byte for byte as Python did: by default as Python 2
+// (the original's own files), with Python3Keys as Python 3; and JSON-equal
+// to Block.MarshalPython.
 func TestEncodePythonFileFixture(t *testing.T) {
 	for i, b := range pyReadFixture(t) {
-		want, err := os.ReadFile(filepath.Join(pyFixture, PythonFileName(uint64(i))))
+		want, err := os.ReadFile(filepath.Join(py2Fixture, PythonFileName(uint64(i))))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +135,18 @@ func TestEncodePythonFileFixture(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("block %d:\n got %s\nwant %s", i, got, want)
+			t.Errorf("block %d, Python 2 order:\n got %s\nwant %s", i, got, want)
+		}
+		want3, err := os.ReadFile(filepath.Join(pyFixture, PythonFileName(uint64(i))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got3, err := EncodePythonFileKeys(&b, Python3Keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got3, want3) {
+			t.Errorf("block %d, Python 3 order:\n got %s\nwant %s", i, got3, want3)
 		}
 		mp, err := b.MarshalPython()
 		if err != nil {
@@ -169,20 +186,36 @@ func TestEncodePythonFileEscapes(t *testing.T) {
 	}
 }
 
-// TestGenPyReproducesFixture runs gen.py and checks it makes exactly the
-// committed fixture, so that the fixture is what the script says.
+// TestGenPyReproducesFixture runs gen.py under Python 3, and under Python
+// 2 where one runs, and checks it makes exactly the committed fixtures, so
+// that they are what the script says.
 func TestGenPyReproducesFixture(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not installed")
-	}
-	out := filepath.Join(t.TempDir(), "chaindata")
-	cmd := exec.Command(py, "testdata/pychain/gen.py", out)
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("gen.py: %v\n%s", err, msg)
-	}
-	if got, want := pyTreeHash(t, out), pyTreeHash(t, pyFixture); got != want {
-		t.Error("gen.py output differs from the committed fixture; rerun it in testdata/pychain")
+	for _, c := range []struct {
+		pythons []string
+		fixture string
+	}{{[]string{"python3"}, pyFixture}, {[]string{"python2", "python2.7"}, py2Fixture}} {
+		t.Run(c.pythons[0], func(t *testing.T) {
+			py := ""
+			for _, name := range c.pythons {
+				// A pyenv shim exists but fails when that version is not
+				// selected: a Python counts only if it runs.
+				if path, err := exec.LookPath(name); err == nil && exec.Command(path, "-c", "pass").Run() == nil {
+					py = path
+					break
+				}
+			}
+			if py == "" {
+				t.Skipf("no working %s (with pyenv: PYENV_VERSION=2.7.18:3.11.7)", strings.Join(c.pythons, " or "))
+			}
+			out := filepath.Join(t.TempDir(), "chaindata")
+			cmd := exec.Command(py, "testdata/pychain/gen.py", out)
+			if msg, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("gen.py: %v\n%s", err, msg)
+			}
+			if got, want := pyTreeHash(t, out), pyTreeHash(t, c.fixture); got != want {
+				t.Errorf("gen.py under %s: output differs from the committed %s; rerun it in testdata/pychain", py, c.fixture)
+			}
+		})
 	}
 }
 
@@ -231,8 +264,16 @@ func TestImportExportPythonFixture(t *testing.T) {
 			if err != nil || n != pyFixtureBlocks {
 				t.Fatalf("export: %d, %v", n, err)
 			}
-			if got, want := pyTreeHash(t, out), pyTreeHash(t, pyFixture); got != want {
-				t.Fatal("export differs from the Python-made files")
+			if got, want := pyTreeHash(t, out), pyTreeHash(t, py2Fixture); got != want {
+				t.Fatal("export differs from the files the original writes (Python 2)")
+			}
+			out3 := filepath.Join(t.TempDir(), "export3")
+			each := func(fn func(*chain.Block) error) error { return s.ForEach(0, 1<<63, fn) }
+			if n, err := ExportPythonBlocks(out3, each, PythonExport{Keys: Python3Keys}); err != nil || n != pyFixtureBlocks {
+				t.Fatalf("export, Python 3 order: %d, %v", n, err)
+			}
+			if got, want := pyTreeHash(t, out3), pyTreeHash(t, pyFixture); got != want {
+				t.Fatal("export with Python3Keys differs from the files the original writes under Python 3")
 			}
 		})
 	}
@@ -647,7 +688,7 @@ func FuzzImportPythonBlock(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if err := validatePython("src", p, blocks, nil); err != nil {
+		if err := validatePython(func(i uint64) string { return filepath.Join("src", PythonFileName(i)) }, p, blocks, nil); err != nil {
 			var fe *FileError
 			if !errors.As(err, &fe) || !strings.HasSuffix(fe.Path, ".json") {
 				t.Fatalf("error %v does not name a file", err)

@@ -16,7 +16,8 @@ func newBlocksCmd(a *app) *cobra.Command {
 		Short: "Print the best chain's blocks as a JSON list",
 		Long: `blocks prints the best chain's blocks at heights --from to --to (inclusive;
 default: all) as a JSON list in jbc's form (integers as numbers), one block per
-line, streamed: memory use does not grow with the chain.`,
+line, streamed: memory use does not grow with the chain. While a node runs on
+the data directory, the blocks come from it, through its HTTP API.`,
 		Example: `  jbc blocks --from 0 --to 10
   jbc blocks | jq length`,
 		Args: noArgs,
@@ -27,14 +28,14 @@ line, streamed: memory use does not grow with the chain.`,
 			if from > to {
 				return usagef("--from %d is above --to %d", from, to)
 			}
-			s, err := a.openStore()
+			r, err := a.openReader()
 			if err != nil {
 				return err
 			}
-			defer s.Close()
+			defer r.close()
 			w := bufio.NewWriter(a.stdout)
 			sep := "[\n"
-			err = s.ForEach(from, to, func(b *chain.Block) error {
+			err = r.forEach(from, to, func(b *chain.Block) error {
 				j, err := json.Marshal(b)
 				if err != nil {
 					return err

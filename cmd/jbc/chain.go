@@ -12,24 +12,26 @@ func newChainCmd(a *app) *cobra.Command {
 chain's height (the genesis alone is height 0) and tip, its total work (the
 expected number of hashes it took, a decimal integer) and how many blocks are
 stored, side branches included. With --json the keys are network, height, tip,
-total_work (a string) and blocks.`,
+total_work (a string) and blocks. While a node runs on the data directory
+(it holds the chain file), chain asks that node, through the HTTP API address
+it wrote into the data directory (api.json).`,
 		Example: `  jbc chain
   jbc chain --json | jq -r .tip`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			s, err := a.openStore()
+			r, err := a.openReader()
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			sum, err := summarize(s)
+			defer r.close()
+			sum, err := r.summary()
 			if err != nil {
 				return err
 			}
 			if a.json {
 				return a.printJSON(sum)
 			}
-			p := s.Params()
+			p := r.params()
 			a.printf("network     %s (%s)\n", sum.Network, p.Name)
 			a.printf("rules       %s\n", describeRules(p))
 			a.printf("height      %d\n", sum.Height)

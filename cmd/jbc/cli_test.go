@@ -21,8 +21,12 @@ import (
 )
 
 // pyFixture is the Python-made chain of package storage's tests (20
-// blocks, NUM_ZEROS = 2).
-var pyFixture = filepath.Join("..", "..", "storage", "testdata", "pychain", "chaindata")
+// blocks, NUM_ZEROS = 2), written by Python 3; py2Fixture is the same chain
+// as the original writes it under Python 2 (its own files' key order).
+var (
+	pyFixture  = filepath.Join("..", "..", "storage", "testdata", "pychain", "chaindata")
+	py2Fixture = filepath.Join("..", "..", "storage", "testdata", "pychain", "chaindata-py2")
+)
 
 // result is what one in-process run of jbc did.
 type result struct {
@@ -188,28 +192,35 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// TestDefaultNetwork checks that a command finding no chain starts the
-// built-in network, in the directory $JBC_DATADIR names.
+// TestDefaultNetwork checks that the commands that only read never make a
+// chain (a mistyped --datadir is an error, not a new chain), and that mine,
+// finding none, starts the built-in network in the directory
+// $JBC_DATADIR names.
 func TestDefaultNetwork(t *testing.T) {
 	d := filepath.Join(t.TempDir(), "env")
 	t.Setenv(dataDirEnv, d)
-	out := mustJBC(t, "chain", "--json")
+	for _, args := range [][]string{{"chain"}, {"blocks"}, {"verify"}, {"export", "--out", filepath.Join(t.TempDir(), "x")}} {
+		r := jbc(t, args...)
+		if r.code != exitError || !strings.Contains(r.stderr, "no chain in "+d) || !strings.Contains(r.stderr, "jbc init") {
+			t.Fatalf("%v without a chain: %+v", args, r)
+		}
+		if treeHash(t, d) != "absent" {
+			t.Fatalf("%v made the data directory", args)
+		}
+	}
+	mustJBC(t, "mine", "--blocks", "1", "--threads", "2")
 	var m map[string]any
-	if err := json.Unmarshal([]byte(out), &m); err != nil {
+	if err := json.Unmarshal([]byte(mustJBC(t, "chain", "--json")), &m); err != nil {
 		t.Fatal(err)
 	}
 	mn := chain.MainNet()
-	if m["network"] != mn.ID().String() || m["height"] != 0.0 || m["blocks"] != 1.0 || m["tip"] != mn.ID().String() || m["total_work"] != "4194304" {
-		t.Fatalf("fresh chain: %v", m)
-	}
-	if !storage.Exists(d) {
-		t.Fatal("no chain in $JBC_DATADIR")
+	if m["network"] != mn.ID().String() || m["height"] != 1.0 || m["blocks"] != 2.0 {
+		t.Fatalf("chain mined from nothing: %v", m)
 	}
 	// --datadir beats the environment.
 	d2 := filepath.Join(t.TempDir(), "flag")
-	mustJBC(t, "--datadir", d2, "verify")
-	if !storage.Exists(d2) {
-		t.Fatal("no chain in --datadir")
+	if r := jbc(t, "--datadir", d2, "verify"); r.code != exitError || !strings.Contains(r.stderr, "no chain in "+d2) {
+		t.Fatalf("verify --datadir %s: %+v", d2, r)
 	}
 }
 
@@ -318,10 +329,26 @@ func TestImportPythonFixture(t *testing.T) {
 		t.Fatalf("import: %+v, %v\n%s", res, err, out)
 	}
 	mustJBC(t, "--datadir", d, "verify")
+	// By default export writes the original's own files (Python 2 key
+	// order); --key-order python3 writes what it writes under Python 3.
 	x := t.TempDir()
 	mustJBC(t, "--datadir", d, "export", "--out", x)
-	if treeHash(t, x) != treeHash(t, pyFixture) {
-		t.Fatal("export differs from the Python-made files")
+	if treeHash(t, x) != treeHash(t, py2Fixture) {
+		t.Fatal("export differs from the files the original writes (Python 2)")
+	}
+	x3 := t.TempDir()
+	mustJBC(t, "--datadir", d, "export", "--out", x3, "--key-order", "python3")
+	if treeHash(t, x3) != treeHash(t, pyFixture) {
+		t.Fatal("export --key-order python3 differs from the files the original writes under Python 3")
+	}
+	if r := jbc(t, "--datadir", d, "export", "--out", t.TempDir(), "--key-order", "python4"); r.code != exitUsage {
+		t.Fatalf("export --key-order python4: %+v", r)
+	}
+	// The Python 2 files import to the same chain.
+	d2 := t.TempDir()
+	mustJBC(t, "--datadir", d2, "import", "--from", py2Fixture)
+	if !reflect.DeepEqual(chainJSON(t, d), chainJSON(t, d2)) {
+		t.Fatal("the Python 2 files import to another chain than the Python 3 ones")
 	}
 	// The imported network mines on, at its difficulty.
 	out = mustJBC(t, "--datadir", d, "mine", "--blocks", "1", "--threads", "1")

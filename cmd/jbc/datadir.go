@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -16,17 +17,54 @@ import (
 // "jbc init --genesis DATADIR/genesis.json".
 const genesisFileName = "genesis.json"
 
-// openStore opens the chain in the data directory. If there is none it
-// starts the built-in network (chain.MainNet) there, as every command that
-// needs a chain does.
-func (a *app) openStore() (*storage.Store, error) {
+// errNoChain is returned by commands that only read when the data
+// directory holds no chain: they never make one, so that a mistyped
+// --datadir is an error rather than a new, empty chain.
+var errNoChain = errors.New("no chain")
+
+// chainIn reports whether dir holds a chain file. A data directory that
+// cannot be read is an error, not an empty one.
+func chainIn(dir string) (bool, error) {
+	_, err := os.Stat(filepath.Join(dir, storage.FileName))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return false, fmt.Errorf("cannot read the data directory %s: %w", dir, err)
+}
+
+// noChainError says that dir holds no chain and how to make one.
+func noChainError(dir string) error {
+	return fmt.Errorf(`%w in %s (is --datadir right?): make one with "jbc init" (a private network), "jbc import --from DIR|URL" (a Python chain), or "jbc node" (joins the built-in network)`, errNoChain, dir)
+}
+
+// openStore opens the chain in the data directory. With create (node and
+// mine), a data directory holding no chain gets the built-in network
+// (chain.MainNet); without, it is errNoChain.
+func (a *app) openStore(create bool) (*storage.Store, error) {
+	exists, err := chainIn(a.dataDir)
+	if err != nil {
+		return nil, err
+	}
 	var p *chain.Params
-	if !storage.Exists(a.dataDir) {
+	if !exists {
+		if !create {
+			return nil, noChainError(a.dataDir)
+		}
 		p = chain.MainNet()
 		a.log.Info("no chain in the data directory: starting the built-in network", "datadir", a.dataDir, "network", p.Name, "id", p.ID().Short())
 	}
 	s, err := storage.Open(a.dataDir, p, storage.WithLogger(a.log))
 	if errors.Is(err, storage.ErrNoChain) && p == nil {
+		if !create {
+			return nil, fmt.Errorf("the chain file in %s is empty (a chain was being created when the process stopped): %w", a.dataDir, noChainError(a.dataDir))
+		}
 		// A chain.db that never got its first commit (a crash while it was
 		// being created) holds nothing: start the built-in network in it.
 		p = chain.MainNet()

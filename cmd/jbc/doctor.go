@@ -39,7 +39,11 @@ offline: the interfaces and the addresses a node with the same flags would use.`
   jbc doctor --listen /ip4/127.0.0.1/tcp/4747   # offline: would this work?`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, err := fetchDoctor(api)
+			base, err := apiURL(api)
+			if err != nil {
+				return err
+			}
+			r, err := fetchDoctor(base)
 			if err != nil {
 				r, err = offlineDoctor(nf, !noMDNS)
 				r.Offline, r.OfflineDHT = true, !noDHT
@@ -65,10 +69,12 @@ offline: the interfaces and the addresses a node with the same flags would use.`
 	return cmd
 }
 
-func fetchDoctor(api string) (node.Report, error) {
+// fetchDoctor asks the node whose API is at base (a URL, see apiURL) for
+// its report.
+func fetchDoctor(base string) (node.Report, error) {
 	var r node.Report
 	client := &http.Client{Timeout: doctorTimeout}
-	resp, err := client.Get("http://" + api + "/doctor")
+	resp, err := client.Get(base + "/doctor")
 	if err != nil {
 		return r, err
 	}

@@ -1,10 +1,43 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"strings"
+
 	"github.com/spf13/cobra"
 
+	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node"
 	"github.com/jbc-project/jbc/storage"
 )
+
+// importURL fetches the chain a Python node serves at rawURL, whole, then
+// imports it as a chaindata directory is imported.
+func (a *app) importURL(ctx context.Context, rawURL string, cfg storage.PythonImport) (storage.ImportResult, error) {
+	u, err := node.LegacyChainURL(rawURL)
+	if err != nil {
+		return storage.ImportResult{}, usagef("--from: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, node.LegacyFetchTimeout)
+	defer cancel()
+	var blocks []chain.Block
+	p := a.newProgress("fetching", -1)
+	err = node.FetchLegacyChain(ctx, u, func(b chain.Block) error {
+		blocks = append(blocks, b)
+		p.set(int64(len(blocks)))
+		return nil
+	})
+	p.finish()
+	if err != nil {
+		if ctx.Err() == context.DeadlineExceeded {
+			err = fmt.Errorf("%w (the fetch may take at most %s)", err, node.LegacyFetchTimeout)
+		}
+		return storage.ImportResult{}, fmt.Errorf("import: %w", err)
+	}
+	a.log.Info("fetched the chain", "url", u, "blocks", len(blocks))
+	return storage.ImportPythonList(a.dataDir, u, blocks, cfg)
+}
 
 func newImportCmd(a *app) *cobra.Command {
 	var (
@@ -13,11 +46,14 @@ func newImportCmd(a *app) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "import",
-		Short: "Import a Python JackBlockChain chaindata directory",
+		Short: "Import a Python JackBlockChain chain: its chaindata directory, or a running node's /blockchain.json",
 		Long: `import reads a Python JackBlockChain chaindata directory (000000.json,
-000001.json, ...) and validates the whole chain before writing anything. If it
-is malformed or breaks a rule, the error names the file and the rule, and the
-data directory is left unchanged.
+000001.json, ...), or, when --from is an http:// URL, the chain a running
+Python node serves at /blockchain.json (http://HOST:PORT, or the URL of the
+list itself; read as it streams, at most 1 GiB within 10 minutes, following
+no redirect). It validates the whole chain before writing anything. If it is
+malformed or breaks a rule, the error names the file (or the block) and the
+rule, and the data directory is left unchanged.
 
 Into a data directory without a chain it creates a new network, named
 "imported", whose genesis is the chain's first block, with a fixed difficulty
@@ -33,12 +69,19 @@ if they have more work. To import a chain jbc exported from one of its own
 networks, join that network first (jbc init --genesis FILE), so that its rules
 are kept rather than replaced by the "imported" ones.`,
 		Example: `  jbc --datadir imported import --from ../JackBlockChain/chaindata
-  jbc import --from chaindata --zeros 4`,
+  jbc import --from chaindata --zeros 4
+  jbc --datadir imported import --from http://127.0.0.1:5000`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if from == "" {
 				return usagef("--from is required")
 			}
+			if strings.Contains(from, "://") {
+				if _, err := node.LegacyChainURL(from); err != nil {
+					return usagef("--from: %v", err)
+				}
+			}
+			var err error
 			z := storage.InferZeros
 			if cmd.Flags().Changed("zeros") {
 				if zeros < 0 || zeros > storage.MaxZeros {
@@ -66,7 +109,12 @@ are kept rather than replaced by the "imported" ones.`,
 					a.printf("stored through height %d\n", r.Tip.Height)
 				}
 			}
-			res, err := storage.ImportPython(a.dataDir, from, cfg)
+			var res storage.ImportResult
+			if strings.Contains(from, "://") {
+				res, err = a.importURL(cmd.Context(), from, cfg)
+			} else {
+				res, err = storage.ImportPython(a.dataDir, from, cfg)
+			}
 			if bar != nil {
 				bar.finish()
 			}
@@ -102,14 +150,18 @@ are kept rather than replaced by the "imported" ones.`,
 				a.printf("genesis file: %s\n", genesisPath)
 			}
 			a.printf("imported %d blocks from %s, %d new; tip %d %s\n", res.Blocks, from, res.Added, res.Tip.Height, res.Tip.Hash)
-			if !res.Best {
+			switch {
+			case res.Best:
+			case res.Imported.Work != nil && res.Imported.Work.Cmp(res.Tip.Work) == 0:
+				a.printf("the data directory's chain has as much work as the imported one (equal work: the chain already held stays best): the imported blocks are kept as a side branch\n")
+			default:
 				a.printf("the data directory's chain has more work: the imported blocks are kept as a side branch\n")
 			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&from, "from", "", "chaindata directory to import")
+	f.StringVar(&from, "from", "", "chaindata directory, or http:// URL of a running Python node, to import")
 	f.IntVar(&zeros, "zeros", 0, "difficulty of a new network in leading hex zeros (default: inferred from the chain)")
 	return cmd
 }

@@ -53,6 +53,9 @@ It fails if the data directory already holds a chain.`,
 					return fmt.Errorf("genesis file %s: %w", genesisFile, err)
 				}
 			} else {
+				if bits == 0 {
+					return usagef("--difficulty 0 would make a chain without proof of work, which anyone could rewrite at no cost: want 1 bit or more (4 bits = one hex zero)")
+				}
 				now := time.Now()
 				if data == "" {
 					data = fmt.Sprintf("jbc network %q created %s", name, now.UTC().Format(time.RFC3339))
@@ -61,6 +64,13 @@ It fails if the data directory already holds a chain.`,
 				if p, err = chain.NewParams(name, data, now.Unix(), bits, spacing); err != nil {
 					return usageError{err}
 				}
+			}
+			exists, err := chainIn(a.dataDir)
+			if err != nil {
+				return err
+			}
+			if exists {
+				return fmt.Errorf(`%s already holds a chain: "jbc init" only makes a new one. See what it holds with "jbc --datadir %s chain", or give another --datadir`, a.dataDir, a.dataDir)
 			}
 			s, err := storage.Create(a.dataDir, p, storage.WithLogger(a.log))
 			if err != nil {
@@ -74,14 +84,19 @@ It fails if the data directory already holds a chain.`,
 			if a.json {
 				return a.printJSON(struct {
 					Network     string `json:"network"`
+					Joined      bool   `json:"joined"`
 					Name        string `json:"name"`
 					Bits        uint8  `json:"bits"`
 					Spacing     string `json:"spacing"`
 					DataDir     string `json:"datadir"`
 					GenesisFile string `json:"genesis_file"`
-				}{p.ID().String(), p.Name, p.Bits, p.Spacing.String(), a.dataDir, path})
+				}{p.ID().String(), genesisFile != "", p.Name, p.Bits, p.Spacing.String(), a.dataDir, path})
 			}
-			a.printf("created network %q (%s) in %s\n", p.Name, p.ID(), a.dataDir)
+			if genesisFile != "" {
+				a.printf("joined network %q (%s) in %s\n", p.Name, p.ID(), a.dataDir)
+			} else {
+				a.printf("created network %q (%s) in %s\n", p.Name, p.ID(), a.dataDir)
+			}
 			a.printf("rules: %s\n", describeRules(p))
 			a.printf("genesis file: %s (others join with: jbc init --genesis %s)\n", path, genesisFileName)
 			return nil

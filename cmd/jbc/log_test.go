@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 // TestLibraryLogsThroughSlog: what libraries write with the standard log
@@ -22,7 +24,7 @@ func TestLibraryLogsThroughSlog(t *testing.T) {
 	}{{"debug", true}, {"info", false}} {
 		var errb bytes.Buffer
 		a := &app{stderr: &errb, logLevel: c.level, logFormat: "json", dataDir: t.TempDir()}
-		if err := a.setup(); err != nil {
+		if err := a.setup(&cobra.Command{}); err != nil {
 			t.Fatal(err)
 		}
 		log.Printf("[zeroconf] no suitable IPv4 interface")

@@ -7,9 +7,11 @@
 // (init.go, mine.go, ...) with a constructor called from newRootCmd; the
 // data directory helpers are in datadir.go.
 //
-// Exit codes: 0 on success, 1 on failure, 2 on a usage error. Results go to
-// stdout (human-readable, or JSON with --json); errors and logs go to
-// stderr.
+// Exit codes: 0 on success, 1 on failure, 2 on a usage error (an unknown
+// command or flag, a missing or extra argument, a malformed value). Results
+// go to stdout (human-readable, or JSON with --json); errors and logs go to
+// stderr. Only init, import, node and mine make a chain; the commands that
+// read reach a running node's chain through its API (running.go).
 package main
 
 import (

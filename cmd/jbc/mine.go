@@ -59,7 +59,7 @@ one JSON object per line), then blocks/s and hashes/s.`,
 			if threads < 0 {
 				return usagef("--threads %d: want 0 (all CPUs) or more", threads)
 			}
-			s, err := a.openStore()
+			s, err := a.openStore(true)
 			if err != nil {
 				return err
 			}

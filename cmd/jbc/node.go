@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
+	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +31,26 @@ func (f *netFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringArrayVar(&f.announce, "announce", nil, "multiaddr to advertise instead of the listen addresses (repeatable; for docker or NAT)")
 }
 
+// checkAddrFlags checks the --listen and --announce multiaddrs and, in
+// peerFlags (flag name to values), peers' full multiaddrs, as usage errors
+// naming the flag.
+func checkAddrFlags(nf netFlags, peerFlags map[string][]string) error {
+	if _, err := node.ParseAddrs(nf.listenAddrs()); err != nil {
+		return usagef("--listen: %v", err)
+	}
+	if _, err := node.ParseAddrs(nf.announce); err != nil {
+		return usagef("--announce: %v", err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(peerFlags)) {
+		for _, s := range peerFlags[name] {
+			if _, err := node.ParsePeerAddr(s); err != nil {
+				return usagef("%s: %v", name, err)
+			}
+		}
+	}
+	return nil
+}
+
 func (f *netFlags) listenAddrs() []string {
 	if len(f.listen) == 0 {
 		return node.DefaultListenAddrs()
@@ -46,6 +69,10 @@ func newNodeCmd(a *app) *cobra.Command {
 		mine      bool
 		threads   int
 		httpAddr  string
+		// legacyPeers are Python JackBlockChain nodes to follow, polled
+		// every legacyPoll.
+		legacyPeers []string
+		legacyPoll  time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "node",
@@ -64,8 +91,12 @@ other nodes pass to --bootstrap or --peer.`,
   jbc node --mine --http 127.0.0.1:8080`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Every argument is checked before anything is written: a node
+			// that cannot start leaves no chain and no key behind.
+			bootFlag := "--bootstrap"
 			if len(bootstrap) == 0 {
 				if env := os.Getenv(bootstrapEnv); env != "" {
+					bootFlag = bootstrapEnv + " (environment)"
 					for _, s := range strings.Split(env, ",") {
 						if s = strings.TrimSpace(s); s != "" {
 							bootstrap = append(bootstrap, s)
@@ -73,28 +104,60 @@ other nodes pass to --bootstrap or --peer.`,
 					}
 				}
 			}
+			if err := checkAddrFlags(nf, map[string][]string{bootFlag: bootstrap, "--peer": peers}); err != nil {
+				return err
+			}
 			if !strings.HasPrefix(dhtPrefix, "/") {
 				return usagef("--dht-prefix %q must start with /", dhtPrefix)
 			}
-			s, err := a.openStore()
+			listen, _ := node.ParseAddrs(nf.listenAddrs()) // checked above
+			if err := node.CheckListenAddrs(listen); err != nil {
+				return err
+			}
+			if threads < 0 {
+				return usagef("--threads %d: want 0 (all CPUs) or more", threads)
+			}
+			if legacyPoll <= 0 {
+				return usagef("--legacy-poll %s: want a positive duration", legacyPoll)
+			}
+			for _, u := range legacyPeers {
+				if _, err := node.LegacyChainURL(u); err != nil {
+					return usagef("--legacy-peer: %v", err)
+				}
+			}
+			if httpAddr != "" {
+				if _, _, err := net.SplitHostPort(httpAddr); err != nil {
+					return usagef("--http %q: want HOST:PORT, like %s (or \"\" for no API)", httpAddr, node.DefaultHTTPAddr)
+				}
+				// Taken (another node's API, say): said now, before the
+				// chain and key are written, not once the node starts.
+				l, err := net.Listen("tcp", httpAddr)
+				if err != nil {
+					return fmt.Errorf("--http %s: %w (another node's API? give this one another --http address, or \"\" for none)", httpAddr, err)
+				}
+				l.Close()
+			}
+			s, err := a.openStore(true)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
 			n, err := node.New(node.Config{
-				Store:       s,
-				DataDir:     a.dataDir,
-				Listen:      nf.listenAddrs(),
-				Announce:    nf.announce,
-				Bootstrap:   bootstrap,
-				Peers:       peers,
-				MDNS:        !noMDNS,
-				DHT:         !noDHT,
-				DHTPrefix:   dhtPrefix,
-				Mine:        mine,
-				MineThreads: threads,
-				HTTPAddr:    httpAddr,
-				Logger:      a.log,
+				Store:              s,
+				DataDir:            a.dataDir,
+				Listen:             nf.listenAddrs(),
+				Announce:           nf.announce,
+				Bootstrap:          bootstrap,
+				Peers:              peers,
+				LegacyPeers:        legacyPeers,
+				LegacyPollInterval: legacyPoll,
+				MDNS:               !noMDNS,
+				DHT:                !noDHT,
+				DHTPrefix:          dhtPrefix,
+				Mine:               mine,
+				MineThreads:        threads,
+				HTTPAddr:           httpAddr,
+				Logger:             a.log,
 			})
 			if err != nil {
 				return err
@@ -103,6 +166,16 @@ other nodes pass to --bootstrap or --peer.`,
 			if err := n.Start(ctx); err != nil {
 				n.Close()
 				return err
+			}
+			if addr := n.HTTPAddr(); addr != "" {
+				// Commands that read the chain find the node from here
+				// while it holds the chain file (running.go).
+				remove, err := writeAPIFile(a.dataDir, addr, n.ID().String())
+				if err != nil {
+					a.log.Warn("cannot note the API address in the data directory: jbc chain, blocks, export and verify will not find this node", "err", err)
+				} else {
+					defer remove()
+				}
 			}
 			a.printf("%s\n", n.ID())
 			for _, addr := range n.Addrs() {
@@ -122,6 +195,8 @@ other nodes pass to --bootstrap or --peer.`,
 	f := cmd.Flags()
 	f.StringArrayVar(&bootstrap, "bootstrap", nil, "DHT bootstrap peer multiaddr ending in /p2p/<id> (repeatable; env "+bootstrapEnv+", comma-separated)")
 	f.StringArrayVar(&peers, "peer", nil, "peer multiaddr ending in /p2p/<id> to dial directly and keep connected (repeatable)")
+	f.StringArrayVar(&legacyPeers, "legacy-peer", nil, "http:// URL of a Python JackBlockChain node to follow: its /blockchain.json is polled and a chain with more work adopted (repeatable)")
+	f.DurationVar(&legacyPoll, "legacy-poll", node.DefaultLegacyPollInterval, "how often each --legacy-peer's chain is fetched (each fetch costs a Python node a read of its whole chain)")
 	f.BoolVar(&noMDNS, "no-mdns", false, "turn off mDNS discovery on the LAN")
 	f.BoolVar(&noDHT, "no-dht", false, "turn off the Kademlia DHT")
 	f.StringVar(&dhtPrefix, "dht-prefix", node.DefaultDHTPrefix, "DHT protocol prefix (/ipfs to meet over an IPFS DHT)")

@@ -35,20 +35,31 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "jbc",
 		Short: "jbc is a proof-of-work blockchain node, the successor of the Python JackBlockChain",
 		Long: `jbc keeps a proof-of-work chain in a data directory (--datadir, default
-$` + dataDirEnv + ` or ~/.jbc). A command that needs a chain and finds none there
-starts the built-in network; "jbc init" makes a private network instead.`,
+$` + dataDirEnv + ` or ~/.jbc). "jbc node" and "jbc mine" start the built-in network
+in a data directory that holds no chain; "jbc init" makes a private network
+instead, and "jbc import" one from a Python chain. The other commands only
+read, and say so when there is no chain.`,
 		Example: `  jbc node --mine                       # join the built-in network and mine
   jbc --datadir /tmp/p init --difficulty 16   # a private network
   jbc status                            # ask the running node`,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
-		PersistentPreRunE: func(*cobra.Command, []string) error { return a.setup() },
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.setup(cmd) },
+		// An unknown command is a usage error (exit 2); cobra's own check
+		// returns a plain error.
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown command %q for \"jbc\"", args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.dataDir, "datadir", defaultDataDir(), "data directory holding the chain (env "+dataDirEnv+")")
+	pf.StringVar(&a.dataDir, "datadir", "", "data directory holding the chain (default $"+dataDirEnv+", else ~/.jbc)")
 	pf.BoolVar(&a.json, "json", false, "print results as JSON, for scripts")
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error (logs go to stderr)")
 	pf.StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
@@ -91,20 +102,31 @@ func addCobraExamples(root *cobra.Command) {
 	}
 }
 
-// defaultDataDir is $JBC_DATADIR, else ~/.jbc.
-func defaultDataDir() string {
+// defaultDataDir is $JBC_DATADIR, else ~/.jbc. Without either (no HOME)
+// there is no default: a data directory in whatever the current directory
+// happens to be would be a chain nobody finds again.
+func defaultDataDir() (string, error) {
 	if d := os.Getenv(dataDirEnv); d != "" {
-		return d
+		return d, nil
 	}
 	home, err := os.UserHomeDir()
-	if err != nil {
-		return ".jbc"
+	if err != nil || home == "" {
+		return "", fmt.Errorf("no data directory: $%s is not set and there is no home directory ($HOME is not set); give --datadir DIR or set %s", dataDirEnv, dataDirEnv)
 	}
-	return filepath.Join(home, ".jbc")
+	return filepath.Join(home, ".jbc"), nil
 }
 
-// setup checks the global flags and builds the logger.
-func (a *app) setup() error {
+// usesDataDir names the commands that read or write the data directory;
+// the others (status, submit, doctor, version, help, completion) run
+// without one.
+var usesDataDir = map[string]bool{
+	"init": true, "mine": true, "chain": true, "blocks": true, "verify": true,
+	"export": true, "import": true, "node": true, "id": true,
+}
+
+// setup checks the global flags, builds the logger and, for commands
+// that use one, settles the data directory.
+func (a *app) setup(cmd *cobra.Command) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
 		return usagef("--log-level %q: want debug, info, warn or error", a.logLevel)
@@ -122,10 +144,37 @@ func (a *app) setup() error {
 	// QUIC ones do) go through the same handler, at debug level.
 	slog.SetDefault(a.log)
 	slog.SetLogLoggerLevel(slog.LevelDebug)
-	if strings.TrimSpace(a.dataDir) == "" {
-		return usagef("--datadir is empty")
+	switch {
+	case cmd.Flags().Changed("datadir"):
+		if strings.TrimSpace(a.dataDir) == "" {
+			return usagef("--datadir is empty")
+		}
+	case usesDataDir[cmd.Name()] && cmd.Parent() == cmd.Root():
+		d, err := defaultDataDir()
+		if err != nil {
+			return usageError{err}
+		}
+		a.dataDir = d
 	}
 	return nil
+}
+
+// exactArgs is cobra.ExactArgs(n) as a usage error, naming what is
+// missing.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usagef("%s takes %d argument%s (%s), got %d", cmd.CommandPath(), n, plural(n), what, len(args))
+		}
+		return nil
+	}
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 // noArgs refuses positional arguments as a usage error.

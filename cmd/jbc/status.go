@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,6 +28,32 @@ func defaultAPI() string {
 	return node.DefaultHTTPAddr
 }
 
+// apiURL turns an --api value into the base URL of a node's HTTP API. It
+// takes HOST:PORT, as --http is given to "jbc node", and http:// URLs
+// alike (with or without a trailing /); an https:// URL is kept as is.
+// Anything else, a path after the address or another scheme, is a usage
+// error naming the form wanted.
+func apiURL(api string) (string, error) {
+	s := strings.TrimSpace(api)
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", usagef("--api %q: want HOST:PORT or http://HOST:PORT, like %s", api, node.DefaultHTTPAddr)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", usagef("--api %q: the node's API speaks http, not %s: want HOST:PORT or http://HOST:PORT", api, u.Scheme)
+	}
+	if u.Host == "" || u.Port() == "" && !strings.Contains(api, "://") {
+		return "", usagef("--api %q: want HOST:PORT or http://HOST:PORT, like %s", api, node.DefaultHTTPAddr)
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", usagef("--api %q: give the node's address only, without a path: HOST:PORT or http://HOST:PORT", api)
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
 // statusTimeout bounds the request to the node's HTTP API: it answers from
 // memory, so a node that takes longer is not healthy.
 const statusTimeout = 5 * time.Second
@@ -36,14 +64,20 @@ func newStatusCmd(a *app) *cobra.Command {
 		Use:   "status",
 		Short: "Print a running node's status (from its HTTP API)",
 		Long: `status asks the node whose HTTP API listens on --api for its status: peer ID,
-addresses, network, height, tip, total work, peers and whether it is syncing.
+addresses, network, height, tip, total work, peers, whether it is syncing,
+whether it mines, its hash rate and how many data entries wait to be mined.
+--api takes HOST:PORT or an http:// URL.
 It exits non-zero if the node does not answer, so it serves as a health check.`,
 		Example: `  jbc status
   jbc status --api 127.0.0.1:8081 --json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			base, err := apiURL(api)
+			if err != nil {
+				return err
+			}
 			client := &http.Client{Timeout: statusTimeout}
-			resp, err := client.Get("http://" + api + "/status")
+			resp, err := client.Get(base + "/status")
 			if err != nil {
 				return fmt.Errorf("no node answers at %s: %w", api, err)
 			}
@@ -68,6 +102,14 @@ It exits non-zero if the node does not answer, so it serves as a health check.`,
 			}
 			a.printf("network     %s\nheight      %d\ntip         %s\ntotal work  %s\npeers       %d\nsyncing     %v\n",
 				st.Network, st.Height, st.Tip, st.TotalWork, st.Peers, st.Syncing)
+			if st.Syncing {
+				a.printf("sync        height %d of %d\n", st.Sync.Height, st.Sync.Target)
+			}
+			mining := "off"
+			if st.Mining {
+				mining = "on"
+			}
+			a.printf("mining      %s\nhash rate   %s\npending     %d\n", mining, hashRate(st.HashRate), st.Pending)
 			return nil
 		},
 	}

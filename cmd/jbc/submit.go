@@ -23,10 +23,14 @@ the next block puts it in. It prints the entry's id: "GET /data/<id>" on the
 API tells whether it is still pending or in which block it landed.`,
 		Example: `  jbc submit "hello, chain"
   id=$(jbc submit --json "hello" | jq -r .id); curl 127.0.0.1:8080/data/$id`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1, "the entry's text"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			base, err := apiURL(api)
+			if err != nil {
+				return err
+			}
 			client := &http.Client{Timeout: statusTimeout}
-			resp, err := client.Post("http://"+api+"/data", "text/plain; charset=utf-8", bytes.NewBufferString(args[0]))
+			resp, err := client.Post(base+"/data", "text/plain; charset=utf-8", bytes.NewBufferString(args[0]))
 			if err != nil {
 				return fmt.Errorf("no node answers at %s: %w", api, err)
 			}

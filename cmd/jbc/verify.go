@@ -1,10 +1,74 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/storage"
 )
+
+// verifyRunning re-validates the best chain of the node that holds the
+// data directory's chain file (inUse), read through its API.
+func (a *app) verifyRunning(inUse error) error {
+	api, err := a.runningNode(inUse)
+	if err != nil {
+		return err
+	}
+	cj, err := api.chain()
+	if err != nil {
+		return err
+	}
+	p := cj.Params
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("the running node's network: %w", err)
+	}
+	start := time.Now()
+	g := p.GenesisEntry()
+	v, err := chain.NewValidator(p, g, []int64{g.Time})
+	if err != nil {
+		return err
+	}
+	var (
+		count uint64
+		tip   chain.Hash
+	)
+	err = api.blocks(0, cj.Height, func(b *chain.Block) error {
+		if b.Index == 0 {
+			if err := p.CheckGenesis(b); err != nil {
+				return fmt.Errorf("block 0: %w", err)
+			}
+		} else if _, err := v.Next(b, time.Now().Unix()); err != nil {
+			return fmt.Errorf("block %d (%s): %w", b.Index, b.Hash.Short(), err)
+		}
+		if b.Index%verifyLogEvery == 0 {
+			a.log.Info("verifying", "height", b.Index)
+		}
+		count++
+		tip = b.Hash
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("the best chain served by the node at %s: %w", api.base, err)
+	}
+	if count != cj.Height+1 {
+		return fmt.Errorf("the node at %s served %d blocks of its best chain, want %d", api.base, count, cj.Height+1)
+	}
+	if a.json {
+		return a.printJSON(struct {
+			OK bool `json:"ok"`
+			chainSummary
+			Seconds float64 `json:"seconds"`
+			Via     string  `json:"via"`
+		}{true, chainSummary{Network: p.ID().String(), Height: cj.Height, Tip: tip.String(), TotalWork: v.Tip().Work.String(), Blocks: cj.Blocks}, time.Since(start).Seconds(), api.base})
+	}
+	a.printf("ok: the best chain of %d blocks verified in %.2fs (network %s, tip %d %s), read from the running node at %s; the store's index is checked when no node runs\n",
+		count, time.Since(start).Seconds(), p.Name, cj.Height, tip, api.base)
+	return nil
+}
 
 // verifyLogEvery is how often verify logs its progress, in blocks.
 const verifyLogEvery = 100000
@@ -15,12 +79,21 @@ func newVerifyCmd(a *app) *cobra.Command {
 		Short: "Re-validate the whole best chain and the store's index",
 		Long: `verify re-validates every block of the best chain from the genesis against
 the network's rules and checks the store's index against the blocks. It exits
-non-zero, naming the first problem, if anything is wrong.`,
+non-zero, naming the first problem, if anything is wrong.
+
+While a node runs on the data directory (it holds the chain file), verify asks
+that node, through its HTTP API, for its whole best chain and re-validates
+every block of it from the genesis; the store's own index is checked only
+when no node runs (and a node re-checks the blocks below its tip at every
+start).`,
 		Example: `  jbc verify
   jbc --datadir /srv/jbc verify --log-level debug`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			s, err := a.openStore()
+			s, err := a.openStore(false)
+			if errors.Is(err, storage.ErrInUse) {
+				return a.verifyRunning(err)
+			}
 			if err != nil {
 				return err
 			}

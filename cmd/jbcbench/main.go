@@ -193,7 +193,7 @@ const (
 	cmdScaling = "go test -run '^$' -bench '^BenchmarkMinerScaling$' -benchtime 5x ./chain"
 	cmdChain   = "go test -run '^$' -bench '^(BenchmarkMinerVsPlain|BenchmarkValidate)$' -benchtime 2s ./chain"
 	cmdIncr    = "go test -run '^$' -bench '^BenchmarkSyncIncremental$' -benchtime 5x ./node"
-	cmdPython  = "go test -run '^$' -bench '^Benchmark(Export|Import)Python100k$' -benchtime 1x -timeout 60m ./node"
+	cmdPython  = "go test -run '^$' -bench '^Benchmark(Export|Import)Python(URL)?100k$' -benchtime 1x -timeout 60m ./node"
 )
 
 func cmdSync(n int) string {
@@ -281,10 +281,11 @@ func (s *suite) runAll() {
 
 	// Python layout.
 	if s.cfg.python {
-		py := s.goTest("python layout", "-run", "^$", "-bench", "^Benchmark(Export|Import)Python100k$", "-benchtime", "1x", "-timeout", "60m", "./node")
+		py := s.goTest("python layout", "-run", "^$", "-bench", "^Benchmark(Export|Import)Python(URL)?100k$", "-benchtime", "1x", "-timeout", "60m", "./node")
 		for _, k := range []struct{ name, figure string }{
 			{"BenchmarkExportPython100k", "Export, Python layout, 100,000 blocks (jbc export)"},
 			{"BenchmarkImportPython100k", "Import, Python layout, 100,000 blocks (jbc import)"},
+			{"BenchmarkImportPythonURL100k", "Import from a Python node's /blockchain.json, 100,000 blocks (jbc import --from URL)"},
 		} {
 			if r, ok := py[k.name]; ok {
 				s.add(row{Figure: k.figure, Value: r.Metrics["blocks/s"], Unit: "blocks/s", Cmd: cmdPython,

@@ -1,6 +1,17 @@
-#!/usr/bin/env python3
-"""Makes chaindata/: a small chain written the way the Python JackBlockChain
-writes its chain, for jbc's import and export tests (storage/python_test.go).
+#!/usr/bin/env python
+"""Makes a small chain written the way the Python JackBlockChain writes its
+chain, for jbc's import and export tests (storage/python_test.go).
+
+The original ran under Python 2, whose dicts have no insertion order: its own
+files have their keys in Python 2's dict order for these keys (nonce, index,
+hash, timestamp, prev_hash, data). Under Python 3 json.dump writes them in
+to_dict's order (index, timestamp, prev_hash, hash, data, nonce). This script
+runs under both and writes what that interpreter writes:
+  python2 gen.py   -> chaindata-py2/  (the original's own files; jbc export's
+                      default key order)
+  python3 gen.py   -> chaindata/      (the original run under Python 3;
+                      jbc export --key-order python3)
+The blocks, and so their hashes, are the same in both.
 
 It follows the original's block and mining logic:
   - header = str(index) + prev_hash + data + str(timestamp) + str(nonce)
@@ -9,11 +20,13 @@ It follows the original's block and mining logic:
   - a mined block's hash starts with NUM_ZEROS '0' hex digits, the nonce
     counting up from 0
   - each block is saved as chaindata/<index zero-padded to 6>.json with
-    json.dump(block.to_dict()): every value a string, keys in to_dict's order.
+    json.dump(block.to_dict()): every value a string, keys in the order the
+    interpreter's dict gives them.
 Timestamps are fixed (not now()) so the output is reproducible, and a few
 blocks carry data that exercises JSON escaping.
 
 Usage: python3 gen.py [OUT_DIR]   (default: chaindata beside this script)
+       python2 gen.py [OUT_DIR]   (default: chaindata-py2 beside this script)
 """
 import hashlib
 import json
@@ -25,11 +38,17 @@ NUM_BLOCKS = 20
 START_TIME = 1500000000  # July 2017, when the original was written
 SPACING = 37             # seconds between blocks
 
+PY2 = sys.version_info[0] == 2
+
 SPECIAL_DATA = {
-    3: "h\u00e9llo, \u4e16\u754c \U0001F30D",
-    4: "quote \" backslash \\ slash / newline \n tab \t cr \r",
-    5: "controls \x00\x01\x1f del \x7f <html> & \u2028",
+    3: u"h\u00e9llo, \u4e16\u754c \U0001F30D",
+    4: u"quote \" backslash \\ slash / newline \n tab \t cr \r",
+    5: u"controls \x00\x01\x1f del \x7f <html> & \u2028",
 }
+if PY2:
+    # The original's data was a byte string read from a file (data.txt):
+    # UTF-8 bytes, which its json.dump decodes and escapes.
+    SPECIAL_DATA = dict((k, v.encode('utf-8')) for k, v in SPECIAL_DATA.items())
 
 
 class Block(object):
@@ -46,7 +65,10 @@ class Block(object):
 
     def update_self_hash(self):
         sha = hashlib.sha256()
-        sha.update(self.header_string().encode('utf-8'))
+        header = self.header_string()
+        if not isinstance(header, bytes):  # Python 3: text, hashed as UTF-8
+            header = header.encode('utf-8')
+        sha.update(header)
         self.hash = sha.hexdigest()
         return self.hash
 
@@ -84,8 +106,10 @@ def mine_from_prev_block(prev_block):
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, 'chaindata')
-    os.makedirs(out, exist_ok=True)
+    default = 'chaindata-py2' if PY2 else 'chaindata'
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, default)
+    if not os.path.isdir(out):
+        os.makedirs(out)
     block = create_first_block()
     block.self_save(out)
     for _ in range(1, NUM_BLOCKS):
