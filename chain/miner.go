@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // minerBatch is how many nonces a mining goroutine tries between looks at
@@ -31,13 +32,44 @@ type Miner struct {
 // Callers derive the hash rate from two readings.
 func (m *Miner) Attempts() uint64 { return m.attempts.Load() }
 
+// MaxStampAhead is how far ahead of its own clock, in seconds, a miner
+// stamps a block without waiting. One second is the step the strict median
+// rule asks for: with timestamps in whole seconds, a block so stamped is
+// less than 2 s ahead of the clock.
+const MaxStampAhead = 1
+
+// MaxStampWait is the longest a miner waits for its clock (StampDelay). A
+// chain of honest miners needs at most a second's wait: the strict median
+// rule asks for one second past the median, which their blocks keep within
+// a second of their clocks; so a chain that makes more than a few blocks a
+// second is held to its miners' clocks instead of running ahead. A longer
+// wait means blocks of other nodes are stamped ahead (a fast clock, or an
+// attacker); the miner then follows them with the earliest timestamp the
+// rules allow rather than stop mining, which would hand the chain to
+// whoever stamped them.
+const MaxStampWait = 2 * time.Second
+
 // Template returns the block a miner should search a nonce for on top of
 // the Validator's tip, and the difficulty it must meet. Its timestamp is
-// now, or one second past the median time if the clock lags.
+// now, or the earliest the rules allow (EarliestTime) if that is later:
+// check it with StampDelay before mining.
 func (v *Validator) Template(data string, now int64) (Block, uint8) {
-	ts := max(now, v.MedianTime()+1)
+	ts := max(now, v.EarliestTime())
 	b := Block{Index: v.tip.Height + 1, Timestamp: ts, Data: data, PrevHash: v.tip.Hash}
 	return b, v.NextBits()
+}
+
+// StampDelay returns how long a miner whose clock reads now must wait
+// before mining a block stamped ts (as Template stamps it): until ts is at
+// most MaxStampAhead seconds ahead of its clock, when that takes no more
+// than MaxStampWait, else zero. After a wait the miner makes a new
+// template.
+func StampDelay(ts int64, now time.Time) time.Duration {
+	d := time.Unix(ts-MaxStampAhead, 0).Sub(now)
+	if d <= 0 || d > MaxStampWait {
+		return 0
+	}
+	return d
 }
 
 // ErrNonceSpace is returned by Solve when every nonce has been tried; the

@@ -57,6 +57,17 @@ func (n *Node) mineLoop(ctx context.Context) {
 			}
 			continue
 		}
+		if d := chain.StampDelay(tmpl.Timestamp, n.store.Now()); d > 0 {
+			// The rules want a timestamp ahead of the clock: wait for
+			// the clock rather than run the chain's time ahead of it.
+			log.Debug("chain time is ahead of the clock: waiting", "wait", d)
+			select {
+			case <-ctx.Done():
+			case <-tipCh:
+			case <-time.After(d):
+			}
+			continue
+		}
 		mctx, cancel := context.WithCancel(ctx)
 		// A new tip makes the work stale; new entries do too when the
 		// template carries none, so that submitted data is mined at once.
