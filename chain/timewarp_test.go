@@ -29,6 +29,10 @@ const (
 	warpSpacing = 10 * time.Second
 )
 
+// maxWarpRise bounds how far above its start a walk may take the
+// difficulty: the anchored rules' walks stay within 5 bits of it.
+const maxWarpRise = 8
+
 // netRate is the whole network's hash rate, in hashes a second, that makes
 // blocks of p's starting difficulty every 10 s.
 func netRate(p *chain.Params) float64 { return math.Ldexp(1, int(p.Bits)) / warpSpacing.Seconds() }
@@ -96,6 +100,11 @@ func (s *warpSim) latest() int64 { return s.now() + int64(s.p.MaxFutureDrift/tim
 func (s *warpSim) mine(rate float64, stamp func(earliest, latest, now int64) int64) chain.Block {
 	s.tb.Helper()
 	bits := s.v.NextBits()
+	if bits > s.p.Bits+maxWarpRise {
+		// No walk under the anchored rules goes near this: fail
+		// rather than mine for ever.
+		s.tb.Fatalf("block %d needs %d bits, more than %d above the start", s.v.Tip().Height+1, bits, maxWarpRise)
+	}
 	s.clock += math.Ldexp(1, int(bits)) / rate
 	if stamp == nil {
 		// An honest miner waits for its clock to come within
