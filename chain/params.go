@@ -301,7 +301,10 @@ func AnchoredMaxFutureDrift(spacing time.Duration, interval uint64) time.Duratio
 
 // MainNet returns the built-in default network that a node joins when its
 // data directory holds no chain: difficulty retargeting toward one block
-// every 30 s, starting at 22 bits (a few seconds of one modern core).
+// every 30 s, starting at 22 bits (a few seconds of one modern core). It
+// keeps TimeRulesOriginal: changing its rules would fork it from every node
+// already running it, so its retargeting stays open to a time warp until
+// its operators agree on a flag day (docs/protocol.md, section 13.5).
 func MainNet() *Params {
 	return &Params{
 		Name:             "jbc-main",
@@ -321,6 +324,8 @@ func MainNet() *Params {
 // TestNet returns the easy regression-test network: a fixed difficulty of
 // one bit, so blocks mine in microseconds, and a genesis dated 2020 so that
 // generated chains of a million blocks one second apart stay in the past.
+// It keeps TimeRulesOriginal and the strict median rule, as the stores and
+// chains generated on it were made under them.
 func TestNet() *Params {
 	return &Params{
 		Name:             "jbc-test",
