@@ -6,6 +6,7 @@ import (
 	"encoding"
 	"errors"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -33,21 +34,11 @@ type Miner struct {
 func (m *Miner) Attempts() uint64 { return m.attempts.Load() }
 
 // MaxStampAhead is how far ahead of its own clock, in seconds, a miner
-// stamps a block without waiting. One second is the step the strict median
-// rule asks for: with timestamps in whole seconds, a block so stamped is
-// less than 2 s ahead of the clock.
+// stamps a block beyond the newest timestamp already on its chain (see
+// StampDelay). One second is the step the strict median rule asks for:
+// with timestamps in whole seconds, a block so stamped is less than 2 s
+// ahead of the clock.
 const MaxStampAhead = 1
-
-// MaxStampWait is the longest a miner waits for its clock (StampDelay). A
-// chain of honest miners needs at most a second's wait: the strict median
-// rule asks for one second past the median, which their blocks keep within
-// a second of their clocks; so a chain that makes more than a few blocks a
-// second is held to its miners' clocks instead of running ahead. A longer
-// wait means blocks of other nodes are stamped ahead (a fast clock, or an
-// attacker); the miner then follows them with the earliest timestamp the
-// rules allow rather than stop mining, which would hand the chain to
-// whoever stamped them.
-const MaxStampWait = 2 * time.Second
 
 // Template returns the block a miner should search a nonce for on top of
 // the Validator's tip, and the difficulty it must meet. Its timestamp is
@@ -60,13 +51,20 @@ func (v *Validator) Template(data string, now int64) (Block, uint8) {
 }
 
 // StampDelay returns how long a miner whose clock reads now must wait
-// before mining a block stamped ts (as Template stamps it): until ts is at
-// most MaxStampAhead seconds ahead of its clock, when that takes no more
-// than MaxStampWait, else zero. After a wait the miner makes a new
-// template.
-func StampDelay(ts int64, now time.Time) time.Duration {
+// before mining a block stamped ts on the Validator's tip; zero when it may
+// mine at once. A miner never makes its chain's time later than both its
+// clock (plus MaxStampAhead) and the newest timestamp already among the
+// tip and its recent ancestors. Following blocks stamped ahead of its clock
+// (a fast clock, an attacker) runs the chain no further ahead, so it mines
+// on rather than leave the chain to whoever stamped them. Only the strict
+// median rule asks for more, when six of the last 11 blocks share the
+// newest second: a chain making more than about six blocks a second of
+// timestamps; the miner then waits for its clock, and the chain keeps to
+// its miners' clocks instead of running ahead. After a wait the miner makes
+// a new template.
+func (v *Validator) StampDelay(ts int64, now time.Time) time.Duration {
 	d := time.Unix(ts-MaxStampAhead, 0).Sub(now)
-	if d <= 0 || d > MaxStampWait {
+	if d <= 0 || ts <= slices.Max(v.recent()) {
 		return 0
 	}
 	return d

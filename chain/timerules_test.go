@@ -50,7 +50,7 @@ func mineToClock(tb testing.TB, p *chain.Params, n int, c clock) (tip chain.Bloc
 	for v.Tip().Height < uint64(n) {
 		now := c.Now()
 		tmpl, bits := v.Template("as fast as it goes", now.Unix())
-		if d := chain.StampDelay(tmpl.Timestamp, now); d > 0 {
+		if d := v.StampDelay(tmpl.Timestamp, now); d > 0 {
 			c.Sleep(d)
 			waited += d
 			continue
@@ -114,26 +114,45 @@ func TestMinerKeepsToClock(t *testing.T) {
 	}
 }
 
-// TestStampDelay pins when a miner waits: not when the timestamp is at
-// most MaxStampAhead ahead of its clock, until it is when that takes at
-// most MaxStampWait, and not when it would take longer (blocks of others
-// are ahead; the miner follows them).
+// TestStampDelay pins when a miner waits: never for a timestamp at most
+// MaxStampAhead ahead of its clock, nor for one no later than the newest
+// on the chain (blocks stamped ahead by others: it follows them); else
+// until its clock is within MaxStampAhead of it.
 func TestStampDelay(t *testing.T) {
-	now := time.Unix(1000, 300e6) // 1000.3 s
+	p := chain.TestNet()
+	// recent returns 11 timestamps, newest first: n of them at top, the
+	// rest at 1000.
+	recent := func(top int64, n int) []int64 {
+		r := repeat(1000, 11)
+		for i := range n {
+			r[i] = top
+		}
+		return r
+	}
 	for _, tt := range []struct {
-		ts   int64
-		want time.Duration
+		name   string
+		recent []int64
+		ts     int64
+		now    time.Time
+		want   time.Duration
 	}{
-		{990, 0},
-		{1000, 0},
-		{1001, 0},
-		{1002, 700 * time.Millisecond},
-		{1003, 1700 * time.Millisecond},
-		{1004, 0},
-		{1000 + 7200, 0},
+		{"behind the clock", recent(1000, 11), 990, time.Unix(1000, 300e6), 0},
+		{"at the clock", recent(1000, 11), 1000, time.Unix(1000, 300e6), 0},
+		{"a second ahead", recent(1000, 11), 1001, time.Unix(1000, 300e6), 0},
+		{"strict median, clock behind", recent(1000, 11), 1001, time.Unix(999, 300e6), 700 * time.Millisecond},
+		{"strict median, clock far behind", recent(1000, 11), 1001, time.Unix(900, 0), 100 * time.Second},
+		{"following one block ahead", recent(5000, 1), 1001, time.Unix(500, 0), 0},
+		{"following five blocks ahead", recent(5000, 5), 4000, time.Unix(500, 0), 0},
+		{"at the newest", recent(5000, 6), 5000, time.Unix(500, 0), 0},
+		{"past the newest", recent(5000, 6), 5001, time.Unix(500, 0), 4500 * time.Second},
 	} {
-		if got := chain.StampDelay(tt.ts, now); got != tt.want {
-			t.Errorf("StampDelay(%d, 1000.3) = %s, want %s", tt.ts, got, tt.want)
+		parent := chain.Entry{Height: 20, Time: tt.recent[0], Work: chain.BlockWork(1)}
+		v, err := chain.NewValidator(p, parent, tt.recent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := v.StampDelay(tt.ts, tt.now); got != tt.want {
+			t.Errorf("%s: StampDelay(%d) = %s, want %s", tt.name, tt.ts, got, tt.want)
 		}
 	}
 }

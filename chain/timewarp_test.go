@@ -109,7 +109,7 @@ func (s *warpSim) mine(rate float64, stamp func(earliest, latest, now int64) int
 	if stamp == nil {
 		// An honest miner waits for its clock to come within
 		// MaxStampAhead of the earliest time the rules allow.
-		if d := chain.StampDelay(s.v.EarliestTime(), s.time()); d > 0 {
+		if d := s.v.StampDelay(max(s.v.EarliestTime(), s.now()), s.time()); d > 0 {
 			s.clock += d.Seconds()
 		}
 		stamp = honestStamp
@@ -308,7 +308,7 @@ func TestTimeWarpAttack(t *testing.T) {
 // under each strategy, on two schedules: the attacker mines every window's
 // first and last block and every other one between (the schedule a time
 // warp wants), or a random half. Honest miners stamp their clock (or the
-// earliest allowed, waiting up to MaxStampWait for their clock). The stated
+// earliest allowed, following blocks stamped ahead). The stated
 // bound (docs/protocol.md, section 13): under the anchored rules the
 // difficulty after every window is at most one bit below that of the chain
 // all-honest miners make, which is the rule's own resolution (it moves

@@ -57,9 +57,15 @@ func (n *Node) mineLoop(ctx context.Context) {
 			}
 			continue
 		}
-		if d := chain.StampDelay(tmpl.Timestamp, n.store.Now()); d > 0 {
-			// The rules want a timestamp ahead of the clock: wait for
-			// the clock rather than run the chain's time ahead of it.
+		// When the rules want a timestamp ahead of the clock and of the
+		// chain's newest, wait for the clock rather than run the chain's
+		// time ahead of it.
+		d, err := n.store.StampDelay(tmpl)
+		if err != nil {
+			log.Error("template", "err", err)
+			d = time.Second
+		}
+		if d > 0 {
 			log.Debug("chain time is ahead of the clock: waiting", "wait", d)
 			select {
 			case <-ctx.Done():

@@ -97,10 +97,14 @@ func (a *app) mine(ctx context.Context, s *storage.Store, n int, data string, th
 		if err != nil {
 			return err
 		}
-		// When the rules want a timestamp ahead of the clock (blocks
-		// mined faster than the strict median rule's step, or a fast
-		// clock's block), wait rather than run the chain's time ahead.
-		if d := chain.StampDelay(tmpl.Timestamp, s.Now()); d > 0 {
+		// When the rules want a timestamp ahead of the clock and of the
+		// chain's newest (blocks mined faster than the strict median
+		// rule's pace), wait rather than run the chain's time ahead.
+		d, err := s.StampDelay(tmpl)
+		if err != nil {
+			return err
+		}
+		if d > 0 {
 			a.log.Debug("chain time is ahead of the clock: waiting", "wait", d)
 			if err := sleep(ctx, d); err != nil {
 				summary()
