@@ -38,7 +38,9 @@ type Params struct {
 	// MedianTimeInclusive lets a timestamp equal the median instead of
 	// exceeding it. The Python original stamped blocks with a clock in
 	// whole seconds and mined several blocks a second, so its chains have
-	// runs of equal timestamps; networks imported from it set this.
+	// runs of equal timestamps; networks imported from it set this, and
+	// so do networks made by NewParams, so that a chain may make any
+	// number of blocks a second with its time kept to the clock.
 	MedianTimeInclusive bool
 	// MaxFutureDrift is how far ahead of the local clock a timestamp may be.
 	// Under TimeRulesAnchored it also bounds how far a retargeting

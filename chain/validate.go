@@ -145,7 +145,8 @@ func (p *Params) windowFloor(parent *Entry, recent []int64) (int64, bool) {
 }
 
 // MedianTime returns the median of the first MedianTimeBlocks entries of
-// recent (timestamps, newest first). A child's timestamp must be later.
+// recent (timestamps, newest first). A child's timestamp must be later, or
+// with MedianTimeInclusive no earlier.
 func (p *Params) MedianTime(recent []int64) int64 {
 	n := min(len(recent), p.MedianTimeBlocks)
 	var buf [32]int64
