@@ -4,6 +4,13 @@
 // cumulative work, the network parameters (a built-in main network and an
 // easy test network), and a multi-core miner.
 //
+// The rules that read timestamps come in versions (TimeRules), named by
+// each network's genesis file and kept for good: the original ones, which
+// the built-in networks and networks made before keep, and the anchored
+// ones of networks NewParams makes, which close the time warp
+// (docs/protocol.md, section 13). A miner stamps blocks by its clock and
+// waits for it rather than run the chain's time ahead (StampDelay).
+//
 // The package is pure: it does no I/O and keeps no global state. Storing
 // blocks is package storage's job; it uses Params.CheckBlock and Validator to
 // decide what may be stored and MoreWork to decide which branch is best.

@@ -29,6 +29,10 @@ const (
 	ErrBadData
 	// ErrBadGenesis: a block at index 0 is not the network's genesis block.
 	ErrBadGenesis
+	// ErrTimeWarp: on a network with TimeRulesAnchored, a retarget
+	// window's first block is more than MaxFutureDrift earlier than its
+	// parent, or a window's last block is earlier than the window's first.
+	ErrTimeWarp
 )
 
 var codeNames = map[ErrorCode]string{
@@ -41,6 +45,7 @@ var codeNames = map[ErrorCode]string{
 	ErrDataTooLarge: "data-too-large",
 	ErrBadData:      "bad-data",
 	ErrBadGenesis:   "bad-genesis",
+	ErrTimeWarp:     "time-warp",
 }
 
 // String returns the rule's short name, such as "bad-link".

@@ -40,7 +40,7 @@ type blockGen struct {
 }
 
 func newBlockGen(tb testing.TB, p *chain.Params) *blockGen {
-	if p.Spacing != 0 {
+	if p.Spacing != 0 && p.MinBits != p.MaxBits {
 		tb.Fatal("blockGen needs a fixed difficulty")
 	}
 	return &blockGen{tb: tb, p: p, accepted: []chain.Block{p.Genesis}}
@@ -213,12 +213,120 @@ func eightBitCases(tb testing.TB) *blockGen {
 	return g
 }
 
+// anchoredParams is a network under the anchored time rules whose
+// difficulty cannot move (MinBits = MaxBits = 1), so that the window rules
+// can be walked block by block: windows of 5 blocks toward 10 s a block,
+// a drift of 60 s, a timestamp may equal the median.
+func anchoredParams(tb testing.TB) *chain.Params {
+	p := &chain.Params{
+		Name:                "anchored",
+		Genesis:             chain.NewGenesis("anchored test network", testNetGenesisTime),
+		Bits:                1,
+		Spacing:             10 * time.Second,
+		RetargetInterval:    5,
+		MaxRetargetStep:     2,
+		MinBits:             1,
+		MaxBits:             1,
+		MaxDataSize:         maxDataSize,
+		MedianTimeBlocks:    medianTimeBlocks,
+		MedianTimeInclusive: true,
+		MaxFutureDrift:      60 * time.Second,
+		TimeRules:           chain.TimeRulesAnchored,
+	}
+	if err := p.Validate(); err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// anchoredCases generates the cases of the anchored time rules: windows
+// are heights 0-4, 5-9, 10-14, ...; blocks 5, 10, 15 open a window, blocks
+// 4, 9, 14 close one.
+func anchoredCases(tb testing.TB) *blockGen {
+	g := newBlockGen(tb, anchoredParams(tb))
+	const t0 = testNetGenesisTime
+	median := func() int64 { return refMedian(timestamps(g.accepted)) }
+
+	// The median of the past may be equalled, not undercut.
+	g.reject("b1-time-before-genesis", g.next("b1", at(t0-1)), chain.ErrTimeTooOld)
+	g.accept("b1-time-equals-genesis", g.next("b1", at(t0)))
+	g.accept("b2", g.next("b2", at(t0+10)))
+	g.accept("b3", g.next("b3", at(t0+20)))
+	// Block 4 closes the first window far ahead of the others.
+	g.accept("b4-closes-window-ahead", g.next("b4", at(t0+200)))
+
+	// Block 5 opens a window: at most 60 s before its parent, though the
+	// median (t0+10) would allow far earlier.
+	if m := median(); m != t0+10 {
+		tb.Fatalf("generator: median %d, want %d", m-t0, 10)
+	}
+	g.reject("b5-opens-61s-before-parent", g.next("b5", at(t0+139)), chain.ErrTimeWarp)
+	g.reject("b5-opens-at-median", g.next("b5", at(t0+10)), chain.ErrTimeWarp)
+	g.accept("b5-opens-60s-before-parent", g.next("b5", at(t0+140)))
+
+	// Inside a window a block may go back to the median.
+	if m := median(); m != t0+20 {
+		tb.Fatalf("generator: median %d, want %d", m-t0, 20)
+	}
+	g.reject("b6-time-below-median", g.next("b6", at(t0+19)), chain.ErrTimeTooOld)
+	g.accept("b6-time-equals-median-before-parent", g.next("b6", at(t0+20)))
+	g.accept("b7", g.next("b7", at(t0+21)))
+	g.accept("b8", g.next("b8", at(t0+22)))
+
+	// Block 9 closes the window: not before block 5 opened it.
+	g.reject("b9-closes-before-window-opened", g.next("b9", at(t0+139)), chain.ErrTimeWarp)
+	g.reject("b9-closes-at-median", g.next("b9", at(median())), chain.ErrTimeWarp)
+	g.accept("b9-closes-when-window-opened", g.next("b9", at(t0+140)))
+
+	// The cheaper rules are reported first: the median, then the future.
+	g.reject("b10-too-old-and-warped", g.next("b10", at(median()-1)), chain.ErrTimeTooOld)
+	b := g.next("b10", at(t0+79))
+	b.Hash[0] ^= 0x80
+	g.reject("b10-warped-and-bad-hash", b, chain.ErrTimeWarp)
+	g.reject("b10-too-new", g.next("b10", at(testNow+61)), chain.ErrTimeTooNew)
+	g.accept("b10-opens-at-limit", g.next("b10", at(t0+80)))
+	for i := int64(11); i <= 13; i++ {
+		g.accept("b"+itoa(i), g.next("b"+itoa(i), at(t0+80+i)))
+	}
+	g.accept("b14-closes-later", g.next("b14", at(t0+150)))
+	// A window may open later than its parent by any amount, up to the
+	// future limit.
+	g.accept("b15-opens-at-future-limit", g.next("b15", at(testNow+60)))
+	return g
+}
+
+// TestAnchoredRulesVersioned offers the blocks the anchored rules refuse as
+// time warps to the same network under the original rules, which accept
+// them: the rules are chosen by the network's TimeRules, not by the code's
+// version.
+func TestAnchoredRulesVersioned(t *testing.T) {
+	g := anchoredCases(t)
+	orig := *g.p
+	orig.TimeRules = chain.TimeRulesOriginal
+	now := func() time.Time { return time.Unix(testNow, 0) }
+	n := 0
+	for _, c := range g.cases {
+		if c.accept || c.code != chain.ErrTimeWarp || c.name == "b10-warped-and-bad-hash" {
+			continue
+		}
+		blocks := append(append([]chain.Block(nil), g.accepted[:c.height]...), c.block)
+		if err := (&chain.Chain{Params: &orig, Blocks: blocks}).Validate(now); err != nil {
+			t.Errorf("%s under the original rules: %v", c.name, err)
+		}
+		n++
+	}
+	if n != 4 {
+		t.Fatalf("%d time-warp cases, want 4", n)
+	}
+}
+
 func itoa(i int64) string { return big.NewInt(i).String() }
 
 func TestBlockCases(t *testing.T) {
 	for name, gen := range map[string]func(testing.TB) *blockGen{
 		"testnet":   testNetCases,
 		"eight-bit": eightBitCases,
+		"anchored":  anchoredCases,
 	} {
 		t.Run(name, func(t *testing.T) {
 			g := gen(t)

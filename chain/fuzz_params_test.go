@@ -65,6 +65,12 @@ func FuzzParamsJSON(f *testing.F) {
 		{`"nonce":0}`, `"nonce":1}`},
 		{`"name":"jbc-main"`, `"name":"\ud800","extra":[1,{}]`},
 		{`"bits":22`, `"bits":22,"bits":17`},
+		{`"max_future_drift":"2h0m0s"`, `"max_future_drift":"10m0s","time_rules":1`},
+		{`"max_future_drift":"2h0m0s"`, `"max_future_drift":"2h0m0s","time_rules":1,"median_time_inclusive":true`},
+		{`"retarget_interval":20`, `"retarget_interval":10000,"time_rules":1`},
+		{`"max_future_drift":"2h0m0s"`, `"max_future_drift":"2h0m0s","time_rules":0`},
+		{`"max_future_drift":"2h0m0s"`, `"max_future_drift":"2h0m0s","time_rules":2`},
+		{`"max_future_drift":"2h0m0s"`, `"max_future_drift":"2h0m0s","time_rules":256`},
 	} {
 		f.Add([]byte(strings.Replace(mainNetJSON, edit[0], edit[1], 1)), int32(1))
 	}
@@ -106,9 +112,10 @@ func FuzzParamsJSON(f *testing.F) {
 			t.Fatalf("genesis file not a fixed point:\n%s\n%s", enc, enc2)
 		}
 
-		// Usable: a Validator on the genesis keeps a bounded window.
+		// Usable: a Validator on the genesis keeps a bounded window (the
+		// retarget interval, plus one under the anchored rules).
 		w := p.TimeWindow()
-		if w < 1 || w > 10000 {
+		if w < 1 || w > 10001 {
 			t.Fatalf("time window %d", w)
 		}
 		if _, err := chain.NewValidator(&p, p.GenesisEntry(), []int64{g.Timestamp}); err != nil {
@@ -141,6 +148,25 @@ func FuzzParamsJSON(f *testing.F) {
 		parent.Height = n
 		if got := p.NextBits(&parent, recent); got != p.Bits {
 			t.Fatalf("difficulty changed to %d bits off a retarget height", got)
+		}
+
+		// The second retarget reads the window the rules name (under the
+		// anchored rules reaching back to the first window's end), and
+		// moves the same way.
+		parent.Height = 2*n - 1
+		recent = make([]int64, w)
+		for i := range recent {
+			recent[i] = parent.Time - int64(i)*int64(gap)
+		}
+		nb2 := p.NextBits(&parent, recent)
+		if nb2 < p.MinBits || nb2 > p.MaxBits {
+			t.Fatalf("second retarget to %d bits, outside [%d, %d]", nb2, p.MinBits, p.MaxBits)
+		}
+		if d := int(nb2) - int(p.Bits); d > int(p.MaxRetargetStep) || -d > int(p.MaxRetargetStep) {
+			t.Fatalf("second retarget from %d to %d bits, step limit %d", p.Bits, nb2, p.MaxRetargetStep)
+		}
+		if (actual < target && nb2 < p.Bits) || (actual > target && nb2 > p.Bits) {
+			t.Fatalf("second retarget: blocks %d s apart against %s, yet the difficulty went from %d to %d bits", gap, p.Spacing, p.Bits, nb2)
 		}
 	})
 }

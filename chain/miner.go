@@ -6,9 +6,11 @@ import (
 	"encoding"
 	"errors"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // minerBatch is how many nonces a mining goroutine tries between looks at
@@ -40,13 +42,41 @@ func (m *Miner) Workers() int {
 // Callers derive the hash rate from two readings.
 func (m *Miner) Attempts() uint64 { return m.attempts.Load() }
 
+// MaxStampAhead is how far ahead of its own clock, in seconds, a miner
+// stamps a block beyond the newest timestamp already on its chain (see
+// StampDelay). One second is the step the strict median rule asks for:
+// with timestamps in whole seconds, a block so stamped is less than 2 s
+// ahead of the clock.
+const MaxStampAhead = 1
+
 // Template returns the block a miner should search a nonce for on top of
 // the Validator's tip, and the difficulty it must meet. Its timestamp is
-// now, or one second past the median time if the clock lags.
+// now, or the earliest the rules allow (EarliestTime) if that is later:
+// check it with StampDelay before mining.
 func (v *Validator) Template(data string, now int64) (Block, uint8) {
-	ts := max(now, v.MedianTime()+1)
+	ts := max(now, v.EarliestTime())
 	b := Block{Index: v.tip.Height + 1, Timestamp: ts, Data: data, PrevHash: v.tip.Hash}
 	return b, v.NextBits()
+}
+
+// StampDelay returns how long a miner whose clock reads now must wait
+// before mining a block stamped ts on the Validator's tip; zero when it may
+// mine at once. A miner never makes its chain's time later than both its
+// clock (plus MaxStampAhead) and the newest timestamp already among the
+// tip and its recent ancestors. Following blocks stamped ahead of its clock
+// (a fast clock, an attacker) runs the chain no further ahead, so it mines
+// on rather than leave the chain to whoever stamped them. Only the strict
+// median rule asks for more, when six of the last 11 blocks share the
+// newest second: a chain making more than about six blocks a second of
+// timestamps; the miner then waits for its clock, and the chain keeps to
+// its miners' clocks instead of running ahead. After a wait the miner makes
+// a new template.
+func (v *Validator) StampDelay(ts int64, now time.Time) time.Duration {
+	d := time.Unix(ts-MaxStampAhead, 0).Sub(now)
+	if d <= 0 || ts <= slices.Max(v.recent()) {
+		return 0
+	}
+	return d
 }
 
 // ErrNonceSpace is returned by Solve when every nonce has been tried; the

@@ -38,10 +38,51 @@ type Params struct {
 	// MedianTimeInclusive lets a timestamp equal the median instead of
 	// exceeding it. The Python original stamped blocks with a clock in
 	// whole seconds and mined several blocks a second, so its chains have
-	// runs of equal timestamps; networks imported from it set this.
+	// runs of equal timestamps; networks imported from it set this, and
+	// so do networks made by NewParams, so that a chain may make any
+	// number of blocks a second with its time kept to the clock.
 	MedianTimeInclusive bool
 	// MaxFutureDrift is how far ahead of the local clock a timestamp may be.
+	// Under TimeRulesAnchored it also bounds how far a retargeting
+	// network's window may open before the previous window's end.
 	MaxFutureDrift time.Duration
+	// TimeRules is the version of the timestamp and retarget rules; see
+	// TimeRules. Old genesis files, which do not name one, mean
+	// TimeRulesOriginal.
+	TimeRules TimeRules
+}
+
+// TimeRules names a version of the rules that read block timestamps: the
+// retarget's measure of time and the bounds on a window's first and last
+// block. A network keeps the version its genesis file names for good:
+// changing it would fork the network.
+type TimeRules uint8
+
+const (
+	// TimeRulesOriginal are the rules jbc's first networks were made with,
+	// kept for them (the built-in jbc-main and jbc-test, networks made by
+	// jbc init before TimeRulesAnchored, imported Python chains): a
+	// retarget measures its window from the window's own first block, and
+	// timestamps are bounded only by the median of the past and the clock.
+	// On a retargeting network they allow a time warp (docs/protocol.md).
+	TimeRulesOriginal TimeRules = 0
+	// TimeRulesAnchored anchors each retarget window to the end of the one
+	// before: the retarget measures from the previous window's last block,
+	// a window's first block may be at most MaxFutureDrift earlier than its
+	// parent, and a window's last block may not be earlier than its first.
+	// Networks made by NewParams (jbc init) use it.
+	TimeRulesAnchored TimeRules = 1
+)
+
+// String returns the version's name as docs and jbc's output use it.
+func (r TimeRules) String() string {
+	switch r {
+	case TimeRulesOriginal:
+		return "original"
+	case TimeRulesAnchored:
+		return "anchored"
+	}
+	return fmt.Sprintf("TimeRules(%d)", uint8(r))
 }
 
 // Defaults shared by the built-in networks and by new networks made with
@@ -109,16 +150,32 @@ func (p *Params) Validate() error {
 	if p.MaxFutureDrift <= 0 {
 		return errors.New("params: max_future_drift must be positive")
 	}
+	if p.TimeRules > TimeRulesAnchored {
+		return fmt.Errorf("params: time_rules %d is unknown to this jbc (it knows %d and %d): upgrade jbc to join this network", p.TimeRules, TimeRulesOriginal, TimeRulesAnchored)
+	}
 	return nil
 }
 
+// retargets reports whether the difficulty follows block times.
+func (p *Params) retargets() bool { return p.Spacing > 0 && p.RetargetInterval >= 2 }
+
+// anchored reports whether the anchored window rules apply: only on
+// retargeting networks, as with a fixed difficulty timestamps decide
+// nothing but their own order.
+func (p *Params) anchored() bool { return p.TimeRules == TimeRulesAnchored && p.retargets() }
+
 // TimeWindow is how many recent timestamps (the parent's and its
 // ancestors') validating a block needs: enough for the median and for a
-// retarget.
+// retarget, which under TimeRulesAnchored reaches one block further back,
+// to the previous window's last block.
 func (p *Params) TimeWindow() int {
 	n := p.MedianTimeBlocks
-	if p.Spacing > 0 && int(p.RetargetInterval) > n {
-		n = int(p.RetargetInterval)
+	if p.Spacing > 0 {
+		w := int(p.RetargetInterval)
+		if p.TimeRules == TimeRulesAnchored {
+			w++
+		}
+		n = max(n, w)
 	}
 	return n
 }
@@ -139,6 +196,9 @@ type paramsJSON struct {
 	// Omitted when false, so genesis files of networks without it are
 	// unchanged.
 	MedianTimeInclusive bool `json:"median_time_inclusive,omitempty"`
+	// Omitted when TimeRulesOriginal, which is what a genesis file
+	// written before the field existed means.
+	TimeRules TimeRules `json:"time_rules,omitempty"`
 }
 
 // MarshalJSON writes the parameters as a genesis file.
@@ -148,7 +208,7 @@ func (p Params) MarshalJSON() ([]byte, error) {
 		RetargetInterval: p.RetargetInterval, MaxRetargetStep: p.MaxRetargetStep,
 		MinBits: p.MinBits, MaxBits: p.MaxBits, MaxDataSize: p.MaxDataSize,
 		MedianTimeBlocks: p.MedianTimeBlocks, MaxFutureDrift: p.MaxFutureDrift.String(),
-		MedianTimeInclusive: p.MedianTimeInclusive,
+		MedianTimeInclusive: p.MedianTimeInclusive, TimeRules: p.TimeRules,
 	})
 }
 
@@ -171,7 +231,7 @@ func (p *Params) UnmarshalJSON(data []byte) error {
 		RetargetInterval: j.RetargetInterval, MaxRetargetStep: j.MaxRetargetStep,
 		MinBits: j.MinBits, MaxBits: j.MaxBits, MaxDataSize: j.MaxDataSize,
 		MedianTimeBlocks: j.MedianTimeBlocks, MaxFutureDrift: drift,
-		MedianTimeInclusive: j.MedianTimeInclusive,
+		MedianTimeInclusive: j.MedianTimeInclusive, TimeRules: j.TimeRules,
 	}
 	if err := np.Validate(); err != nil {
 		return err
@@ -191,17 +251,27 @@ func NewGenesis(data string, timestamp int64) Block {
 // NewParams returns the rules of a new private network: fixed difficulty
 // when spacing is zero, else retargeting toward spacing. The returned Params
 // are validated.
+//
+// New networks follow TimeRulesAnchored and let a timestamp equal the
+// median of the past (MedianTimeInclusive), so that a chain may make any
+// number of blocks a second without its time running ahead of the clock.
+// A retargeting network's MaxFutureDrift is one window's target time
+// (AnchoredMaxFutureDrift): time stamped ahead of the clock is time an
+// attacker can spend to lower the difficulty, and one window's worth is
+// worth less than a bit (docs/protocol.md, section 13).
 func NewParams(name, genesisData string, genesisTime int64, bits uint8, spacing time.Duration) (*Params, error) {
 	p := &Params{
-		Name:             name,
-		Genesis:          NewGenesis(genesisData, genesisTime),
-		Bits:             bits,
-		Spacing:          spacing,
-		MinBits:          bits,
-		MaxBits:          bits,
-		MaxDataSize:      DefaultMaxDataSize,
-		MedianTimeBlocks: DefaultMedianTimeBlocks,
-		MaxFutureDrift:   DefaultMaxFutureDrift,
+		Name:                name,
+		Genesis:             NewGenesis(genesisData, genesisTime),
+		Bits:                bits,
+		Spacing:             spacing,
+		MinBits:             bits,
+		MaxBits:             bits,
+		MaxDataSize:         DefaultMaxDataSize,
+		MedianTimeBlocks:    DefaultMedianTimeBlocks,
+		MedianTimeInclusive: true,
+		MaxFutureDrift:      DefaultMaxFutureDrift,
+		TimeRules:           TimeRulesAnchored,
 	}
 	if spacing > 0 {
 		p.RetargetInterval = DefaultRetargetInterval
@@ -211,6 +281,7 @@ func NewParams(name, genesisData string, genesisTime int64, bits uint8, spacing 
 		if bits < 1 {
 			p.MinBits = 0
 		}
+		p.MaxFutureDrift = AnchoredMaxFutureDrift(spacing, p.RetargetInterval)
 	}
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -218,9 +289,24 @@ func NewParams(name, genesisData string, genesisTime int64, bits uint8, spacing 
 	return p, nil
 }
 
+// AnchoredMaxFutureDrift is the MaxFutureDrift NewParams gives a
+// retargeting network: one window's target time, interval × spacing, and
+// at most DefaultMaxFutureDrift. Clocks of honest nodes must agree within
+// it (a block further ahead is refused until the clock catches up); an
+// attacker can bank no more than it by stamping blocks ahead.
+func AnchoredMaxFutureDrift(spacing time.Duration, interval uint64) time.Duration {
+	if spacing <= 0 || interval == 0 || spacing > DefaultMaxFutureDrift/time.Duration(interval) {
+		return DefaultMaxFutureDrift
+	}
+	return spacing * time.Duration(interval)
+}
+
 // MainNet returns the built-in default network that a node joins when its
 // data directory holds no chain: difficulty retargeting toward one block
-// every 30 s, starting at 22 bits (a few seconds of one modern core).
+// every 30 s, starting at 22 bits (a few seconds of one modern core). It
+// keeps TimeRulesOriginal: changing its rules would fork it from every node
+// already running it, so its retargeting stays open to a time warp until
+// its operators agree on a flag day (docs/protocol.md, section 13.5).
 func MainNet() *Params {
 	return &Params{
 		Name:             "jbc-main",
@@ -240,6 +326,8 @@ func MainNet() *Params {
 // TestNet returns the easy regression-test network: a fixed difficulty of
 // one bit, so blocks mine in microseconds, and a genesis dated 2020 so that
 // generated chains of a million blocks one second apart stay in the past.
+// It keeps TimeRulesOriginal and the strict median rule, as the stores and
+// chains generated on it were made under them.
 func TestNet() *Params {
 	return &Params{
 		Name:             "jbc-test",

@@ -178,8 +178,11 @@ func TestNewParams(t *testing.T) {
 	if p.Genesis != want || chain.NewGenesis("g", 1700000000) != want {
 		t.Errorf("genesis %+v, want %+v", p.Genesis, want)
 	}
+	// New networks follow the anchored time rules and allow a timestamp
+	// equal to the median; with a fixed difficulty the drift stays 2 h.
 	if p.Bits != 8 || p.MinBits != 8 || p.MaxBits != 8 || p.Spacing != 0 || p.TimeWindow() != medianTimeBlocks ||
-		p.MaxDataSize != maxDataSize || p.MedianTimeBlocks != medianTimeBlocks || p.MaxFutureDrift != maxFutureDrift*time.Second {
+		p.MaxDataSize != maxDataSize || p.MedianTimeBlocks != medianTimeBlocks || p.MaxFutureDrift != maxFutureDrift*time.Second ||
+		p.TimeRules != chain.TimeRulesAnchored || !p.MedianTimeInclusive {
 		t.Errorf("fixed params %+v", p)
 	}
 
@@ -187,8 +190,29 @@ func TestNewParams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Bits != 8 || p.MinBits != 1 || p.MaxBits != 255 || p.RetargetInterval != 20 || p.MaxRetargetStep != 2 || p.TimeWindow() != 20 {
+	// The window reaches back to the previous window's last block: 21
+	// timestamps. The drift is one window's target time, 20 minutes.
+	if p.Bits != 8 || p.MinBits != 1 || p.MaxBits != 255 || p.RetargetInterval != 20 || p.MaxRetargetStep != 2 || p.TimeWindow() != 21 ||
+		p.TimeRules != chain.TimeRulesAnchored || !p.MedianTimeInclusive || p.MaxFutureDrift != 20*time.Minute {
 		t.Errorf("retargeting params %+v", p)
+	}
+	for _, tt := range []struct {
+		spacing time.Duration
+		want    time.Duration
+	}{
+		{time.Second, 20 * time.Second},
+		{10 * time.Second, 200 * time.Second},
+		{6 * time.Minute, 2 * time.Hour},
+		{7 * time.Minute, 2 * time.Hour},
+		{1 << 62, 2 * time.Hour},
+	} {
+		p, err := chain.NewParams("drift", "g", 1700000000, 8, tt.spacing)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.MaxFutureDrift != tt.want {
+			t.Errorf("spacing %s: drift %s, want %s", tt.spacing, p.MaxFutureDrift, tt.want)
+		}
 	}
 	if p, err := chain.NewParams("zero", "g", 0, 0, time.Minute); err != nil || p.MinBits != 0 {
 		t.Errorf("zero bits: %+v, %v", p, err)

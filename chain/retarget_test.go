@@ -249,3 +249,61 @@ func TestRetargetChain(t *testing.T) {
 		}
 	}
 }
+
+// TestNextBitsAnchored checks the retarget of the anchored time rules: the
+// time a window took is measured from the previous window's last block, so
+// that W intervals count (target 100 s on retargetParams), except in the
+// first window, which starts at the genesis (9 intervals, 90 s).
+func TestNextBitsAnchored(t *testing.T) {
+	p := retargetParams(t)
+	p.TimeRules = chain.TimeRulesAnchored
+	if p.TimeWindow() != 11 {
+		t.Fatalf("TimeWindow = %d, want 11", p.TimeWindow())
+	}
+	// gapBefore returns a window of 10 blocks 10 s apart (90 s first to
+	// last), preceded by the previous window's last block gap s earlier.
+	gapBefore := func(gap int64) []int64 {
+		r := window(10, 90)
+		return append(r, r[9]-gap)
+	}
+	tests := []struct {
+		name   string
+		height uint64 // the parent's
+		recent []int64
+		want   uint8
+	}{
+		{"first window, on target", 9, window(10, 90), 8},
+		{"first window, 2x fast", 9, window(10, 45), 9},
+		{"first window, 2x slow", 9, window(10, 180), 7},
+		{"on target", 19, window(11, 100), 8},
+		{"just under 2x fast", 19, window(11, 51), 8},
+		{"2x fast", 19, window(11, 50), 9},
+		{"4x fast", 19, window(11, 25), 10},
+		{"2x slow", 19, window(11, 200), 7},
+		{"just under 2x slow", 19, window(11, 199), 8},
+		{"4x slow", 19, window(11, 400), 6},
+		{"very slow, step bounded", 19, window(11, 1e9), 6},
+		// The original rules would see 90 s and hold: the gap before the
+		// window counts now.
+		{"gap of 110 s before the window", 19, gapBefore(110), 7},
+		{"gap of 310 s before the window", 19, gapBefore(310), 6},
+		// The previous window closed later than this one: time ran
+		// backwards, which counts as one second.
+		{"previous window closed later", 19, gapBefore(-500), 10},
+		{"window too short", 19, window(10, 90), 8},
+		{"off interval", 20, window(11, 1), 8},
+		{"tenth interval", 99, window(11, 25), 10},
+	}
+	for _, tt := range tests {
+		parent := chain.Entry{Height: tt.height, Bits: 8, Time: tt.recent[0]}
+		if got := p.NextBits(&parent, tt.recent); got != tt.want {
+			t.Errorf("%s: NextBits = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+	// The original rules read only the window's own blocks.
+	orig := retargetParams(t)
+	parent := chain.Entry{Height: 19, Bits: 8}
+	if got := orig.NextBits(&parent, gapBefore(310)); got != 8 {
+		t.Errorf("original rules with a gap before the window: NextBits = %d, want 8", got)
+	}
+}

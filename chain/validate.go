@@ -2,8 +2,10 @@ package chain
 
 import (
 	"fmt"
+	"math"
 	"math/big"
 	"math/bits"
+	"time"
 	"unicode/utf8"
 )
 
@@ -60,24 +62,36 @@ func MoreWork(a, b *Entry) bool { return a.Work.Cmp(b.Work) > 0 }
 //
 // With Spacing zero the difficulty is fixed at parent.Bits. Otherwise the
 // difficulty changes only at heights h that are multiples of
-// RetargetInterval W (h >= W): the actual time of the last W-1 intervals,
-// recent[0] - recent[W-1] (at least one second), is compared with the
-// target (W-1)*Spacing. When blocks came k or more doublings too fast the
-// difficulty rises by k bits; k or more halvings too slow, it falls by k;
-// within a factor of two it stays. A step is at most MaxRetargetStep bits
-// and the result stays within [MinBits, MaxBits]. The rule reads only
-// ancestors, so every node computes the same value.
+// RetargetInterval W (h >= W), and reads the time the last window took:
+// under TimeRulesOriginal the W-1 intervals between the window's first and
+// last block, recent[0] - recent[W-1]; under TimeRulesAnchored the W
+// intervals from the previous window's last block to this window's last,
+// recent[0] - recent[W] (the first window, which has no previous one,
+// starts at the genesis: W-1 intervals). That time (at least one second)
+// is compared with the target, Spacing times the intervals. When blocks
+// came k or more doublings too fast the difficulty rises by k bits; k or
+// more halvings too slow, it falls by k; within a factor of two it stays. A
+// step is at most MaxRetargetStep bits and the result stays within
+// [MinBits, MaxBits]. The rule reads only ancestors, so every node computes
+// the same value.
 func (p *Params) NextBits(parent *Entry, recent []int64) uint8 {
 	w := p.RetargetInterval
 	h := parent.Height + 1
-	if p.Spacing <= 0 || w < 2 || h%w != 0 || h < w || uint64(len(recent)) < w {
+	if p.Spacing <= 0 || w < 2 || h%w != 0 || h < w {
 		return parent.Bits
 	}
-	actual := recent[0] - recent[w-1]
+	n := w - 1 // intervals measured
+	if p.TimeRules == TimeRulesAnchored && h > w {
+		n = w
+	}
+	if uint64(len(recent)) <= n {
+		return parent.Bits
+	}
+	actual := recent[0] - recent[n]
 	if actual < 1 {
 		actual = 1
 	}
-	target := int64(w-1) * int64(p.Spacing.Seconds())
+	target := int64(n) * int64(p.Spacing.Seconds())
 	var step int
 	if actual < target {
 		step = bits.Len64(uint64(target/actual)) - 1
@@ -91,8 +105,48 @@ func (p *Params) NextBits(parent *Entry, recent []int64) uint8 {
 	return uint8(nb)
 }
 
+// EarliestTime returns the earliest timestamp a child of parent may carry
+// (recent as for NextBits): later than the median of the past, or equal to
+// it with MedianTimeInclusive, and on a network with TimeRulesAnchored
+// within the window bounds (see CheckBlock).
+func (p *Params) EarliestTime(parent *Entry, recent []int64) int64 {
+	t := p.MedianTime(recent)
+	if !p.MedianTimeInclusive {
+		t++
+	}
+	if p.anchored() {
+		if first, ok := p.windowFloor(parent, recent); ok {
+			t = max(t, first)
+		}
+	}
+	return t
+}
+
+// windowFloor returns the earliest time the window rules of
+// TimeRulesAnchored allow a child of parent, and whether they bound it: a
+// block opening a window may be at most MaxFutureDrift before its parent
+// (the previous window's last block); a block closing a window may not be
+// before the window's first block.
+func (p *Params) windowFloor(parent *Entry, recent []int64) (int64, bool) {
+	w := p.RetargetInterval
+	h := parent.Height + 1
+	switch {
+	case h%w == 0:
+		drift := int64(p.MaxFutureDrift / time.Second)
+		if parent.Time < math.MinInt64+drift {
+			return math.MinInt64, true
+		}
+		return parent.Time - drift, true
+	case (h+1)%w == 0 && uint64(len(recent)) >= w-1:
+		// The window's first block is at height h-w+1; recent[0] is h-1.
+		return recent[w-2], true
+	}
+	return 0, false
+}
+
 // MedianTime returns the median of the first MedianTimeBlocks entries of
-// recent (timestamps, newest first). A child's timestamp must be later.
+// recent (timestamps, newest first). A child's timestamp must be later, or
+// with MedianTimeInclusive no earlier.
 func (p *Params) MedianTime(recent []int64) int64 {
 	n := min(len(recent), p.MedianTimeBlocks)
 	var buf [32]int64
@@ -133,12 +187,30 @@ func (p *Params) CheckBlock(b *Block, parent *Entry, recent []int64, now int64) 
 		return Entry{}, ruleError(ErrBadLink, "block %d: prev_hash %s is not the parent's hash %s", b.Index, b.PrevHash.Short(), parent.Hash.Short())
 	}
 
-	// Time: later than the median of the past, not far in the future.
+	// Time: later than the median of the past (or equal, when the network
+	// allows it), not far in the future.
 	if med := p.MedianTime(recent); b.Timestamp < med || (b.Timestamp == med && !p.MedianTimeInclusive) {
-		return Entry{}, ruleError(ErrTimeTooOld, "block %d: timestamp %d is not after the median %d of the last %d blocks", b.Index, b.Timestamp, med, min(len(recent), p.MedianTimeBlocks))
+		rel := "after"
+		if p.MedianTimeInclusive {
+			rel = "at or after"
+		}
+		return Entry{}, ruleError(ErrTimeTooOld, "block %d: timestamp %d is not %s the median %d of the last %d blocks", b.Index, b.Timestamp, rel, med, min(len(recent), p.MedianTimeBlocks))
 	}
 	if limit := now + int64(p.MaxFutureDrift.Seconds()); b.Timestamp > limit {
 		return Entry{}, ruleError(ErrTimeTooNew, "block %d: timestamp %d is more than %s ahead of local time %d", b.Index, b.Timestamp, p.MaxFutureDrift, now)
+	}
+
+	// Retarget windows (TimeRulesAnchored): a window opens no more than
+	// MaxFutureDrift before the previous one closed and closes no earlier
+	// than it opened, so that the time the retarget reads cannot be run
+	// backwards and spent again.
+	if p.anchored() {
+		if floor, ok := p.windowFloor(parent, recent); ok && b.Timestamp < floor {
+			if b.Index%p.RetargetInterval == 0 {
+				return Entry{}, ruleError(ErrTimeWarp, "block %d opens a retarget window at %d, more than %s before its parent's timestamp %d", b.Index, b.Timestamp, p.MaxFutureDrift, parent.Time)
+			}
+			return Entry{}, ruleError(ErrTimeWarp, "block %d closes a retarget window at %d, before the window's first block at %d", b.Index, b.Timestamp, floor)
+		}
 	}
 
 	// Proof of work: the hash recomputes and has enough leading zeros.
@@ -228,8 +300,12 @@ func (v *Validator) Recent() []int64 { return append([]int64(nil), v.recent()...
 // NextBits returns the difficulty the next block must meet.
 func (v *Validator) NextBits() uint8 { return v.p.NextBits(&v.tip, v.recent()) }
 
-// MedianTime returns the median time the next block's timestamp must exceed.
+// MedianTime returns the median of the recent timestamps, which the next
+// block's timestamp must exceed (or, with MedianTimeInclusive, reach).
 func (v *Validator) MedianTime() int64 { return v.p.MedianTime(v.recent()) }
+
+// EarliestTime returns the earliest timestamp the next block may carry.
+func (v *Validator) EarliestTime() int64 { return v.p.EarliestTime(&v.tip, v.recent()) }
 
 // Next validates b as the child of the current tip; on success b becomes the
 // tip and its entry is returned. On error the Validator is unchanged.

@@ -57,6 +57,23 @@ func (n *Node) mineLoop(ctx context.Context) {
 			}
 			continue
 		}
+		// When the rules want a timestamp ahead of the clock and of the
+		// chain's newest, wait for the clock rather than run the chain's
+		// time ahead of it.
+		d, err := n.store.StampDelay(tmpl)
+		if err != nil {
+			log.Error("template", "err", err)
+			d = time.Second
+		}
+		if d > 0 {
+			log.Debug("chain time is ahead of the clock: waiting", "wait", d)
+			select {
+			case <-ctx.Done():
+			case <-tipCh:
+			case <-time.After(d):
+			}
+			continue
+		}
 		mctx, cancel := context.WithCancel(ctx)
 		// A new tip makes the work stale; new entries do too when the
 		// template carries none, so that submitted data is mined at once.

@@ -562,6 +562,17 @@ func (s *Store) Template(data string) (chain.Block, uint8, error) {
 	return b, bits, nil
 }
 
+// StampDelay returns how long a miner must wait, by the store's clock,
+// before mining b, a block from Template (chain.Validator.StampDelay): a
+// miner does not run the chain's time ahead of its clock.
+func (s *Store) StampDelay(b chain.Block) (time.Duration, error) {
+	v, err := s.Validator(b.PrevHash)
+	if err != nil {
+		return 0, err
+	}
+	return v.StampDelay(b.Timestamp, s.opts.now()), nil
+}
+
 // IndexBytes returns about how much memory the store holds to find blocks
 // by hash: the only memory that grows with the chain (about 9 bytes a
 // block).

@@ -31,7 +31,10 @@ now, with fixed difficulty (--difficulty bits of leading zeros), or retargeting
 toward one block per --spacing. With --genesis it joins an existing network
 from that network's genesis file instead. Either way it writes the network's
 genesis file as genesis.json in the data directory, for others to join with.
-It fails if the data directory already holds a chain.`,
+It fails if the data directory already holds a chain. New networks follow the
+anchored time rules (docs/protocol.md, section 13); a retargeting one refuses
+blocks more than one window's target time (20 × --spacing, at most 2 h) ahead
+of a node's clock, so its nodes' clocks must agree within that.`,
 		Example: `  jbc init --difficulty 20 --data "our private net"      # fixed difficulty
   jbc init --difficulty 16 --spacing 10s                  # retarget toward 10 s blocks
   jbc --datadir /srv/jbc init --genesis genesis.json      # join a network`,

@@ -76,7 +76,6 @@ one JSON object per line), then blocks/s and hashes/s.`,
 
 func (a *app) mine(ctx context.Context, s *storage.Store, n int, data string, threads int) error {
 	m := &chain.Miner{Threads: threads}
-	drift := int64(s.Params().MaxFutureDrift.Seconds())
 	start := time.Now()
 	done := 0
 	summary := func() error {
@@ -98,12 +97,16 @@ func (a *app) mine(ctx context.Context, s *storage.Store, n int, data string, th
 		if err != nil {
 			return err
 		}
-		// Blocks mined faster than one per second push timestamps past
-		// the clock (each must beat the median of the last ones); wait
-		// rather than make a block the rules would refuse as too new.
-		if ahead := tmpl.Timestamp - (time.Now().Unix() + drift); ahead >= 0 {
-			a.log.Info("chain time is ahead of the clock: waiting", "seconds", ahead+1)
-			if err := sleep(ctx, time.Duration(ahead+1)*time.Second); err != nil {
+		// When the rules want a timestamp ahead of the clock and of the
+		// chain's newest (blocks mined faster than the strict median
+		// rule's pace), wait rather than run the chain's time ahead.
+		d, err := s.StampDelay(tmpl)
+		if err != nil {
+			return err
+		}
+		if d > 0 {
+			a.log.Debug("chain time is ahead of the clock: waiting", "wait", d)
+			if err := sleep(ctx, d); err != nil {
 				summary()
 				return fmt.Errorf("interrupted after %d blocks", done)
 			}

@@ -61,12 +61,16 @@ func (a *app) verifyRunning(inUse error) error {
 		return a.printJSON(struct {
 			OK bool `json:"ok"`
 			chainSummary
-			Seconds float64 `json:"seconds"`
-			Via     string  `json:"via"`
-		}{true, chainSummary{Network: p.ID().String(), Height: cj.Height, Tip: tip.String(), TotalWork: v.Tip().Work.String(), Blocks: cj.Blocks}, time.Since(start).Seconds(), api.base})
+			Seconds   float64 `json:"seconds"`
+			Via       string  `json:"via"`
+			TimeRules string  `json:"time_rules"`
+		}{true, chainSummary{Network: p.ID().String(), Height: cj.Height, Tip: tip.String(), TotalWork: v.Tip().Work.String(), Blocks: cj.Blocks}, time.Since(start).Seconds(), api.base, p.TimeRules.String()})
 	}
 	a.printf("ok: the best chain of %d blocks verified in %.2fs (network %s, tip %d %s), read from the running node at %s; the store's index is checked when no node runs\n",
 		count, time.Since(start).Seconds(), p.Name, cj.Height, tip, api.base)
+	if note := timeRulesNote(p); note != "" {
+		a.printf("note: %s\n", note)
+	}
 	return nil
 }
 
@@ -85,7 +89,11 @@ While a node runs on the data directory (it holds the chain file), verify asks
 that node, through its HTTP API, for its whole best chain and re-validates
 every block of it from the genesis; the store's own index is checked only
 when no node runs (and a node re-checks the blocks below its tip at every
-start).`,
+start).
+
+On a retargeting network that keeps the original time rules (jbc-main, and
+networks made by jbc init before the anchored rules) it adds a note on what
+that means.`,
 		Example: `  jbc verify
   jbc --datadir /srv/jbc verify --log-level debug`,
 		Args: noArgs,
@@ -111,16 +119,34 @@ start).`,
 			if err != nil {
 				return err
 			}
+			p := s.Params()
 			if a.json {
 				return a.printJSON(struct {
 					OK bool `json:"ok"`
 					chainSummary
-					Seconds float64 `json:"seconds"`
-				}{true, sum, time.Since(start).Seconds()})
+					Seconds   float64 `json:"seconds"`
+					TimeRules string  `json:"time_rules"`
+				}{true, sum, time.Since(start).Seconds(), p.TimeRules.String()})
 			}
 			a.printf("ok: the best chain of %d blocks verified in %.2fs (network %s, tip %d %s)\n",
-				sum.Height+1, time.Since(start).Seconds(), s.Params().Name, sum.Height, sum.Tip)
+				sum.Height+1, time.Since(start).Seconds(), p.Name, sum.Height, sum.Tip)
+			if note := timeRulesNote(p); note != "" {
+				a.printf("note: %s\n", note)
+			}
 			return nil
 		},
 	}
+}
+
+// timeRulesNote says, for a retargeting network that keeps the original
+// time rules (the built-in jbc-main, networks made by jbc init before the
+// anchored rules), what that means; "" for any other network.
+func timeRulesNote(p *chain.Params) string {
+	if p.TimeRules != chain.TimeRulesOriginal || p.Spacing == 0 {
+		return ""
+	}
+	return fmt.Sprintf("network %s keeps the original time rules (its genesis file names no time_rules), "+
+		"under which its difficulty retargeting is open to a time warp: a miner with a large share of the hash rate "+
+		"can stamp blocks so that the difficulty falls by up to 4x a window (docs/protocol.md, section 13). "+
+		"Networks made by jbc init now use the anchored rules; this one keeps its rules, as changing them would fork it.", p.Name)
 }
