@@ -36,6 +36,7 @@ type nodeMetrics struct {
 	received *prometheus.CounterVec
 	accepted *prometheus.CounterVec
 	rejected *prometheus.CounterVec
+	admitted *prometheus.CounterVec
 
 	mu       sync.Mutex
 	lastHash uint64
@@ -56,10 +57,13 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jbc_blocks_rejected_total", Help: "Blocks refused, by reason (the consensus rule broken, or orphan).",
 		}, []string{"reason"}),
+		admitted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jbc_admission_total", Help: "Inbound connections refused or closed by admission, by outcome.",
+		}, []string{"outcome"}),
 	}
 	// Go runtime and process metrics come from the default registry, which
 	// /metrics gathers too.
-	m.reg.MustRegister(m.received, m.accepted, m.rejected, &nodeCollector{n: n})
+	m.reg.MustRegister(m.received, m.accepted, m.rejected, m.admitted, &nodeCollector{n: n})
 	return m
 }
 
@@ -80,6 +84,9 @@ func (m *nodeMetrics) observe(via string, blocks int, res storage.Result, err er
 		m.rejected.WithLabelValues("not-linked").Inc()
 	}
 }
+
+// admission counts an outcome of admission (admission.go).
+func (m *nodeMetrics) admission(outcome string) { m.admitted.WithLabelValues(outcome).Inc() }
 
 // hashRate returns the miner's hashes per second over the last window.
 func (m *nodeMetrics) hashRate(attempts uint64) float64 {
