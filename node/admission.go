@@ -39,9 +39,10 @@ import (
 //     that served fewest blocks, then the newest. An attacker's many
 //     identities share its few addresses, so its group is the heaviest and
 //     it evicts its own connections, never an honest newcomer's.
-//   - When the slots are full, a connection from the heaviest group is
-//     refused when it is accepted, before any handshake: it would be the
-//     first evicted.
+//   - When the slots are full, a connection is refused when it is
+//     accepted, before any handshake, unless it comes from a group that
+//     holds no slot yet and is lighter than the heaviest: an attacker
+//     cannot churn the slots, and a newcomer from a new address gets in.
 //   - Inbound connections from one public subnet (/24 IPv4, /48 IPv6) are
 //     capped at subnetInboundCap. Private and loopback addresses are not
 //     capped: a LAN of tens of nodes shares one private subnet.
@@ -69,9 +70,10 @@ const (
 	statusDeadline = statusTimeout
 	// unprovenGrace is how long a newcomer may go without a status before
 	// it is the first evicted when the slots are full: an honest node's
-	// status arrives within a round trip, milliseconds on a LAN, well
-	// under a second on a loaded machine.
-	unprovenGrace = time.Second
+	// status arrives within a round trip, milliseconds on a LAN, under a
+	// second on a loaded machine (TestSybilLockout sees 15-700 ms on two
+	// busy cores); twice that is room enough.
+	unprovenGrace = 2 * time.Second
 	// servedProtect is how long a peer that served a valid block that
 	// extended or outweighed our chain stays protected; servedProtectPeers
 	// bounds how many are (the newest). A relay of another miner's block
@@ -344,18 +346,29 @@ func (a *admission) InterceptAccept(cma network.ConnMultiaddrs) bool {
 		a.note(admRefusedSubnet)
 		return false
 	}
-	if len(s.holders) >= inboundSlots {
-		w := a.weight(&s, g, now)
-		heaviest := 0.0
-		for other := range s.members {
-			heaviest = max(heaviest, a.weight(&s, other, now))
-		}
-		if w >= heaviest {
-			a.note(admRefusedFull)
-			return false
-		}
+	if len(s.holders) >= inboundSlots && !a.newcomer(&s, g, now) {
+		a.note(admRefusedFull)
+		return false
 	}
 	return true
+}
+
+// newcomer reports whether group g may add a slot holder while the slots
+// are full, evicting another's: only if it holds no slot yet and is
+// lighter than the heaviest group that does. A group that already holds
+// one would only trade its connections for each other (an attacker
+// refilling its dropped identities), or be the next one evicted.
+func (a *admission) newcomer(s *slots, g string, now time.Time) bool {
+	if s.members[g] > 0 {
+		return false
+	}
+	w := a.weight(s, g, now)
+	for other := range s.members {
+		if a.weight(s, other, now) > w {
+			return true
+		}
+	}
+	return false
 }
 
 // InterceptSecured refuses banned peers once their identity is known.
