@@ -40,9 +40,9 @@ import (
 //     identities share its few addresses, so its group is the heaviest and
 //     it evicts its own connections, never an honest newcomer's.
 //   - When the slots are full, a connection is refused when it is
-//     accepted, before any handshake, unless it comes from a group that
-//     holds no slot yet and is lighter than the heaviest: an attacker
-//     cannot churn the slots, and a newcomer from a new address gets in.
+//     accepted, before any handshake, unless its group is far lighter than
+//     the heaviest (see newcomer): an attacker cannot churn the slots, and
+//     a newcomer from a new address gets in.
 //   - Inbound connections from one public subnet (/24 IPv4, /48 IPv6) are
 //     capped at subnetInboundCap. Private and loopback addresses are not
 //     capped: a LAN of tens of nodes shares one private subnet.
@@ -260,11 +260,37 @@ type slots struct {
 	subnetConns map[string]int
 }
 
+// connView is what admission reads of a connection.
+type connView struct {
+	dir    network.Direction
+	remote ma.Multiaddr
+	opened time.Time
+}
+
+// peerConns is a connected peer and its connections.
+type peerConns struct {
+	id    peer.ID
+	conns []connView
+}
+
+func viewOf(c network.Conn) connView {
+	st := c.Stat()
+	return connView{dir: st.Direction, remote: c.RemoteMultiaddr(), opened: st.Opened}
+}
+
+func viewsOf(conns []network.Conn) []connView {
+	out := make([]connView, len(conns))
+	for i, c := range conns {
+		out[i] = viewOf(c)
+	}
+	return out
+}
+
 // chosen reports whether p is a peer we chose: one we have an outbound
 // connection to, or found ourselves (mDNS, DHT, --peer, bootstrap).
-func (a *admission) chosen(p peer.ID, conns []network.Conn) bool {
+func (a *admission) chosen(p peer.ID, conns []connView) bool {
 	for _, c := range conns {
-		if c.Stat().Direction == network.DirOutbound {
+		if c.dir == network.DirOutbound {
 			return true
 		}
 	}
@@ -274,6 +300,18 @@ func (a *admission) chosen(p peer.ID, conns []network.Conn) bool {
 
 // snapshot reads the inbound slots from the network.
 func (a *admission) snapshot(nw network.Network, now time.Time) slots {
+	peers := nw.Peers()
+	pcs := make([]peerConns, 0, len(peers))
+	for _, p := range peers {
+		if conns := nw.ConnsToPeer(p); len(conns) > 0 {
+			pcs = append(pcs, peerConns{p, viewsOf(conns)})
+		}
+	}
+	return a.slotsOf(pcs, now)
+}
+
+// slotsOf makes the snapshot of the inbound slots from the connected peers.
+func (a *admission) slotsOf(pcs []peerConns, now time.Time) slots {
 	s := slots{members: map[string]int{}, subnetConns: map[string]int{}}
 	cm := a.cm()
 	a.mu.Lock()
@@ -282,16 +320,13 @@ func (a *admission) snapshot(nw network.Network, now time.Time) slots {
 		served[p] = r
 	}
 	a.mu.Unlock()
-	for _, p := range nw.Peers() {
-		conns := nw.ConnsToPeer(p)
-		if len(conns) == 0 {
-			continue
-		}
+	for _, pc := range pcs {
+		p, conns := pc.id, pc.conns
 		for _, c := range conns {
-			if c.Stat().Direction != network.DirInbound {
+			if c.dir != network.DirInbound {
 				continue
 			}
-			if g, public := groupOf(c.RemoteMultiaddr()); public {
+			if g, public := groupOf(c.remote); public {
 				s.subnetConns[g]++
 			}
 		}
@@ -300,11 +335,11 @@ func (a *admission) snapshot(nw network.Network, now time.Time) slots {
 		}
 		h := candidate{id: p, since: now}
 		for _, c := range conns {
-			if o := c.Stat().Opened; !o.IsZero() && o.Before(h.since) {
-				h.since = o
+			if !c.opened.IsZero() && c.opened.Before(h.since) {
+				h.since = c.opened
 			}
 		}
-		h.group, _ = groupOf(conns[0].RemoteMultiaddr())
+		h.group, _ = groupOf(conns[0].remote)
 		if pi, ok := a.peers.get(p); ok && pi.Status != nil && !pi.StatusAt.Before(h.since) {
 			h.proven = true
 		}
@@ -342,33 +377,39 @@ func (a *admission) InterceptAccept(cma network.ConnMultiaddrs) bool {
 		return true
 	}
 	s := a.snapshot(nw, now)
-	if public && s.subnetConns[g] >= subnetInboundCap {
-		a.note(admRefusedSubnet)
-		return false
-	}
-	if len(s.holders) >= inboundSlots && !a.newcomer(&s, g, now) {
-		a.note(admRefusedFull)
+	if o := a.admit(&s, g, public, now); o != "" {
+		a.note(o)
 		return false
 	}
 	return true
 }
 
+// admit decides on a connection from group g (public or not) given the
+// slots s: "" to accept it, else the outcome that refuses it.
+func (a *admission) admit(s *slots, g string, public bool, now time.Time) string {
+	if public && s.subnetConns[g] >= subnetInboundCap {
+		return admRefusedSubnet
+	}
+	if len(s.holders) >= inboundSlots && !a.newcomer(s, g, now) {
+		return admRefusedFull
+	}
+	return ""
+}
+
 // newcomer reports whether group g may add a slot holder while the slots
-// are full, evicting another's: only if it holds no slot yet and is
-// lighter than the heaviest group that does. A group that already holds
-// one would only trade its connections for each other (an attacker
-// refilling its dropped identities), or be the next one evicted.
+// are full, evicting another's: if it holds no slot yet and is lighter
+// than the heaviest group, or weighs at most half as much as the heaviest
+// (a second honest node behind one NAT address). An attacker's groups
+// weigh about alike, its refused attempts counting as arrivals: admitting
+// them would only trade their connections for each other, or make them
+// the next evicted.
 func (a *admission) newcomer(s *slots, g string, now time.Time) bool {
-	if s.members[g] > 0 {
-		return false
-	}
 	w := a.weight(s, g, now)
+	heaviest := 0.0
 	for other := range s.members {
-		if a.weight(s, other, now) > w {
-			return true
-		}
+		heaviest = max(heaviest, a.weight(s, other, now))
 	}
-	return false
+	return (s.members[g] == 0 && w < heaviest) || w <= heaviest/2
 }
 
 // InterceptSecured refuses banned peers once their identity is known.
@@ -403,7 +444,7 @@ func (a *admission) connected(ctx context.Context, c network.Conn) {
 	if nw == nil {
 		return
 	}
-	if a.chosen(p, []network.Conn{c}) {
+	if a.chosen(p, []connView{viewOf(c)}) {
 		if cm := a.cm(); cm != nil {
 			cm.Protect(p, tagChosen)
 		}
@@ -496,7 +537,7 @@ func (a *admission) checkStatus(p peer.ID, opened time.Time) {
 		return
 	}
 	conns := nw.ConnsToPeer(p)
-	if len(conns) == 0 || a.chosen(p, conns) {
+	if len(conns) == 0 || a.chosen(p, viewsOf(conns)) {
 		return
 	}
 	if pi, ok := a.peers.get(p); ok && pi.Status != nil && !pi.StatusAt.Before(opened) {

@@ -297,3 +297,76 @@ func TestGroupOf(t *testing.T) {
 		}
 	}
 }
+
+// TestAdmit checks the decision made when a connection is accepted, on
+// made-up connections: the cap on a public subnet, none on private ones,
+// and, with the slots full, who may still come in.
+func TestAdmit(t *testing.T) {
+	now := time.Now()
+	a := newAdmission(newPeerSet(), testLogger(t), nil)
+	in := func(addr string) connView {
+		return connView{dir: network.DirInbound, remote: ma.StringCast(addr), opened: now.Add(-time.Minute)}
+	}
+	var pcs []peerConns
+	add := func(addr string) {
+		pcs = append(pcs, peerConns{id: peer.ID(fmt.Sprint("p", len(pcs))), conns: []connView{in(addr)}})
+	}
+	admit := func(addr string) string {
+		s := a.slotsOf(pcs, now)
+		g, public := groupOf(ma.StringCast(addr))
+		a.arrive(g, now)
+		return a.admit(&s, g, public, now)
+	}
+
+	// A public /24 is capped; another /24 is not affected.
+	for i := 0; i < subnetInboundCap; i++ {
+		add(fmt.Sprintf("/ip4/1.2.3.%d/tcp/4747", i+1))
+	}
+	if got := admit("/ip4/1.2.3.200/tcp/4747"); got != admRefusedSubnet {
+		t.Errorf("connection %d from one public /24: %q, want %q", subnetInboundCap+1, got, admRefusedSubnet)
+	}
+	if got := admit("/ip4/1.2.4.1/tcp/4747"); got != "" {
+		t.Errorf("first connection from another /24 refused: %q", got)
+	}
+	// A private subnet is not capped: a LAN of tens of nodes shares one.
+	pcs = nil
+	for i := 0; i < 40; i++ {
+		add(fmt.Sprintf("/ip4/10.77.1.%d/tcp/4747", i+1))
+	}
+	if got := admit("/ip4/10.77.1.100/tcp/4747"); got != "" {
+		t.Errorf("connection 41 from one private /24 refused: %q", got)
+	}
+	// Nor is public IPv6 per address: the /48 is the unit.
+	pcs = nil
+	for i := 0; i < subnetInboundCap; i++ {
+		add(fmt.Sprintf("/ip6/2001:2:0:%x::1/tcp/4747", i+1))
+	}
+	if got := admit("/ip6/2001:2:0:ff::1/tcp/4747"); got != admRefusedSubnet {
+		t.Errorf("connection %d from one public /48: %q, want %q", subnetInboundCap+1, got, admRefusedSubnet)
+	}
+
+	// Slots full of an attacker's identities from 16 private hosts, each
+	// having tried many times: its hosts are refused, a newcomer from a
+	// new address is not, nor a second node behind an address that holds
+	// one slot and tried once.
+	pcs = nil
+	for i := 0; i < inboundSlots-1; i++ {
+		add(fmt.Sprintf("/ip4/10.77.2.%d/tcp/4747", 1+i%16))
+	}
+	add("/ip4/10.77.0.3/tcp/4747")
+	for i := 0; i < 16; i++ {
+		for k := 0; k < 20; k++ {
+			a.arrive(fmt.Sprintf("10.77.2.%d/32", 1+i), now)
+		}
+	}
+	a.arrive("10.77.0.3/32", now)
+	if got := admit("/ip4/10.77.2.5/tcp/4747"); got != admRefusedFull {
+		t.Errorf("attacker host with slots full: %q, want %q", got, admRefusedFull)
+	}
+	if got := admit("/ip4/10.77.3.9/tcp/4747"); got != "" {
+		t.Errorf("newcomer from a new address with slots full: %q, want it admitted", got)
+	}
+	if got := admit("/ip4/10.77.0.3/tcp/4747"); got != "" {
+		t.Errorf("second node behind a NAT address with slots full: %q, want it admitted", got)
+	}
+}

@@ -127,7 +127,10 @@ func TestGossipSideBranchFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const flood = gossipBlockBurst + 2*BanScore/10
+	// Ten times the over-limit blocks that ban: GossipSub drops messages
+	// past its validation queue on a loaded machine, and the bucket
+	// refills while the flood lasts.
+	const flood = gossipBlockBurst + 10*BanScore/10
 	var msgs [][]byte
 	var side []chain.Hash
 	for i := 0; i < flood; i++ {

@@ -33,10 +33,11 @@ type nodeMetrics struct {
 	reg       *prometheus.Registry
 	bandwidth *metrics.BandwidthCounter
 
-	received *prometheus.CounterVec
-	accepted *prometheus.CounterVec
-	rejected *prometheus.CounterVec
-	admitted *prometheus.CounterVec
+	received   *prometheus.CounterVec
+	accepted   *prometheus.CounterVec
+	rejected   *prometheus.CounterVec
+	admitted   *prometheus.CounterVec
+	misbehaved *prometheus.CounterVec
 
 	mu       sync.Mutex
 	lastHash uint64
@@ -60,10 +61,13 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		admitted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jbc_admission_total", Help: "Inbound connections refused or closed by admission, by outcome.",
 		}, []string{"outcome"}),
+		misbehaved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jbc_misbehaviour_total", Help: "Penalties given to peers, by kind of misbehaviour.",
+		}, []string{"what"}),
 	}
 	// Go runtime and process metrics come from the default registry, which
 	// /metrics gathers too.
-	m.reg.MustRegister(m.received, m.accepted, m.rejected, m.admitted, &nodeCollector{n: n})
+	m.reg.MustRegister(m.received, m.accepted, m.rejected, m.admitted, m.misbehaved, &nodeCollector{n: n})
 	return m
 }
 
