@@ -438,7 +438,7 @@ func (a *admission) InterceptUpgraded(c network.Conn) (bool, control.DisconnectR
 // connected handles a new connection: a peer we chose is protected; an
 // inbound one gets statusDeadline to send a status, and the slots are
 // trimmed if they overflow.
-func (a *admission) connected(ctx context.Context, c network.Conn) {
+func (a *admission) connected(c network.Conn) {
 	p := c.RemotePeer()
 	nw := a.network()
 	if nw == nil {
@@ -454,10 +454,7 @@ func (a *admission) connected(ctx context.Context, c network.Conn) {
 	if opened.IsZero() {
 		opened = time.Now()
 	}
-	t := time.AfterFunc(statusDeadline, func() { a.checkStatus(p, opened) })
-	if ctx != nil {
-		context.AfterFunc(ctx, func() { t.Stop() })
-	}
+	time.AfterFunc(statusDeadline, func() { a.checkStatus(p, opened) })
 	select {
 	case a.kick <- struct{}{}:
 	default:

@@ -235,10 +235,10 @@ func (g *gossip) announcePending() {
 	g.annPending = nil
 	g.annLast = time.Now()
 	g.annMu.Unlock()
-	if b == nil || g.n.store.Tip().Hash != b.Hash || g.n.ctx.Err() != nil {
+	if b == nil || g.n.ctx.Err() != nil || g.n.store.Tip().Hash != b.Hash {
 		return
 	}
-	g.n.goRun(func(ctx context.Context) { g.publishBlock(ctx, b) })
+	g.publishBlock(g.n.ctx, b)
 }
 
 // publishBlock announces a block we mined.
@@ -247,7 +247,7 @@ func (g *gossip) publishBlock(ctx context.Context, b *chain.Block) {
 	if err == nil {
 		err = g.blocks.Publish(ctx, data)
 	}
-	if err != nil {
+	if err != nil && ctx.Err() == nil {
 		g.n.log.Warn("publish block", "height", b.Index, "err", err)
 	}
 }

@@ -334,7 +334,7 @@ func (n *Node) onConnected(c network.Conn) {
 	if n.ctx == nil || n.ctx.Err() != nil {
 		return
 	}
-	n.adm.connected(n.ctx, c)
+	n.adm.connected(c)
 	n.goRun(func(ctx context.Context) { n.exchangeStatus(ctx, p) })
 }
 
