@@ -370,3 +370,23 @@ func TestAdmit(t *testing.T) {
 		t.Errorf("second node behind a NAT address with slots full: %q, want it admitted", got)
 	}
 }
+
+// TestAdmissionLimitsConsistent pins how admission's numbers relate to the
+// connection manager's and the resource manager's.
+func TestAdmissionLimitsConsistent(t *testing.T) {
+	if inboundSlots >= connHighWater {
+		t.Errorf("inbound slots %d leave no room under the connection manager's high watermark %d for the peers a node chooses", inboundSlots, connHighWater)
+	}
+	if maxConnsInbound-inboundSlots < 2*protocol.MaxInflight/protocol.MaxInflightPerPeer {
+		t.Errorf("the resource manager's %d inbound connections leave %d beyond the slots for newcomers' handshakes", maxConnsInbound, maxConnsInbound-inboundSlots)
+	}
+	if subnetInboundCap < 1 || subnetInboundCap*4 > inboundSlots {
+		t.Errorf("a public subnet may hold %d of %d slots: one subnet must not take a quarter", subnetInboundCap, inboundSlots)
+	}
+	if statusDeadline > statusTimeout {
+		t.Errorf("status deadline %v is longer than our own status request may take (%v)", statusDeadline, statusTimeout)
+	}
+	if unprovenGrace >= statusDeadline {
+		t.Errorf("unproven grace %v is not shorter than the status deadline %v", unprovenGrace, statusDeadline)
+	}
+}

@@ -224,3 +224,15 @@ func TestCouldOutweigh(t *testing.T) {
 		t.Error("a sibling away from a retarget height could outweigh")
 	}
 }
+
+// TestMinedAnnouncementsFitPeerLimit pins the miner's announcement rate to
+// half of what a peer allows of blocks that add nothing: to a peer that
+// synced them first, a miner's announcements are duplicates.
+func TestMinedAnnouncementsFitPeerLimit(t *testing.T) {
+	if perSecond := float64(time.Second) / float64(minedAnnounceGap); 2*perSecond > gossipBlockRate {
+		t.Errorf("a miner announces up to %.0f blocks/s; twice that is over a peer's allowance of %d/s for blocks that add nothing", perSecond, gossipBlockRate)
+	}
+	if minedAnnounceGap >= convergeBound/2 {
+		t.Errorf("announcement gap %v is not well under the convergence bound %v", minedAnnounceGap, convergeBound)
+	}
+}
