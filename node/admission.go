@@ -85,8 +85,10 @@ const (
 	// reconnecting (an attacker refilling its dropped identities) stays
 	// heavy, an honest peer that connected once weighs one.
 	arrivalHalfLife = time.Minute
-	// maxArrivalGroups bounds the groups whose arrivals are remembered;
-	// past it the lightest are forgotten.
+	// maxArrivalGroups bounds the groups whose arrivals are remembered
+	// (far more than the slots): past it those that weigh less than one
+	// arrival are forgotten, and if that is not enough, a quarter at
+	// random.
 	maxArrivalGroups = 4096
 )
 
@@ -223,6 +225,13 @@ func (a *admission) arrive(g string, now time.Time) {
 			if decayArrivals(y, now) < 1 {
 				delete(a.arrivals, k)
 			}
+		}
+		// Still over: forget a quarter, whichever (map order is random).
+		for k := range a.arrivals {
+			if len(a.arrivals) <= maxArrivalGroups*3/4 {
+				break
+			}
+			delete(a.arrivals, k)
 		}
 	}
 }
