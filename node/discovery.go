@@ -291,10 +291,12 @@ func (d *discovery) start(ctx context.Context) error {
 	// peer before our own dial does.
 	for _, pi := range d.boot {
 		d.n.peers.found(pi.ID, pi.Addrs, SourceBootstrap)
+		d.n.host.ConnManager().Protect(pi.ID, tagConfigured)
 		d.offer(pi, SourceBootstrap)
 	}
 	for _, pi := range d.direct {
 		d.n.peers.found(pi.ID, pi.Addrs, SourceDirect)
+		d.n.host.ConnManager().Protect(pi.ID, tagConfigured)
 		d.n.goRun(func(ctx context.Context) { d.keep(ctx, pi) })
 	}
 	if d.dht != nil {

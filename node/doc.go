@@ -13,6 +13,13 @@
 // work is used only to choose whom to ask: what becomes best is decided by
 // the store from validated blocks.
 //
+// Admission (admission.go) and scores (score.go) decide together who may
+// connect and who is dropped or banned: inbound peers hold a bounded number
+// of slots, given and taken by address group so that fresh identities
+// cannot shut honest peers out, and peers that send what an honest peer
+// would not are scored and banned. Peers the node chose itself (dialled,
+// found, --peer, bootstrap) are never dropped to make room.
+//
 // What it does not do: consensus (package chain), persistence (package
 // storage) or the wire format (package protocol).
 //

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/big"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,14 @@ const (
 	// maxGossipBlock bounds a gossiped block message: one block of the
 	// largest data the wire allows, plus the envelope.
 	maxGossipBlock = protocol.MaxDataBytes + 1024
+	// minedAnnounceGap is the least time between two announcements of
+	// blocks a node mined (see announceMined): at most 4 a second, under
+	// half of what a peer allows of blocks that add nothing
+	// (gossipBlockRate), so that an honest miner, however fast, never
+	// costs itself MisFlood; and a quarter of the second within which a
+	// network is to agree on the tip once its miners stop. On a network
+	// of 30 s blocks it never delays one.
+	minedAnnounceGap = 250 * time.Millisecond
 )
 
 // Re-announcement of pending entries. An entry is gossiped when it reaches
@@ -88,8 +97,9 @@ type gossip struct {
 	data    *pubsub.Topic
 	subs    []*pubsub.Subscription
 	orphans *orphanPool
-	// Per-peer rate limits of the two topics.
-	blockLimit, dataLimit *peerLimiter
+	// Per-peer rate limits of the two topics; blocks that add nothing and
+	// orphans are limited apart (see judgeBlock).
+	blockLimit, orphanLimit, dataLimit *peerLimiter
 	// interval is how often pending entries are announced again; pace
 	// spaces the re-announcements (reannounceRate, reannounceBurst);
 	// restored wakes the re-announcer after a reorg returned entries.
@@ -101,6 +111,13 @@ type gossip struct {
 	accepted, rejected, ignored atomic.Uint64
 	// reannounced counts entries announced again, for tests.
 	reannounced atomic.Uint64
+
+	// annMu guards the announcement of mined blocks: when the last was
+	// made, and the newest block mined since, waiting for
+	// minedAnnounceGap to pass (see announceMined).
+	annMu      sync.Mutex
+	annLast    time.Time
+	annPending *chain.Block
 }
 
 // msgID identifies a gossip message by its content, so the same block
@@ -142,11 +159,12 @@ func newGossip(ctx context.Context, n *Node) (*gossip, error) {
 		return nil, fmt.Errorf("node: gossipsub: %w", err)
 	}
 	g := &gossip{n: n, ps: ps, orphans: newOrphanPool(),
-		blockLimit: newPeerLimiter(gossipBlockRate, gossipBlockBurst),
-		dataLimit:  newPeerLimiter(gossipDataRate, gossipDataBurst),
-		interval:   n.cfg.ReannounceInterval,
-		pace:       rate.NewLimiter(reannounceRate, reannounceBurst),
-		restored:   make(chan struct{}, 1)}
+		blockLimit:  newPeerLimiter(gossipBlockRate, gossipBlockBurst),
+		orphanLimit: newPeerLimiter(gossipBlockRate, gossipBlockBurst),
+		dataLimit:   newPeerLimiter(gossipDataRate, gossipDataBurst),
+		interval:    n.cfg.ReannounceInterval,
+		pace:        rate.NewLimiter(reannounceRate, reannounceBurst),
+		restored:    make(chan struct{}, 1)}
 	id := n.store.Params().ID()
 	if err := ps.RegisterTopicValidator(BlockTopic(id), g.validateBlock); err != nil {
 		return nil, err
@@ -186,13 +204,50 @@ func (g *gossip) close() {
 	}
 }
 
+// announceMined announces a block we mined: at once if the last
+// announcement was at least minedAnnounceGap ago, else when the gap has
+// passed, and then only the newest block mined meanwhile, if it is still
+// our tip. Peers that lack the blocks in between take the announced tip
+// as an orphan, ask us for our status and fetch them by sync, in pages:
+// a fast miner's burst reaches them whole, and a peer never sees our
+// announcements faster than it allows blocks that add nothing (which
+// some of them are to a peer that synced them first).
+func (g *gossip) announceMined(b chain.Block) {
+	g.annMu.Lock()
+	defer g.annMu.Unlock()
+	now := time.Now()
+	if g.annPending == nil && now.Sub(g.annLast) >= minedAnnounceGap {
+		g.annLast = now
+		g.n.goRun(func(ctx context.Context) { g.publishBlock(ctx, &b) })
+		return
+	}
+	if g.annPending == nil {
+		time.AfterFunc(g.annLast.Add(minedAnnounceGap).Sub(now), g.announcePending)
+	}
+	g.annPending = &b
+}
+
+// announcePending publishes the newest block mined since the last
+// announcement, if it is still our tip; see announceMined.
+func (g *gossip) announcePending() {
+	g.annMu.Lock()
+	b := g.annPending
+	g.annPending = nil
+	g.annLast = time.Now()
+	g.annMu.Unlock()
+	if b == nil || g.n.ctx.Err() != nil || g.n.store.Tip().Hash != b.Hash {
+		return
+	}
+	g.publishBlock(g.n.ctx, b)
+}
+
 // publishBlock announces a block we mined.
 func (g *gossip) publishBlock(ctx context.Context, b *chain.Block) {
 	data, err := proto.Marshal(protocol.BlockToPB(b))
 	if err == nil {
 		err = g.blocks.Publish(ctx, data)
 	}
-	if err != nil {
+	if err != nil && ctx.Err() == nil {
 		g.n.log.Warn("publish block", "height", b.Index, "err", err)
 	}
 }
@@ -288,11 +343,6 @@ func (g *gossip) validateBlock(ctx context.Context, from peer.ID, msg *pubsub.Me
 	if msg.ReceivedFrom == g.n.host.ID() {
 		return pubsub.ValidationAccept
 	}
-	if !g.blockLimit.allow(msg.ReceivedFrom) {
-		g.ignored.Add(1)
-		g.n.penalise(msg.ReceivedFrom, MisFlood, "gossip blocks over the rate limit")
-		return pubsub.ValidationIgnore
-	}
 	r := g.judgeBlock(msg)
 	switch r {
 	case pubsub.ValidationAccept:
@@ -306,46 +356,131 @@ func (g *gossip) validateBlock(ctx context.Context, from peer.ID, msg *pubsub.Me
 	return r
 }
 
+// judgeBlock validates a gossiped block, cheapest check first, and charges
+// its sender's rate limit by outcome. A block that extends our best chain,
+// or makes a branch outweigh it, is what gossip is for: it is never
+// dropped by the rate limit and never costs its sender anything, however
+// fast it comes (a miner on an easy network makes hundreds a second).
+// Blocks that cost without contributing take a token from the sender's
+// bucket (gossipBlockRate, gossipBlockBurst) before any expensive work: a
+// duplicate of a block we hold, a side-branch block that cannot outweigh
+// our chain. With no token left such a block is dropped and costs
+// MisFlood. An orphan takes a token from a bucket of its own, and past it
+// is only dropped (see below). Invalid blocks
+// are rejected (and ban their sender) at the first check they fail:
+// decoding, then the hash, data size and minimum difficulty, which need no
+// parent and no disk, then consensus.
 func (g *gossip) judgeBlock(msg *pubsub.Message) pubsub.ValidationResult {
+	from := msg.ReceivedFrom
 	b, err := decodeGossipBlock(msg.Data)
 	if err != nil {
 		return pubsub.ValidationReject
 	}
 	if known, err := g.n.store.Block(b.Hash); err == nil {
+		if !g.charge(from, "duplicate") {
+			return pubsub.ValidationIgnore
+		}
 		v := knownBlockVerdict(&b, known, g.n.store.Tip().Height)
 		if v == pubsub.ValidationReject {
-			g.n.log.Info("forged copy of a stored block from gossip", "from", msg.ReceivedFrom, "hash", b.Hash.Short())
+			g.n.log.Info("forged copy of a stored block from gossip", "from", from, "hash", b.Hash.Short())
 		}
 		return v
+	}
+	if b.Index == 0 {
+		// A genesis block, and not ours: another network's, or forged.
+		return pubsub.ValidationReject
+	}
+	params := g.n.store.Params()
+	// A block failing the checks that need no parent is invalid whatever
+	// its parent: refused before any lookup, and before it can be kept as
+	// an orphan and make us ask its sender for a status.
+	if !orphanPlausible(params, &b) {
+		g.n.log.Info("implausible block from gossip", "from", from, "hash", b.Hash.Short(), "height", b.Index)
+		return pubsub.ValidationReject
+	}
+	parent, err := g.n.store.Entry(b.PrevHash)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		// An orphan may extend our chain once its parent comes (a fast
+		// miner's announced tip is one, see announceMined), so it costs
+		// no score; but keeping it and asking its sender for a status are
+		// work, so past the sender's orphan bucket it is dropped. Sync
+		// brings the branch if it matters.
+		if !g.orphanLimit.allow(from) {
+			return pubsub.ValidationIgnore
+		}
+		g.orphans.add(b, from)
+		// Its sender has the parent: learn its tip, which wakes the syncer.
+		g.n.requestStatus(from)
+		return pubsub.ValidationIgnore
+	case err != nil:
+		g.n.log.Warn("reading a gossiped block's parent", "err", err)
+		return pubsub.ValidationIgnore
+	}
+	contributes := couldOutweigh(params, parent, &b, g.n.store.Tip())
+	if !contributes && !g.charge(from, "side branch") {
+		return pubsub.ValidationIgnore
 	}
 	res, err := g.n.addBlocksVia(viaGossip, []chain.Block{b})
 	var re *chain.RuleError
 	switch {
 	case err == nil && res.Added > 0:
-		g.n.log.Debug("block from gossip", "height", b.Index, "hash", b.Hash.Short(), "from", msg.ReceivedFrom, "best", res.Extended)
+		g.n.log.Debug("block from gossip", "height", b.Index, "hash", b.Hash.Short(), "from", from, "best", res.Extended)
+		if res.Extended {
+			g.n.adm.served(from, 1)
+		} else if contributes {
+			// It could have outweighed our chain and did not: the tip
+			// moved meanwhile, or it was required less work than the
+			// bound. Charged now, after the fact, never dropped.
+			g.charge(from, "side branch")
+		}
 		return pubsub.ValidationAccept
 	case err == nil:
 		return pubsub.ValidationIgnore
 	case errors.As(err, &re):
-		g.n.log.Info("invalid block from gossip", "from", msg.ReceivedFrom, "err", err)
+		g.n.log.Info("invalid block from gossip", "from", from, "err", err)
 		return pubsub.ValidationReject
 	case errors.Is(err, storage.ErrOrphan):
-		// Without its parent the block cannot be validated, but a block
-		// failing the checks that need no parent is invalid whatever its
-		// parent: refuse it rather than keep it and ask its sender.
-		if !orphanPlausible(g.n.store.Params(), &b) {
-			g.n.log.Info("invalid orphan block from gossip", "from", msg.ReceivedFrom, "hash", b.Hash.Short())
-			return pubsub.ValidationReject
-		}
-		g.orphans.add(b, msg.ReceivedFrom)
-		// Its sender has the parent: learn its tip, which wakes the syncer.
-		sender := msg.ReceivedFrom
-		g.n.goRun(func(ctx context.Context) { g.n.exchangeStatus(ctx, sender) })
+		// The parent went between the lookup and the store: impossible
+		// while blocks are never deleted, but harmless.
 		return pubsub.ValidationIgnore
 	default:
 		g.n.log.Warn("storing gossiped block", "err", err)
 		return pubsub.ValidationIgnore
 	}
+}
+
+// charge takes a token from from's gossip block bucket for a block that
+// adds nothing to our chain, and reports whether there was one; when there
+// is none the sender is charged MisFlood and the block is to be dropped.
+func (g *gossip) charge(from peer.ID, what string) bool {
+	if g.blockLimit.allow(from) {
+		return true
+	}
+	g.n.penalise(from, MisFlood, "gossip blocks that add nothing over the rate limit: "+what)
+	return false
+}
+
+// couldOutweigh reports whether b, a child of the stored block parent,
+// could make its branch heavier than our best chain, whose tip is tip:
+// whether parent's work plus the most work b can prove exceeds tip's. A
+// block on our tip always could. b can prove at most the difficulty it may
+// be required: its parent's, except at a retarget height, where it may
+// rise by MaxRetargetStep up to MaxBits; and no more than its hash's zero
+// bits, or it is invalid. The bound needs no disk read beyond parent's
+// index entry, so a flood of side-branch blocks is charged before any is
+// validated or stored.
+func couldOutweigh(p *chain.Params, parent chain.Entry, b *chain.Block, tip chain.Entry) bool {
+	if parent.Hash == tip.Hash {
+		return true
+	}
+	bits := int(parent.Bits)
+	if h := parent.Height + 1; p.Spacing > 0 && p.RetargetInterval >= 2 && h%p.RetargetInterval == 0 {
+		bits = min(int(p.MaxBits), bits+int(p.MaxRetargetStep))
+	}
+	bits = min(bits, chain.LeadingZeroBits(&b.Hash))
+	work := new(big.Int).Add(parent.Work, chain.BlockWork(uint8(bits)))
+	return work.Cmp(tip.Work) > 0
 }
 
 // decodeGossipBlock decodes a message of the block topic: a wire block

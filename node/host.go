@@ -7,6 +7,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/metrics"
@@ -14,7 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
-	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	p2pconnmgr "github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
@@ -240,8 +241,8 @@ func newResourceManager(dhtPrefix string) (network.ResourceManager, error) {
 // prefix, for the resource limits. NAT port mapping stays off: a node must
 // not reconfigure the network it runs on; a node behind NAT announces its
 // public address with --announce instead.
-func newHost(key crypto.PrivKey, listen, announce []ma.Multiaddr, dhtPrefix string, gater *gater, bw metrics.Reporter) (host.Host, error) {
-	cm, err := connmgr.NewConnManager(connLowWater, connHighWater)
+func newHost(key crypto.PrivKey, listen, announce []ma.Multiaddr, dhtPrefix string, gater connmgr.ConnectionGater, bw metrics.Reporter) (host.Host, error) {
+	cm, err := p2pconnmgr.NewConnManager(connLowWater, connHighWater)
 	if err != nil {
 		return nil, err
 	}

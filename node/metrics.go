@@ -33,9 +33,11 @@ type nodeMetrics struct {
 	reg       *prometheus.Registry
 	bandwidth *metrics.BandwidthCounter
 
-	received *prometheus.CounterVec
-	accepted *prometheus.CounterVec
-	rejected *prometheus.CounterVec
+	received   *prometheus.CounterVec
+	accepted   *prometheus.CounterVec
+	rejected   *prometheus.CounterVec
+	admitted   *prometheus.CounterVec
+	misbehaved *prometheus.CounterVec
 
 	mu       sync.Mutex
 	lastHash uint64
@@ -56,10 +58,16 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jbc_blocks_rejected_total", Help: "Blocks refused, by reason (the consensus rule broken, or orphan).",
 		}, []string{"reason"}),
+		admitted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jbc_admission_total", Help: "Inbound connections refused or closed by admission, by outcome.",
+		}, []string{"outcome"}),
+		misbehaved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jbc_misbehaviour_total", Help: "Penalties given to peers, by kind of misbehaviour.",
+		}, []string{"what"}),
 	}
 	// Go runtime and process metrics come from the default registry, which
 	// /metrics gathers too.
-	m.reg.MustRegister(m.received, m.accepted, m.rejected, &nodeCollector{n: n})
+	m.reg.MustRegister(m.received, m.accepted, m.rejected, m.admitted, m.misbehaved, &nodeCollector{n: n})
 	return m
 }
 
@@ -80,6 +88,9 @@ func (m *nodeMetrics) observe(via string, blocks int, res storage.Result, err er
 		m.rejected.WithLabelValues("not-linked").Inc()
 	}
 }
+
+// admission counts an outcome of admission (admission.go).
+func (m *nodeMetrics) admission(outcome string) { m.admitted.WithLabelValues(outcome).Inc() }
 
 // hashRate returns the miner's hashes per second over the last window,
 // and 0 while the miner is off: a rate measured before it stopped would

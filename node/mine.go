@@ -104,7 +104,7 @@ func (n *Node) mineLoop(ctx context.Context) {
 		}
 		if res.Extended {
 			log.Info("mined block", "height", b.Index, "hash", b.Hash.Short(), "bits", bits, "entries", len(chain.UnpackEntries(b.Data)))
-			n.gossip.publishBlock(ctx, &b)
+			n.gossip.announceMined(b)
 		}
 	}
 }

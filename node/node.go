@@ -102,6 +102,8 @@ type Node struct {
 	log    *slog.Logger
 	peers  *peerSet
 	scores *scores
+	// adm decides who gets and keeps a connection (admission.go).
+	adm *admission
 	// rootLog is the logger given in Config, for parts that name their own
 	// component (the miner).
 	rootLog *slog.Logger
@@ -183,6 +185,7 @@ func New(cfg Config) (*Node, error) {
 		reqLimit:    newPeerLimiter(requestRate, requestBurst)}
 	n.miner = &chain.Miner{Threads: cfg.MineThreads}
 	n.metrics = newNodeMetrics(n)
+	n.adm = newAdmission(n.peers, n.log, n.metrics.admission)
 	if cfg.Host != nil {
 		n.host = cfg.Host
 	} else {
@@ -208,12 +211,13 @@ func New(cfg Config) (*Node, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--announce: %w", err)
 		}
-		h, err := newHost(key, listen, announce, cfg.DHTPrefix, &gater{n.peers}, n.metrics.bandwidth)
+		h, err := newHost(key, listen, announce, cfg.DHTPrefix, n.adm, n.metrics.bandwidth)
 		if err != nil {
 			return nil, fmt.Errorf("node: libp2p host: %w", err)
 		}
 		n.host = h
 	}
+	n.adm.setHost(n.host)
 	var err error
 	n.server, err = protocol.NewServer(protocol.ServerConfig{
 		Host:     n.host,
@@ -293,6 +297,7 @@ func (n *Node) Start(ctx context.Context) error {
 	if len(n.cfg.LegacyPeers) > 0 {
 		n.goRun(n.legacyLoop)
 	}
+	n.goRun(n.adm.run)
 	if n.cfg.Mine {
 		n.SetMining(true)
 	}
@@ -360,13 +365,36 @@ func (n *Node) onConnected(c network.Conn) {
 	if n.ctx == nil || n.ctx.Err() != nil {
 		return
 	}
+	n.adm.connected(c)
 	n.goRun(func(ctx context.Context) { n.exchangeStatus(ctx, p) })
 }
 
+// onDisconnected records that a peer is gone once its last connection
+// closes. A peer that connected to us and that we never found ourselves is
+// forgotten: fresh identities must not grow the peer table.
 func (n *Node) onDisconnected(nw network.Network, c network.Conn) {
-	if nw.Connectedness(c.RemotePeer()) != network.Connected {
-		n.peers.setConnected(c.RemotePeer(), false)
+	p := c.RemotePeer()
+	if nw.Connectedness(p) == network.Connected {
+		return
 	}
+	n.adm.disconnected(nw, p)
+	if pi, ok := n.peers.get(p); ok && pi.Source == SourceInbound {
+		n.peers.forget(p)
+		return
+	}
+	n.peers.setConnected(p, false)
+}
+
+// requestStatus exchanges statuses with p in the background, unless an
+// exchange with p is already under way.
+func (n *Node) requestStatus(p peer.ID) {
+	if _, busy := n.statusBusy.LoadOrStore(p, struct{}{}); busy {
+		return
+	}
+	n.goRun(func(ctx context.Context) {
+		defer n.statusBusy.Delete(p)
+		n.exchangeStatus(ctx, p)
+	})
 }
 
 // exchangeStatus sends our status to p and records theirs.
@@ -394,6 +422,7 @@ func (n *Node) onStatus(p peer.ID, st protocol.Status) {
 		return
 	}
 	n.peers.setStatus(p, st)
+	n.adm.proven(p)
 	tip := n.store.Tip()
 	if st.Work != nil && st.Work.Cmp(tip.Work) > 0 {
 		n.sync.kick()
@@ -419,13 +448,7 @@ func (n *Node) statusLoop(ctx context.Context) {
 			}
 		}
 		for _, p := range n.host.Network().Peers() {
-			if _, busy := n.statusBusy.LoadOrStore(p, struct{}{}); busy {
-				continue
-			}
-			n.goRun(func(ctx context.Context) {
-				defer n.statusBusy.Delete(p)
-				n.exchangeStatus(ctx, p)
-			})
+			n.requestStatus(p)
 		}
 	}
 }

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/control"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
@@ -317,15 +315,3 @@ func (ps *peerSet) bannedCount() int {
 	}
 	return n
 }
-
-// gater refuses connections to and from banned peers, so that a peer on
-// another network is neither dialled again nor let back in.
-type gater struct{ peers *peerSet }
-
-func (g *gater) InterceptPeerDial(p peer.ID) bool                 { return !g.peers.isBanned(p) }
-func (g *gater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return !g.peers.isBanned(p) }
-func (g *gater) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
-func (g *gater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
-	return !g.peers.isBanned(p)
-}
-func (g *gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }

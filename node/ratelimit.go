@@ -8,14 +8,18 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Gossip rate limits per peer. Blocks come once per block interval from
-// each peer in the mesh; the burst covers a peer relaying a short fork or
-// a catch-up. Entries come in bursts when users submit, and a peer relays
-// the entries of every node behind it, so their bucket is larger: four
-// times what one node takes over POST /data (submitRate) plus its
-// re-announcements (reannounceRate), so that honest nodes submitting at
-// full rate are never penalised. Messages beyond the limit are dropped and
-// cost MisFlood.
+// Gossip rate limits per peer. A block that extends or outweighs our
+// chain takes no token, however fast a miner makes them (judgeBlock); the
+// block bucket is for blocks that add nothing (a duplicate, a side
+// branch), which honest peers send on forks and races only, at most as
+// often as miners announce (minedAnnounceGap): the burst covers a peer
+// relaying a short fork. Orphans have a bucket of the same size. Entries
+// come in bursts when users submit, and a peer relays the entries of every
+// node behind it, so their bucket is larger: four times what one node
+// takes over POST /data (submitRate) plus its re-announcements
+// (reannounceRate), so that honest nodes submitting at full rate are never
+// penalised. Messages beyond the limit are dropped and cost MisFlood
+// (orphans are only dropped).
 const (
 	gossipBlockRate  = 10
 	gossipBlockBurst = 50

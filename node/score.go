@@ -123,6 +123,7 @@ func (n *Node) penalise(p peer.ID, m Misbehaviour, detail string) {
 		return
 	}
 	v := n.scores.add(p, m, time.Now())
+	n.metrics.misbehaved.WithLabelValues(string(m)).Inc()
 	level := slog.LevelInfo
 	if m == MisFlood {
 		level = slog.LevelDebug // one line per dropped message would flood the log

@@ -455,6 +455,7 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 	s.n.chainMu.Unlock()
 	switch {
 	case tip.Hash != tipBefore.Hash && tip.Work.Cmp(tipBefore.Work) > 0 && rec.Blocks > 0:
+		s.n.adm.served(p, rec.Blocks)
 		finish("adopted", false)
 	case claimed.Work != nil && tip.Work.Cmp(claimed.Work) < 0 && !s.claimHolds(claimed):
 		s.n.penalise(p, MisLiedWork, "claimed "+claimed.Work.String())

@@ -159,8 +159,7 @@ func TestGenesisMismatchDisconnects(t *testing.T) {
 	t.Logf("disconnected after %s", time.Since(start))
 	// Not dialled again: the gater refuses our own dials to it. (mocknet
 	// hosts have no gater, so check the decision itself.)
-	g := &gater{nodes[0].peers}
-	if g.InterceptPeerDial(nodes[1].ID()) {
+	if nodes[0].adm.InterceptPeerDial(nodes[1].ID()) {
 		t.Fatal("gater would dial the banned peer again")
 	}
 }
