@@ -193,13 +193,18 @@ func New(cfg Config) (*Node, error) {
 		Agent:    agent(),
 		OnStatus: n.onStatus,
 		Allow: func(p peer.ID) bool {
+			if n.peers.isBanned(p) {
+				// Banned for a bad request, its connection stays open
+				// only until the answer is out (badRequestLinger).
+				return false
+			}
 			if n.reqLimit.allow(p) {
 				return true
 			}
 			n.penalise(p, MisFlood, "requests over the rate limit")
 			return false
 		},
-		OnMalformed: func(p peer.ID, err error) { n.penalise(p, MisMalformed, err.Error()) },
+		OnMalformed: func(p peer.ID, err error) { n.penalise(p, MisBadRequest, err.Error()) },
 		Logger:      log,
 	})
 	if err != nil {

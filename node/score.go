@@ -35,6 +35,11 @@ const (
 	MisFlood Misbehaviour = "flood"
 	// MisInvalidGossip: a gossip message that fails validation.
 	MisInvalidGossip Misbehaviour = "invalid-gossip"
+	// MisBadRequest: a request to our server that breaks the protocol,
+	// answered CODE_BAD_REQUEST. Like MisMalformed it bans at once, but
+	// the connection is closed only badRequestLinger after the answer, so
+	// that the answer arrives (docs/protocol.md, section 2).
+	MisBadRequest Misbehaviour = "bad-request"
 )
 
 // penalties are chosen so that one provable lie (an invalid block, a
@@ -49,6 +54,7 @@ var penalties = map[Misbehaviour]float64{
 	MisStalled:       20,
 	MisFlood:         10,
 	MisInvalidGossip: 100,
+	MisBadRequest:    100,
 }
 
 const (
@@ -59,6 +65,14 @@ const (
 	scoreHalfLife = 10 * time.Minute
 	// misbehaviourBan is how long a peer that reached BanScore is refused.
 	misbehaviourBan = 30 * time.Minute
+	// badRequestLinger is how long the connection of a peer banned for a
+	// bad request stays open after our CODE_BAD_REQUEST answer was written.
+	// The multiplexer queues what a stream writes and drops the queue when
+	// its connection closes, so closing at once cuts the answer off. The
+	// answer is a few hundred bytes written at once: a second covers a
+	// loaded machine and a slow link's round trip, while the banned peer is
+	// refused every request meanwhile and cannot dial again.
+	badRequestLinger = time.Second
 )
 
 // scores keeps each peer's decaying misbehaviour score. It is safe for
@@ -131,6 +145,10 @@ func (n *Node) penalise(p peer.ID, m Misbehaviour, detail string) {
 		n.log.Warn("banning peer", "peer", p, "score", int(v), "for", misbehaviourBan, "last", string(m))
 		n.scores.forget(p)
 		n.peers.banFor(p, misbehaviourBan)
-		go n.host.Network().ClosePeer(p)
+		if m == MisBadRequest {
+			time.AfterFunc(badRequestLinger, func() { _ = n.host.Network().ClosePeer(p) })
+		} else {
+			go n.host.Network().ClosePeer(p)
+		}
 	}
 }
