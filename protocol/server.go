@@ -46,8 +46,8 @@ type ServerConfig struct {
 	// OnMalformed, if set, is called when a peer's request breaks the
 	// protocol (a bad frame, a message that does not decode or fails
 	// validation), so the node can count it against the peer. It is called
-	// after the CodeBadRequest answer has been written and the stream's
-	// write side closed; the answer may still be on its way, so a node
+	// after the CodeBadRequest answer has been written and the stream
+	// closed; the answer may still be on its way, so a node
 	// that bans the peer should close its connection only a little later
 	// (the node waits badRequestLinger). It runs on the handler goroutine
 	// and must not block.
@@ -388,15 +388,17 @@ func (s *Server) serve(str network.Stream, admitted Code, readBy time.Time) erro
 }
 
 // badRequest answers a request that broke the protocol CodeBadRequest with
-// msg, closes the stream's write side so that the answer is complete (the
-// FIN follows it on the wire), and only then reports err to OnMalformed: a
+// msg, closes the stream so that the answer is complete (the end of the
+// stream follows it on the wire: the peer can read it whole even if the
+// connection is gone by then), and only then reports err to OnMalformed: a
 // node that bans the peer for it must not cut the answer off
-// (docs/protocol.md, section 2).
+// (docs/protocol.md, section 2). The read side is closed first, so that a
+// peer still writing what the server will not read is not waited for.
 func (s *Server) badRequest(str network.Stream, err error, msg string) error {
 	if werr := s.respond(str, nil, refuse(CodeBadRequest, msg)); werr != nil {
 		return werr
 	}
-	if werr := str.CloseWrite(); werr != nil {
+	if werr := str.Close(); werr != nil {
 		return fmt.Errorf("close after bad request: %w", werr)
 	}
 	if s.cfg.OnMalformed != nil {
