@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -319,9 +320,10 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 // submittedEntry returns the entry a POST /data body carries: the body as
 // plain text or, when contentType's media type is application/json (in any
 // case, with any parameters), the string under "data" in a JSON object. A
-// JSON body must be valid UTF-8: encoding/json would otherwise replace bad
-// bytes with U+FFFD and store an entry the client never sent. It checks the
-// form only, not the entry.
+// JSON body must be valid text: valid UTF-8, and no \u escape of a UTF-16
+// surrogate that is not half of a pair. encoding/json would otherwise
+// replace either with U+FFFD and store an entry the client never sent. It
+// checks the form only, not the entry.
 func submittedEntry(body []byte, contentType string) (string, error) {
 	// Parameters (charset, or ones malformed) do not change the type.
 	if mt, _, _ := strings.Cut(contentType, ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/json") {
@@ -336,7 +338,51 @@ func submittedEntry(body []byte, contentType string) (string, error) {
 	if err := json.Unmarshal(body, &req); err != nil || req.Data == nil {
 		return "", errors.New(`want {"data": "..."}`)
 	}
+	if loneSurrogate(body) {
+		return "", errLoneSurrogate
+	}
 	return *req.Data, nil
+}
+
+// errLoneSurrogate refuses a JSON body escaping half a surrogate pair.
+var errLoneSurrogate = errors.New(`JSON body is not valid text: a \u escape of half a UTF-16 surrogate pair`)
+
+// loneSurrogate reports whether js, valid JSON, holds a \u escape of a
+// UTF-16 surrogate that is not half of a pair (a high surrogate followed
+// at once by an escaped low one): no character, which encoding/json decodes
+// as U+FFFD. In valid JSON a backslash is always an escape inside a string,
+// so no string state is needed.
+func loneSurrogate(js []byte) bool {
+	hex4 := func(i int) (rune, bool) { // the 4 hex digits of a \u escape at js[i]
+		if i+6 > len(js) || js[i] != '\\' || js[i+1] != 'u' {
+			return 0, false
+		}
+		v, err := strconv.ParseUint(string(js[i+2:i+6]), 16, 16)
+		return rune(v), err == nil
+	}
+	for i := 0; i < len(js); i++ {
+		if js[i] != '\\' {
+			continue
+		}
+		r, ok := hex4(i)
+		if !ok {
+			i++ // another escape: skip its letter, which may be a backslash
+			continue
+		}
+		i += 5
+		switch {
+		case !utf16.IsSurrogate(r):
+		case r >= 0xdc00: // a low surrogate first
+			return true
+		default: // a high surrogate: an escaped low one must follow
+			lo, ok := hex4(i + 1)
+			if !ok || lo < 0xdc00 || lo > 0xdfff {
+				return true
+			}
+			i += 6
+		}
+	}
+	return false
 }
 
 func (n *Node) handleEntry(w http.ResponseWriter, r *http.Request) {

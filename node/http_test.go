@@ -179,3 +179,50 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestSubmitRefusesLoneSurrogate: a JSON body escaping half a UTF-16
+// surrogate pair (\ud800 alone) holds no text, like a body of invalid
+// UTF-8: it is refused (400), not stored as U+FFFD, while a whole pair is
+// the character it encodes.
+func TestSubmitRefusesLoneSurrogate(t *testing.T) {
+	s := newStore(t, chain.TestNet())
+	_, nodes := mockNodes(t, s)
+	n := nodes[0]
+	srv := httptest.NewServer(n.Handler())
+	defer srv.Close()
+	post := func(body string) (int, string) {
+		t.Helper()
+		resp, err := http.Post(srv.URL+"/data", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		msg, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(msg)
+	}
+	for _, body := range []string{
+		`{"data":"a\ud800b"}`,
+		`{"data":"\udc00"}`,
+		`{"data":"\ud800\u0041"}`,
+		`{"data":"end\ud83d"}`,
+	} {
+		if code, msg := post(body); code != http.StatusBadRequest || !strings.Contains(msg, "surrogate") {
+			t.Errorf("POST %s: %d %s; want 400 naming the surrogate", body, code, msg)
+		}
+	}
+	for _, text := range []string{"a\ufffdb", "\ufffd", "\ufffdA", "end\ufffd"} {
+		if n.pool.has(chain.EntryID(text)) {
+			t.Errorf("the pool holds %q, a lone surrogate read as U+FFFD", text)
+		}
+	}
+	// A pair is one character; an escaped backslash before "ud800" is text.
+	for body, want := range map[string]string{
+		`{"data":"\ud83d\ude00"}`:   "\U0001F600",
+		`{"data":"\\ud800"}`:        `\ud800`,
+		`{"data":"\ufffd as such"}`: "\ufffd as such",
+	} {
+		if code, msg := post(body); code != http.StatusAccepted || !n.pool.has(chain.EntryID(want)) {
+			t.Errorf("POST %s: %d %s; want 202 and %q pending", body, code, msg, want)
+		}
+	}
+}
