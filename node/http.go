@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
 	"github.com/jbc-project/jbc/chain"
 	"github.com/jbc-project/jbc/storage"
@@ -31,7 +32,21 @@ const DefaultHTTPAddr = "127.0.0.1:8080"
 // chain get no write timeout.
 const (
 	httpReadHeaderTimeout = 5 * time.Second
-	httpIdleTimeout       = time.Minute
+	// httpReadTimeout bounds reading one whole request, headers and body.
+	// A POST /data body is at most the network's data limit plus 1 KiB (65
+	// KiB by default): 8 s at 64 kbit/s, a fraction of a second on any real
+	// link to an API meant for loopback. A client trickling its body is
+	// answered 408 and cut when it passes, instead of holding its
+	// connection and read buffer for as long as it likes. Responses are
+	// not bounded: streaming the whole chain may take minutes.
+	httpReadTimeout = 10 * time.Second
+	// httpMaxConns bounds the API's open connections. An operator's tools
+	// and a dashboard use a handful; past the bound, new connections wait
+	// in the kernel's accept queue until one closes, so that slow or idle
+	// clients, however many, hold at most this many connections' buffers
+	// (a few tens of KiB each) and goroutines.
+	httpMaxConns    = 128
+	httpIdleTimeout = time.Minute
 	// submitRate and submitBurst limit POST /data over all clients: far
 	// above what people type, low enough that a script gone wrong cannot
 	// fill the pool (MaxPoolEntries) in under a minute, and well inside
@@ -135,7 +150,9 @@ func (n *Node) startHTTP() error {
 		return fmt.Errorf("node: http api: %w", err)
 	}
 	n.httpLn = ln
-	n.http = &http.Server{Handler: n.Handler(), ReadHeaderTimeout: httpReadHeaderTimeout, IdleTimeout: httpIdleTimeout}
+	n.http = &http.Server{Handler: n.Handler(), ReadHeaderTimeout: httpReadHeaderTimeout, ReadTimeout: httpReadTimeout,
+		IdleTimeout: httpIdleTimeout}
+	ln = netutil.LimitListener(ln, httpMaxConns)
 	go func() {
 		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("http api stopped", "err", err)
@@ -284,8 +301,15 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	limit := int64(n.store.Params().MaxDataSize) + 1024
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
 		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", limit))
+		return
+	case err != nil:
+		// Most likely httpReadTimeout passed: the connection is closed
+		// after this answer, if it gets through.
+		httpError(w, http.StatusRequestTimeout, "reading the body: "+err.Error())
 		return
 	}
 	text, err := submittedEntry(body, r.Header.Get("Content-Type"))
