@@ -343,7 +343,8 @@ func (g *gossip) judgeBlock(msg *pubsub.Message) pubsub.ValidationResult {
 		g.n.goRun(func(ctx context.Context) { g.n.exchangeStatus(ctx, sender) })
 		return pubsub.ValidationIgnore
 	default:
-		g.n.log.Warn("storing gossiped block", "err", err)
+		// A failure of our store: logged once, at ERROR, by n.disk.
+		g.n.log.Debug("storing gossiped block", "err", err)
 		return pubsub.ValidationIgnore
 	}
 }

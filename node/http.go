@@ -70,6 +70,9 @@ type StatusJSON struct {
 	Hashes    uint64       `json:"hashes"`
 	HashRate  float64      `json:"hash_rate"`
 	Pending   int          `json:"pending"`
+	// StorageError says why the node cannot write its chain ("disk full
+	// at DIR"); empty while it can.
+	StorageError string `json:"storage_error,omitempty"`
 }
 
 // EntryJSON is the body of POST /data and GET /data/{id}.
@@ -123,6 +126,8 @@ func (n *Node) Status() StatusJSON {
 		Hashes:    n.miner.Attempts(),
 		HashRate:  n.metrics.hashRate(n.miner.Attempts()),
 		Pending:   n.pool.size(),
+
+		StorageError: n.disk.problem(),
 	}
 }
 

@@ -44,6 +44,15 @@ func (n *Node) mineLoop(ctx context.Context) {
 	log.Info("mining", "threads", n.cfg.MineThreads)
 	defer log.Info("mining stopped")
 	for ctx.Err() == nil {
+		if n.disk.paused(time.Now()) {
+			// Our store cannot take the block: wait rather than mine it
+			// again and again.
+			select {
+			case <-ctx.Done():
+			case <-time.After(syncTick):
+			}
+			continue
+		}
 		tipCh := n.tips.wait()
 		poolCh := n.pool.changed.wait()
 		fallback := MinedBy(n)
@@ -82,7 +91,9 @@ func (n *Node) mineLoop(ctx context.Context) {
 		}
 		res, err := n.addBlocksVia(viaMiner, []chain.Block{b})
 		if err != nil {
-			log.Warn("mined block refused", "height", b.Index, "err", err)
+			if !localStoreError(err) { // which n.disk has logged
+				log.Warn("mined block refused", "height", b.Index, "err", err)
+			}
 			continue
 		}
 		if res.Extended {

@@ -123,6 +123,8 @@ type Node struct {
 	reqLimit *peerLimiter
 	// submitLimit rate-limits POST /data.
 	submitLimit *rate.Limiter
+	// disk records failures of the store, which pause syncing and mining.
+	disk *storageHealth
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -157,6 +159,7 @@ func New(cfg Config) (*Node, error) {
 		submitLimit: rate.NewLimiter(submitRate, submitBurst),
 		reqLimit:    newPeerLimiter(requestRate, requestBurst)}
 	n.miner = &chain.Miner{Threads: cfg.MineThreads}
+	n.disk = newStorageHealth(cfg.Store, n.log)
 	n.metrics = newNodeMetrics(n)
 	if cfg.Host != nil {
 		n.host = cfg.Host
@@ -417,6 +420,12 @@ func (n *Node) addBlocksVia(via string, blocks []chain.Block) (storage.Result, e
 	defer n.chainMu.Unlock()
 	res, err := n.store.AddBlocks(blocks)
 	n.metrics.observe(via, len(blocks), res, err)
+	if res.Added > 0 {
+		n.disk.ok()
+	}
+	if localStoreError(err) {
+		n.disk.failed(err)
+	}
 	if res.Extended {
 		n.log.Debug("new tip", "height", res.Tip.Height, "hash", res.Tip.Hash.Short(), "added", res.Added, "reorg", res.Reorg)
 		n.updatePool(res)
@@ -431,6 +440,9 @@ func (n *Node) addBlocksVia(via string, blocks []chain.Block) (storage.Result, e
 			for _, b := range kids {
 				r, oerr := n.store.AddBlocks([]chain.Block{b})
 				n.metrics.observe(viaOrphan, 1, r, oerr)
+				if localStoreError(oerr) {
+					n.disk.failed(oerr)
+				}
 				if oerr != nil {
 					n.log.Debug("orphan refused", "hash", b.Hash.Short(), "err", oerr)
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"sync"
 	"time"
@@ -91,6 +92,11 @@ func (s *syncer) run(ctx context.Context) {
 		case <-t.C:
 		}
 		for ctx.Err() == nil {
+			// A store that failed to write is given time (or space) before
+			// the next try, rather than a page refetched every time.
+			if s.n.disk.paused(time.Now()) {
+				break
+			}
 			p, st, ok := s.pick()
 			if !ok {
 				break
@@ -315,6 +321,7 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 	tipBefore := s.n.store.Tip()
 	rec := SyncRecord{At: start}
 	pauseFor, slow := failedPeerPause, false
+	level := slog.LevelInfo
 	finish := func(result string, fail bool) {
 		rec.Duration = time.Since(start)
 		rec.Result = result
@@ -323,12 +330,14 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 		if fail {
 			s.skip(p, pauseFor, slow)
 		}
-		log.Info("sync", "blocks", rec.Blocks, "bytes", rec.Bytes, "time", rec.Duration.Round(time.Millisecond), "result", result,
+		log.Log(context.Background(), level, "sync", "blocks", rec.Blocks, "bytes", rec.Bytes, "time", rec.Duration.Round(time.Millisecond), "result", result,
 			"height", s.n.store.Tip().Height)
 	}
 
 	base, err := s.n.store.Locator(protocol.MaxLocatorLen)
 	if err != nil {
+		s.n.disk.failed(err)
+		level = slog.LevelDebug // the store's failure is logged once, at ERROR
 		finish("local error: "+err.Error(), false)
 		return
 	}
@@ -400,6 +409,9 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 					s.n.penalise(p, MisUnasked, err.Error())
 					finish("refused: blocks do not attach to the fork it named: "+err.Error(), true)
 				default:
+					// Stop fetching: the store pauses the syncer (disk.go).
+					s.n.disk.failed(err)
+					level = slog.LevelDebug // the store's failure is logged once, at ERROR
 					finish("local error: "+err.Error(), false)
 				}
 				return

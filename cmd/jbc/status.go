@@ -68,6 +68,9 @@ It exits non-zero if the node does not answer, so it serves as a health check.`,
 			}
 			a.printf("network     %s\nheight      %d\ntip         %s\ntotal work  %s\npeers       %d\nsyncing     %v\n",
 				st.Network, st.Height, st.Tip, st.TotalWork, st.Peers, st.Syncing)
+			if st.StorageError != "" {
+				a.printf("storage     %s\n", st.StorageError)
+			}
 			return nil
 		},
 	}
