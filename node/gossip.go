@@ -413,8 +413,14 @@ func (g *gossip) validateData(ctx context.Context, from peer.ID, msg *pubsub.Mes
 	if _, _, found, err := g.n.store.EntryBlock(id); err != nil || found {
 		return pubsub.ValidationIgnore
 	}
-	_, added, err := g.n.pool.add(text)
-	if err != nil || !added {
+	// Every connected peer may send us entries (ListPeers would ask the
+	// pubsub loop, which runs validators).
+	_, added, err := g.n.pool.addGossip(text, msg.ReceivedFrom, len(g.n.host.Network().Peers()))
+	switch {
+	case errors.Is(err, errOverShare):
+		g.n.penalise(msg.ReceivedFrom, MisPoolShare, "gossip entries over its share of the data pool")
+		return pubsub.ValidationIgnore
+	case err != nil || !added:
 		return pubsub.ValidationIgnore
 	}
 	return pubsub.ValidationAccept

@@ -55,6 +55,7 @@ func (n *Node) mineLoop(ctx context.Context) {
 		}
 		tipCh := n.tips.wait()
 		poolCh := n.pool.changed.wait()
+		localCh := n.pool.localAdded.wait()
 		fallback := MinedBy(n)
 		data := n.pool.blockData(n.store.Params().MaxDataSize, fallback)
 		tmpl, bits, err := n.store.Template(data)
@@ -68,7 +69,9 @@ func (n *Node) mineLoop(ctx context.Context) {
 		}
 		mctx, cancel := context.WithCancel(ctx)
 		// A new tip makes the work stale; new entries do too when the
-		// template carries none, so that submitted data is mined at once.
+		// template carries none, and an entry submitted here always does
+		// (local entries are packed first), so that submitted data is mined
+		// in the next block.
 		if data != fallback {
 			poolCh = nil
 		}
@@ -77,6 +80,8 @@ func (n *Node) mineLoop(ctx context.Context) {
 			case <-tipCh:
 				cancel()
 			case <-poolCh:
+				cancel()
+			case <-localCh:
 				cancel()
 			case <-mctx.Done():
 			}

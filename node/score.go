@@ -40,6 +40,9 @@ const (
 	// the connection is closed only badRequestLinger after the answer, so
 	// that the answer arrives (docs/protocol.md, section 2).
 	MisBadRequest Misbehaviour = "bad-request"
+	// MisPoolShare: a gossiped entry from a peer that holds its share of
+	// the data pool already (pool.addGossip).
+	MisPoolShare Misbehaviour = "pool-share"
 )
 
 // penalties are chosen so that one provable lie (an invalid block, a
@@ -55,6 +58,10 @@ var penalties = map[Misbehaviour]float64{
 	MisFlood:         10,
 	MisInvalidGossip: 100,
 	MisBadRequest:    100,
+	// An honest relay reaches its share only when the network's backlog
+	// of entries is huge; a flooder sending on at full rate does so
+	// within a second, and 100 entries more ban it.
+	MisPoolShare: 1,
 }
 
 const (
@@ -137,7 +144,7 @@ func (n *Node) penalise(p peer.ID, m Misbehaviour, detail string) {
 	}
 	v := n.scores.add(p, m, time.Now())
 	level := slog.LevelInfo
-	if m == MisFlood {
+	if m == MisFlood || m == MisPoolShare {
 		level = slog.LevelDebug // one line per dropped message would flood the log
 	}
 	n.log.Log(context.Background(), level, "peer misbehaved", "peer", p, "what", string(m), "score", int(v), "detail", detail)
