@@ -29,6 +29,11 @@ const (
 	MisUnasked Misbehaviour = "unasked"
 	// MisLiedWork: a status claiming more work than the peer's chain holds.
 	MisLiedWork Misbehaviour = "lied-work"
+	// MisFalseClaim: a status naming a tip whose work, validated from the
+	// blocks the peer sent (or we hold), is less than the status claims.
+	// Unlike MisLiedWork, no race explains it (a block's work is fixed by
+	// its chain): it bans at once.
+	MisFalseClaim Misbehaviour = "false-claim"
 	// MisStalled: a response that did not come in time.
 	MisStalled Misbehaviour = "stalled"
 	// MisFlood: requests or gossip beyond the rate limits.
@@ -54,6 +59,7 @@ var penalties = map[Misbehaviour]float64{
 	MisMalformed:     100,
 	MisUnasked:       50,
 	MisLiedWork:      50,
+	MisFalseClaim:    100,
 	MisStalled:       20,
 	MisFlood:         10,
 	MisInvalidGossip: 100,
