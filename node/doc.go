@@ -18,5 +18,7 @@
 // once running, the node logs failures of peers and keeps going. A peer is
 // blamed (skipped, or banned for another genesis) only for what it sent:
 // a rule broken, a malformed or missing response, or a lie about its work;
-// local errors never count against a peer.
+// local errors never count against a peer. A store that fails to write (a
+// full disk) pauses syncing and mining with a growing backoff and is
+// reported in /status and by the doctor (disk.go).
 package node
