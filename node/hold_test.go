@@ -105,14 +105,19 @@ func TestHostileLighterBranchBigBlocks(t *testing.T) {
 // per blocks, each page after the first a little later (so that the
 // node's syncer stores each as a batch of its own), and counting the
 // refetches: requests for the blocks after a single hash. A refetch is
-// served from alt when it is set.
-func pagedPeer(t *testing.T, p *chain.Params, claim *pb.Status, blocks, alt []chain.Block, per int, refetches *atomic.Int32) *fakePeer {
+// served from alt when it is set, and answered NO_COMMON_ANCESTOR when
+// gone is.
+func pagedPeer(t *testing.T, p *chain.Params, claim *pb.Status, blocks, alt []chain.Block, gone bool, per int, refetches *atomic.Int32) *fakePeer {
 	t.Helper()
 	gen := p.ID()
 	return newFakePeer(t, claim, func(str network.Stream, gb *pb.GetBlocks) {
 		from := blocks
 		if len(gb.GetLocator()) == 1 {
 			refetches.Add(1)
+			if gone {
+				_, _ = protocol.WriteFrame(str, &pb.Response{Code: protocol.CodeNoCommonAncestor})
+				return
+			}
 			if alt != nil {
 				from = alt
 			}
@@ -166,7 +171,7 @@ func TestSyncHoldRefetch(t *testing.T) {
 	src := newStore(t, p)
 	branch := extend(t, src, 0, 60, strings.Repeat("b", 2<<10))
 	var refetches atomic.Int32
-	peer := pagedPeer(t, p, claimStatus(src, src.Tip().Hash, src.Tip().Height, src.Tip().Work), branch, nil, 10, &refetches)
+	peer := pagedPeer(t, p, claimStatus(src, src.Tip().Hash, src.Tip().Height, src.Tip().Work), branch, nil, false, 10, &refetches)
 	dialNode(t, peer.h, n)
 	waitFor(t, syncBanWithin, "the heavier branch adopted", func() bool {
 		pi, ok := n.peers.get(peer.h.ID())
@@ -193,40 +198,48 @@ func TestSyncHoldRefetch(t *testing.T) {
 }
 
 // TestSyncRefetchDiffers: a peer serves a heavier branch whose data the
-// hold drops, then, asked for it again, serves other blocks. The node
-// stores none of them (it stores only what it validated to outweigh its
-// chain), does not ban the peer (it may have moved to another branch
-// meanwhile) and keeps its tip.
+// hold drops, then, asked for it again, serves other blocks, or answers
+// that the fork is not on its best chain. The node stores none of it (it
+// stores only what it validated to outweigh its chain), does not blame the
+// peer (it may have moved to another branch meanwhile) and keeps its tip.
 func TestSyncRefetchDiffers(t *testing.T) {
-	p := chain.TestNet()
-	s := newStore(t, p)
-	extend(t, s, 0, 20, "own")
-	n := hostileNode(t, s)
-	n.sync.holdBytes = 8 << 10
-	tip := s.Tip()
+	for _, c := range []struct {
+		name string
+		gone bool
+	}{{"other blocks", false}, {"no common ancestor", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			p := chain.TestNet()
+			s := newStore(t, p)
+			extend(t, s, 0, 20, "own")
+			n := hostileNode(t, s)
+			n.sync.holdBytes = 8 << 10
+			tip := s.Tip()
 
-	sa, sb := newStore(t, p), newStore(t, p)
-	a := extend(t, sa, 0, 40, strings.Repeat("a", 2<<10))
-	b := extend(t, sb, 0, 40, strings.Repeat("z", 2<<10))
-	var refetches atomic.Int32
-	att := pagedPeer(t, p, claimStatus(sa, sa.Tip().Hash, sa.Tip().Height, sa.Tip().Work), a, b, 10, &refetches)
-	dialNode(t, att.h, n)
-	var rec *SyncRecord
-	waitFor(t, syncBanWithin, "a sync attempt with the peer", func() bool {
-		pi, ok := n.peers.get(att.h.ID())
-		rec = pi.LastSync
-		return ok && rec != nil
-	})
-	if !strings.Contains(rec.Result, "no longer serves the branch") || rec.Blocks != 0 || refetches.Load() == 0 {
-		t.Fatalf("sync record %+v after %d refetch requests; want the refetch refused, nothing stored", rec, refetches.Load())
-	}
-	wantChain(t, n, tip.Hash)
-	for i := range a {
-		if s.Has(a[i].Hash) || s.Has(b[i].Hash) {
-			t.Fatalf("block %d of a branch stored", i+1)
-		}
-	}
-	if n.peers.isBanned(att.h.ID()) {
-		t.Fatal("banned a peer that may only have moved to another branch")
+			sa, sb := newStore(t, p), newStore(t, p)
+			a := extend(t, sa, 0, 40, strings.Repeat("a", 2<<10))
+			b := extend(t, sb, 0, 40, strings.Repeat("z", 2<<10))
+			var refetches atomic.Int32
+			att := pagedPeer(t, p, claimStatus(sa, sa.Tip().Hash, sa.Tip().Height, sa.Tip().Work), a, b, c.gone, 10, &refetches)
+			dialNode(t, att.h, n)
+			var rec *SyncRecord
+			waitFor(t, syncBanWithin, "a sync attempt with the peer", func() bool {
+				pi, ok := n.peers.get(att.h.ID())
+				rec = pi.LastSync
+				return ok && rec != nil
+			})
+			if !strings.Contains(rec.Result, "no longer serves the branch") || rec.Blocks != 0 || refetches.Load() == 0 {
+				t.Fatalf("sync record %+v after %d refetch requests; want the refetch refused, nothing stored", rec, refetches.Load())
+			}
+			wantChain(t, n, tip.Hash)
+			for i := range a {
+				if s.Has(a[i].Hash) || s.Has(b[i].Hash) {
+					t.Fatalf("block %d of a branch stored", i+1)
+				}
+			}
+			if v := n.scores.get(att.h.ID(), time.Now()); v != 0 || n.peers.isBanned(att.h.ID()) {
+				t.Fatalf("score %v (banned %v) for a peer that may only have moved to another branch", v, n.peers.isBanned(att.h.ID()))
+			}
+			t.Logf("%s", rec.Result)
+		})
 	}
 }

@@ -387,6 +387,11 @@ func (s *syncer) refetch(ctx context.Context, p peer.ID, h *branchHold, tail []c
 		}
 		page, err := s.n.client.GetBlocks(ctx, p, []chain.Hash{prev}, protocol.MaxBlocksPerPage)
 		bytes += page.Bytes
+		if errors.Is(err, protocol.ErrNoCommonAncestor) {
+			// The locator holds one hash, which is no longer on the
+			// peer's best chain: not the lie it would be with the genesis.
+			return added, bytes, fmt.Errorf("%w: %s is not on its best chain", errRefetchDiffers, prev.Short())
+		}
 		if err != nil {
 			return added, bytes, err
 		}
