@@ -30,4 +30,6 @@
 // local errors never count against a peer. A ban keeps its reason and its
 // end, and is shown to the operator (GET /peers, Doctor, the dashboard)
 // until it ends; so is the cause of the last failed dial of a peer.
+// A store that fails to write (a full disk) pauses syncing and mining with
+// a growing backoff and is reported in /status and by the doctor (disk.go).
 package node

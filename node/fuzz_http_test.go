@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"mime"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -13,9 +16,10 @@ import (
 // A body not sent as application/json is the entry, byte for byte. A JSON
 // body gives the entry exactly when it is an object whose last member
 // named "data" (matched case-insensitively, as encoding/json does) is a
-// string and no member so named holds anything but a string or null; the
-// entry is then valid UTF-8, and a client that encodes it as {"data": ...}
-// gets it through unchanged.
+// string and no member so named holds anything but a string or null, and
+// no string escapes half a UTF-16 surrogate pair alone (encoding/json would
+// read it as U+FFFD); the entry is then valid UTF-8, and a client that
+// encodes it as {"data": ...} gets it through unchanged.
 func FuzzSubmitBody(f *testing.F) {
 	const jsonType = "application/json"
 	for _, s := range []struct{ body, ctype string }{
@@ -36,6 +40,12 @@ func FuzzSubmitBody(f *testing.F) {
 		{`{"d\u0061ta":"escaped key"}`, jsonType},
 		{`{"other":1,"data":"x","more":{"data":2}}`, jsonType},
 		{`{"data":"\ud800 lone surrogate"}`, jsonType},
+		{`{"data":"\udc00 lone low surrogate"}`, jsonType},
+		{`{"data":"\ud83d\ude00 a pair"}`, jsonType},
+		{`{"data":"\ud83d\u0041 high then not low"}`, jsonType},
+		{`{"data":"\\ud800 an escaped backslash"}`, jsonType},
+		{`{"data":"ok","other":"\ud800"}`, jsonType},
+		{`{"data":"\ufffd written as such"}`, jsonType},
 		{"{\"data\":\"\xff raw invalid\"}", jsonType},
 		{`{"data":"x"} trailing`, jsonType},
 		{` {"data":"spaced"} `, jsonType},
@@ -59,7 +69,7 @@ func FuzzSubmitBody(f *testing.F) {
 			t.Fatalf("JSON body %q: error %v, want ok=%v", body, err, ok)
 		}
 		if err != nil {
-			if msg := err.Error(); msg != `want {"data": "..."}` && msg != "JSON body is not valid UTF-8" {
+			if msg := err.Error(); msg != `want {"data": "..."}` && msg != "JSON body is not valid UTF-8" && err != errLoneSurrogate {
 				t.Fatalf("JSON body %q: error %q", body, err)
 			}
 			return
@@ -85,7 +95,7 @@ func FuzzSubmitBody(f *testing.F) {
 // key equal to "data" ignoring case; null under such a key clears it, and
 // any other value there makes the body wrong.
 func submitOracle(body []byte) (string, bool) {
-	if !utf8.Valid(body) || !json.Valid(body) {
+	if !utf8.Valid(body) || !json.Valid(body) || oracleLoneSurrogate(body) {
 		return "", false
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -124,6 +134,37 @@ func submitOracle(body []byte) (string, bool) {
 		return "", false
 	}
 	return *cur, true
+}
+
+// jsonEscape matches one escape of a JSON string: a backslash and the
+// letter after it, or \u and four hex digits. Matched left to right, an
+// escaped backslash is consumed whole, so the letter after it is text.
+var jsonEscape = regexp.MustCompile(`\\(u[0-9a-fA-F]{4}|.)`)
+
+// oracleLoneSurrogate finds, by regular expression rather than by scanning
+// bytes as loneSurrogate does, a \u escape of a surrogate that is not a
+// high one followed at once by an escaped low one.
+func oracleLoneSurrogate(body []byte) bool {
+	ms := jsonEscape.FindAllSubmatchIndex(body, -1)
+	unit := func(k int) (uint16, bool) {
+		if k >= len(ms) || ms[k][1]-ms[k][0] != 6 {
+			return 0, false
+		}
+		v, err := strconv.ParseUint(string(body[ms[k][0]+2:ms[k][1]]), 16, 16)
+		return uint16(v), err == nil
+	}
+	for k := 0; k < len(ms); k++ {
+		u, ok := unit(k)
+		if !ok || !utf16.IsSurrogate(rune(u)) {
+			continue
+		}
+		lo, ok := unit(k + 1)
+		if !ok || ms[k+1][0] != ms[k][1] || utf16.DecodeRune(rune(u), rune(lo)) == utf8.RuneError {
+			return true
+		}
+		k++
+	}
+	return false
 }
 
 // isJSONType says whether a Content-Type header names application/json,

@@ -445,7 +445,8 @@ func (g *gossip) judgeBlock(msg *pubsub.Message) pubsub.ValidationResult {
 		// while blocks are never deleted, but harmless.
 		return pubsub.ValidationIgnore
 	default:
-		g.n.log.Warn("storing gossiped block", "err", err)
+		// A failure of our store: logged once, at ERROR, by n.disk.
+		g.n.log.Debug("storing gossiped block", "err", err)
 		return pubsub.ValidationIgnore
 	}
 }
@@ -547,8 +548,14 @@ func (g *gossip) validateData(ctx context.Context, from peer.ID, msg *pubsub.Mes
 	if _, _, found, err := g.n.store.EntryBlock(id); err != nil || found {
 		return pubsub.ValidationIgnore
 	}
-	_, added, err := g.n.pool.add(text)
-	if err != nil || !added {
+	// Every connected peer may send us entries (ListPeers would ask the
+	// pubsub loop, which runs validators).
+	_, added, err := g.n.pool.addGossip(text, msg.ReceivedFrom, len(g.n.host.Network().Peers()))
+	switch {
+	case errors.Is(err, errOverShare):
+		g.n.penalise(msg.ReceivedFrom, MisPoolShare, "gossip entries over its share of the data pool")
+		return pubsub.ValidationIgnore
+	case err != nil || !added:
 		return pubsub.ValidationIgnore
 	}
 	return pubsub.ValidationAccept

@@ -11,11 +11,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
 	"github.com/jbc-project/jbc/chain"
 	"github.com/jbc-project/jbc/storage"
@@ -30,7 +32,21 @@ const DefaultHTTPAddr = "127.0.0.1:8080"
 // chain get no write timeout.
 const (
 	httpReadHeaderTimeout = 5 * time.Second
-	httpIdleTimeout       = time.Minute
+	// httpReadTimeout bounds reading one whole request, headers and body.
+	// A POST /data body is at most the network's data limit plus 1 KiB (65
+	// KiB by default): 8 s at 64 kbit/s, a fraction of a second on any real
+	// link to an API meant for loopback. A client trickling its body is
+	// answered 408 and cut when it passes, instead of holding its
+	// connection and read buffer for as long as it likes. Responses are
+	// not bounded: streaming the whole chain may take minutes.
+	httpReadTimeout = 10 * time.Second
+	// httpMaxConns bounds the API's open connections. An operator's tools
+	// and a dashboard use a handful; past the bound, new connections wait
+	// in the kernel's accept queue until one closes, so that slow or idle
+	// clients, however many, hold at most this many connections' buffers
+	// (a few tens of KiB each) and goroutines.
+	httpMaxConns    = 128
+	httpIdleTimeout = time.Minute
 	// submitRate and submitBurst limit POST /data over all clients: far
 	// above what people type, low enough that a script gone wrong cannot
 	// fill the pool (MaxPoolEntries) in under a minute, and well inside
@@ -54,6 +70,9 @@ type StatusJSON struct {
 	Hashes    uint64       `json:"hashes"`
 	HashRate  float64      `json:"hash_rate"`
 	Pending   int          `json:"pending"`
+	// StorageError says why the node cannot write its chain ("disk full
+	// at DIR"); empty while it can.
+	StorageError string `json:"storage_error,omitempty"`
 }
 
 // EntryJSON is the body of POST /data and GET /data/{id}.
@@ -113,6 +132,8 @@ func (n *Node) Status() StatusJSON {
 		Hashes:    n.miner.Attempts(),
 		HashRate:  n.metrics.hashRate(n.miner.Attempts(), n.Mining()),
 		Pending:   n.pool.size(),
+
+		StorageError: n.disk.problem(),
 	}
 }
 
@@ -156,7 +177,9 @@ func (n *Node) startHTTP() error {
 		return fmt.Errorf("node: http api: %w", err)
 	}
 	n.httpLn = ln
-	n.http = &http.Server{Handler: n.Handler(), ReadHeaderTimeout: httpReadHeaderTimeout, IdleTimeout: httpIdleTimeout}
+	n.http = &http.Server{Handler: n.Handler(), ReadHeaderTimeout: httpReadHeaderTimeout, ReadTimeout: httpReadTimeout,
+		IdleTimeout: httpIdleTimeout}
+	ln = netutil.LimitListener(ln, httpMaxConns)
 	go func() {
 		if err := n.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("http api stopped", "err", err)
@@ -308,8 +331,15 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	limit := int64(n.store.Params().MaxDataSize) + 1024
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
 		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", limit))
+		return
+	case err != nil:
+		// Most likely httpReadTimeout passed: the connection is closed
+		// after this answer, if it gets through.
+		httpError(w, http.StatusRequestTimeout, "reading the body: "+err.Error())
 		return
 	}
 	text, err := submittedEntry(body, r.Header.Get("Content-Type"))
@@ -344,9 +374,10 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 // submittedEntry returns the entry a POST /data body carries: the body as
 // plain text or, when contentType's media type is application/json (in any
 // case, with any parameters), the string under "data" in a JSON object. A
-// JSON body must be valid UTF-8: encoding/json would otherwise replace bad
-// bytes with U+FFFD and store an entry the client never sent. It checks the
-// form only, not the entry.
+// JSON body must be valid text: valid UTF-8, and no \u escape of a UTF-16
+// surrogate that is not half of a pair. encoding/json would otherwise
+// replace either with U+FFFD and store an entry the client never sent. It
+// checks the form only, not the entry.
 func submittedEntry(body []byte, contentType string) (string, error) {
 	// Parameters (charset, or ones malformed) do not change the type.
 	if mt, _, _ := strings.Cut(contentType, ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/json") {
@@ -361,7 +392,51 @@ func submittedEntry(body []byte, contentType string) (string, error) {
 	if err := json.Unmarshal(body, &req); err != nil || req.Data == nil {
 		return "", errors.New(`want {"data": "..."}`)
 	}
+	if loneSurrogate(body) {
+		return "", errLoneSurrogate
+	}
 	return *req.Data, nil
+}
+
+// errLoneSurrogate refuses a JSON body escaping half a surrogate pair.
+var errLoneSurrogate = errors.New(`JSON body is not valid text: a \u escape of half a UTF-16 surrogate pair`)
+
+// loneSurrogate reports whether js, valid JSON, holds a \u escape of a
+// UTF-16 surrogate that is not half of a pair (a high surrogate followed
+// at once by an escaped low one): no character, which encoding/json decodes
+// as U+FFFD. In valid JSON a backslash is always an escape inside a string,
+// so no string state is needed.
+func loneSurrogate(js []byte) bool {
+	hex4 := func(i int) (rune, bool) { // the 4 hex digits of a \u escape at js[i]
+		if i+6 > len(js) || js[i] != '\\' || js[i+1] != 'u' {
+			return 0, false
+		}
+		v, err := strconv.ParseUint(string(js[i+2:i+6]), 16, 16)
+		return rune(v), err == nil
+	}
+	for i := 0; i < len(js); i++ {
+		if js[i] != '\\' {
+			continue
+		}
+		r, ok := hex4(i)
+		if !ok {
+			i++ // another escape: skip its letter, which may be a backslash
+			continue
+		}
+		i += 5
+		switch {
+		case !utf16.IsSurrogate(r):
+		case r >= 0xdc00: // a low surrogate first
+			return true
+		default: // a high surrogate: an escaped low one must follow
+			lo, ok := hex4(i + 1)
+			if !ok || lo < 0xdc00 || lo > 0xdfff {
+				return true
+			}
+			i += 6
+		}
+	}
+	return false
 }
 
 func (n *Node) handleEntry(w http.ResponseWriter, r *http.Request) {

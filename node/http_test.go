@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -178,4 +180,128 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+}
+
+// TestSubmitRefusesLoneSurrogate: a JSON body escaping half a UTF-16
+// surrogate pair (\ud800 alone) holds no text, like a body of invalid
+// UTF-8: it is refused (400), not stored as U+FFFD, while a whole pair is
+// the character it encodes.
+func TestSubmitRefusesLoneSurrogate(t *testing.T) {
+	s := newStore(t, chain.TestNet())
+	_, nodes := mockNodes(t, s)
+	n := nodes[0]
+	srv := httptest.NewServer(n.Handler())
+	defer srv.Close()
+	post := func(body string) (int, string) {
+		t.Helper()
+		resp, err := http.Post(srv.URL+"/data", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		msg, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(msg)
+	}
+	for _, body := range []string{
+		`{"data":"a\ud800b"}`,
+		`{"data":"\udc00"}`,
+		`{"data":"\ud800\u0041"}`,
+		`{"data":"end\ud83d"}`,
+	} {
+		if code, msg := post(body); code != http.StatusBadRequest || !strings.Contains(msg, "surrogate") {
+			t.Errorf("POST %s: %d %s; want 400 naming the surrogate", body, code, msg)
+		}
+	}
+	for _, text := range []string{"a\ufffdb", "\ufffd", "\ufffdA", "end\ufffd"} {
+		if n.pool.has(chain.EntryID(text)) {
+			t.Errorf("the pool holds %q, a lone surrogate read as U+FFFD", text)
+		}
+	}
+	// A pair is one character; an escaped backslash before "ud800" is text.
+	for body, want := range map[string]string{
+		`{"data":"\ud83d\ude00"}`:   "\U0001F600",
+		`{"data":"\\ud800"}`:        `\ud800`,
+		`{"data":"\ufffd as such"}`: "\ufffd as such",
+	} {
+		if code, msg := post(body); code != http.StatusAccepted || !n.pool.has(chain.EntryID(want)) {
+			t.Errorf("POST %s: %d %s; want 202 and %q pending", body, code, msg, want)
+		}
+	}
+}
+
+// TestHTTPSlowBodies holds httpMaxConns+20 connections to a node's API,
+// each sending the headers of a POST /data and 10 bytes of its 1000-byte
+// body, then nothing: the API serves at most httpMaxConns of them at once
+// (the rest wait to be accepted), cuts each with 408 once httpReadTimeout
+// has passed since it began its request, and an honest submission made
+// while the rest wait is accepted.
+func TestHTTPSlowBodies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out httpReadTimeout twice (about 20 s)")
+	}
+	t.Parallel()
+	s := newStore(t, chain.TestNet())
+	n := startNodeWith(t, Config{Store: s, DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, HTTPAddr: "127.0.0.1:0"})
+	const extra = 20
+	var (
+		mu     sync.Mutex
+		closed []time.Duration // when each slow connection was cut, from start
+		first  string          // what the first one cut was answered
+	)
+	start := time.Now()
+	for i := 0; i < httpMaxConns+extra; i++ {
+		c, err := net.Dial("tcp", n.HTTPAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := fmt.Fprintf(c, "POST /data HTTP/1.1\r\nHost: jbc\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n0123456789"); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			answer, _ := io.ReadAll(c) // until the server closes it
+			mu.Lock()
+			defer mu.Unlock()
+			if len(closed) == 0 {
+				first, _, _ = strings.Cut(string(answer), "\r\n")
+			}
+			closed = append(closed, time.Since(start))
+		}()
+	}
+	cut := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(closed)
+	}
+
+	// By httpReadTimeout and a margin, the connections the API took are
+	// cut, and only they: the others are still waiting to be accepted.
+	time.Sleep(httpReadTimeout + 3*time.Second)
+	if got := cut(); got == 0 || got > httpMaxConns {
+		t.Fatalf("%d of %d slow connections cut %v after they began: want some (the read timeout), at most %d (the bound on open connections)",
+			got, httpMaxConns+extra, httpReadTimeout+3*time.Second, httpMaxConns)
+	}
+	mu.Lock()
+	if first != "HTTP/1.1 408 Request Timeout" {
+		t.Errorf("a slow body was answered %q, want 408", first)
+	}
+	mu.Unlock()
+
+	// The API answers an honest submission meanwhile.
+	hc := &http.Client{Timeout: 5 * time.Second}
+	resp, err := hc.Post("http://"+n.HTTPAddr()+"/data", "text/plain", strings.NewReader("an honest entry"))
+	if err != nil {
+		t.Fatalf("honest POST /data: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("honest POST /data: %s, want 202", resp.Status)
+	}
+
+	// Those that waited are cut in their turn.
+	waitFor(t, httpReadTimeout+5*time.Second, "every slow connection cut", func() bool { return cut() == httpMaxConns+extra })
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d slow connections: the first %d cut at %v-%v, the last at %v", len(closed), httpMaxConns,
+		closed[0].Round(time.Millisecond), closed[httpMaxConns-1].Round(time.Millisecond), closed[len(closed)-1].Round(time.Millisecond))
 }

@@ -44,8 +44,18 @@ func (n *Node) mineLoop(ctx context.Context) {
 	log.Info("mining", "threads", n.miner.Workers())
 	defer log.Info("mining stopped")
 	for ctx.Err() == nil {
+		if n.disk.paused(time.Now()) {
+			// Our store cannot take the block: wait rather than mine it
+			// again and again.
+			select {
+			case <-ctx.Done():
+			case <-time.After(syncTick):
+			}
+			continue
+		}
 		tipCh := n.tips.wait()
 		poolCh := n.pool.changed.wait()
+		localCh := n.pool.localAdded.wait()
 		fallback := MinedBy(n)
 		data := n.pool.blockData(n.store.Params().MaxDataSize, fallback)
 		tmpl, bits, err := n.store.Template(data)
@@ -76,7 +86,9 @@ func (n *Node) mineLoop(ctx context.Context) {
 		}
 		mctx, cancel := context.WithCancel(ctx)
 		// A new tip makes the work stale; new entries do too when the
-		// template carries none, so that submitted data is mined at once.
+		// template carries none, and an entry submitted here always does
+		// (local entries are packed first), so that submitted data is mined
+		// in the next block.
 		if data != fallback {
 			poolCh = nil
 		}
@@ -85,6 +97,8 @@ func (n *Node) mineLoop(ctx context.Context) {
 			case <-tipCh:
 				cancel()
 			case <-poolCh:
+				cancel()
+			case <-localCh:
 				cancel()
 			case <-mctx.Done():
 			}
@@ -99,7 +113,9 @@ func (n *Node) mineLoop(ctx context.Context) {
 		}
 		res, err := n.addBlocksVia(viaMiner, []chain.Block{b})
 		if err != nil {
-			log.Warn("mined block refused", "height", b.Index, "err", err)
+			if !localStoreError(err) { // which n.disk has logged
+				log.Warn("mined block refused", "height", b.Index, "err", err)
+			}
 			continue
 		}
 		if res.Extended {

@@ -134,6 +134,8 @@ type Node struct {
 	submitLimit *rate.Limiter
 	// minedLimit rate-limits POST /mined (legacy.go).
 	minedLimit *rate.Limiter
+	// disk records failures of the store, which pause syncing and mining.
+	disk *storageHealth
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -184,6 +186,7 @@ func New(cfg Config) (*Node, error) {
 		minedLimit:  newMinedLimit(),
 		reqLimit:    newPeerLimiter(requestRate, requestBurst)}
 	n.miner = &chain.Miner{Threads: cfg.MineThreads}
+	n.disk = newStorageHealth(cfg.Store, n.log)
 	n.metrics = newNodeMetrics(n)
 	n.adm = newAdmission(n.peers, n.log, n.metrics.admission)
 	if cfg.Host != nil {
@@ -225,13 +228,18 @@ func New(cfg Config) (*Node, error) {
 		Agent:    agent(),
 		OnStatus: n.onStatus,
 		Allow: func(p peer.ID) bool {
+			if n.peers.isBanned(p) {
+				// Banned for a bad request, its connection stays open
+				// only until the answer is out (badRequestLinger).
+				return false
+			}
 			if n.reqLimit.allow(p) {
 				return true
 			}
 			n.penalise(p, MisFlood, "requests over the rate limit")
 			return false
 		},
-		OnMalformed: func(p peer.ID, err error) { n.penalise(p, MisMalformed, err.Error()) },
+		OnMalformed: func(p peer.ID, err error) { n.penalise(p, MisBadRequest, err.Error()) },
 		Logger:      log,
 	})
 	if err != nil {
@@ -466,6 +474,12 @@ func (n *Node) addBlocksVia(via string, blocks []chain.Block) (storage.Result, e
 	defer n.chainMu.Unlock()
 	res, err := n.store.AddBlocks(blocks)
 	n.metrics.observe(via, len(blocks), res, err)
+	if res.Added > 0 {
+		n.disk.ok()
+	}
+	if localStoreError(err) {
+		n.disk.failed(err)
+	}
 	if res.Extended {
 		n.log.Debug("new tip", "height", res.Tip.Height, "hash", res.Tip.Hash.Short(), "added", res.Added, "reorg", res.Reorg)
 		n.updatePool(res)
@@ -480,6 +494,9 @@ func (n *Node) addBlocksVia(via string, blocks []chain.Block) (storage.Result, e
 			for _, b := range kids {
 				r, oerr := n.store.AddBlocks([]chain.Block{b})
 				n.metrics.observe(viaOrphan, 1, r, oerr)
+				if localStoreError(oerr) {
+					n.disk.failed(oerr)
+				}
 				if oerr != nil {
 					n.log.Debug("orphan refused", "hash", b.Hash.Short(), "err", oerr)
 				}

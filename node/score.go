@@ -30,12 +30,25 @@ const (
 	MisUnasked Misbehaviour = "unasked"
 	// MisLiedWork: a status claiming more work than the peer's chain holds.
 	MisLiedWork Misbehaviour = "lied-work"
+	// MisFalseClaim: a status naming a tip whose work, validated from the
+	// blocks the peer sent (or we hold), is less than the status claims.
+	// Unlike MisLiedWork, no race explains it (a block's work is fixed by
+	// its chain): it bans at once.
+	MisFalseClaim Misbehaviour = "false-claim"
 	// MisStalled: a response that did not come in time.
 	MisStalled Misbehaviour = "stalled"
 	// MisFlood: requests or gossip beyond the rate limits.
 	MisFlood Misbehaviour = "flood"
 	// MisInvalidGossip: a gossip message that fails validation.
 	MisInvalidGossip Misbehaviour = "invalid-gossip"
+	// MisBadRequest: a request to our server that breaks the protocol,
+	// answered CODE_BAD_REQUEST. Like MisMalformed it bans at once, but
+	// the connection is closed only badRequestLinger after the answer, so
+	// that the answer arrives (docs/protocol.md, section 2).
+	MisBadRequest Misbehaviour = "bad-request"
+	// MisPoolShare: a gossiped entry from a peer that holds its share of
+	// the data pool already (pool.addGossip).
+	MisPoolShare Misbehaviour = "pool-share"
 )
 
 // penalties are chosen so that one provable lie (an invalid block, a
@@ -47,9 +60,15 @@ var penalties = map[Misbehaviour]float64{
 	MisMalformed:     100,
 	MisUnasked:       50,
 	MisLiedWork:      50,
+	MisFalseClaim:    100,
 	MisStalled:       20,
 	MisFlood:         10,
 	MisInvalidGossip: 100,
+	MisBadRequest:    100,
+	// An honest relay reaches its share only when the network's backlog
+	// of entries is huge; a flooder sending on at full rate does so
+	// within a second, and 100 entries more ban it.
+	MisPoolShare: 1,
 }
 
 const (
@@ -60,6 +79,14 @@ const (
 	scoreHalfLife = 10 * time.Minute
 	// misbehaviourBan is how long a peer that reached BanScore is refused.
 	misbehaviourBan = 30 * time.Minute
+	// badRequestLinger is how long the connection of a peer banned for a
+	// bad request stays open after our CODE_BAD_REQUEST answer was written.
+	// The multiplexer queues what a stream writes and drops the queue when
+	// its connection closes, so closing at once cuts the answer off. The
+	// answer is a few hundred bytes written at once: a second covers a
+	// loaded machine and a slow link's round trip, while the banned peer is
+	// refused every request meanwhile and cannot dial again.
+	badRequestLinger = time.Second
 )
 
 // scores keeps each peer's decaying misbehaviour score. It is safe for
@@ -125,7 +152,7 @@ func (n *Node) penalise(p peer.ID, m Misbehaviour, detail string) {
 	v := n.scores.add(p, m, time.Now())
 	n.metrics.misbehaved.WithLabelValues(string(m)).Inc()
 	level := slog.LevelInfo
-	if m == MisFlood {
+	if m == MisFlood || m == MisPoolShare {
 		level = slog.LevelDebug // one line per dropped message would flood the log
 	}
 	n.log.Log(context.Background(), level, "peer misbehaved", "peer", p, "what", string(m), "score", int(v), "detail", detail)
@@ -133,6 +160,10 @@ func (n *Node) penalise(p peer.ID, m Misbehaviour, detail string) {
 		n.log.Warn("banning peer", "peer", p, "score", int(v), "for", misbehaviourBan, "last", string(m))
 		n.scores.forget(p)
 		n.peers.banFor(p, misbehaviourBan, fmt.Sprintf("misbehaved: %s (score %d): %s", m, int(v), detail))
-		go n.host.Network().ClosePeer(p)
+		if m == MisBadRequest {
+			time.AfterFunc(badRequestLinger, func() { _ = n.host.Network().ClosePeer(p) })
+		} else {
+			go n.host.Network().ClosePeer(p)
+		}
 	}
 }

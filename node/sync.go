@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -38,6 +40,9 @@ type syncer struct {
 	n         *Node
 	wake      chan struct{}
 	holdBytes int // syncHoldBytes; tests lower it
+	// heldPeak is the most any sync has held of a forked branch, in bytes
+	// as branchHold counts them; for tests.
+	heldPeak atomic.Int64
 
 	failMu sync.Mutex
 	failed map[peer.ID]pause // peers skipped until a time
@@ -91,6 +96,11 @@ func (s *syncer) run(ctx context.Context) {
 		case <-t.C:
 		}
 		for ctx.Err() == nil {
+			// A store that failed to write is given time (or space) before
+			// the next try, rather than a page refetched every time.
+			if s.n.disk.paused(time.Now()) {
+				break
+			}
 			p, st, ok := s.pick()
 			if !ok {
 				break
@@ -194,67 +204,221 @@ const (
 	// syncHoldBytes bounds the blocks of a fetched side branch kept in
 	// memory, validated but not stored, until the branch outweighs our
 	// chain (see branchHold), counting each block as its data plus 128
-	// bytes: 32 MiB, about 140 000 blocks of 100-byte entries. A branch held
-	// past it is stored as a side branch, so that a reorg deeper than that
-	// costs disk, not memory.
+	// bytes: 32 MiB, about 140 000 blocks of 100-byte entries, 511 of the
+	// largest (64 KiB). Past it the blocks' data is dropped and only their
+	// hashes are kept, while validation goes on; a branch that comes to
+	// outweigh ours is fetched again to be stored. It also bounds what a
+	// refetch holds before it stores.
 	syncHoldBytes = 8 * protocol.MaxFrameSize
+	// syncHoldHashes bounds the hashes of a held branch whose data was
+	// dropped: 32 MiB of hashes, 2^20 blocks. A branch that forks from ours
+	// and still does not outweigh it after that many blocks is given up:
+	// no honest reorg is that deep at the difficulty our chain was mined
+	// at, while a liar could keep us fetching for ever.
+	syncHoldHashes = 1 << 20
 )
 
 // heldBlockOverhead is what a held block costs beyond its data: the block's
 // fixed fields and hashes, and its slice slot.
 const heldBlockOverhead = 128
 
-// branchHold keeps the blocks of a fetched branch that forks from our best
-// chain, validated in memory, until their work exceeds our tip's: only then
-// are they stored, with every block after them. A peer that claims more
-// work than its branch has thus leaves nothing on disk however many valid
-// blocks it sends.
+// errBranchTooDeep gives up a branch held past syncHoldHashes blocks.
+var errBranchTooDeep = fmt.Errorf("node: a branch of more than %d blocks that does not outweigh ours", syncHoldHashes)
+
+// branchHold keeps a fetched branch that forks from our best chain,
+// validated in memory, until its work exceeds our tip's: only then is it
+// stored, so that a peer claiming more work than its branch has leaves
+// nothing on disk however many valid blocks it sends. While the branch's
+// blocks take at most syncHoldBytes they are kept; past that their data is
+// dropped and only their hashes are (at most syncHoldHashes), with the
+// validator's state, so that what a liar costs stays bounded; such a
+// branch, once it outweighs ours, is fetched again, block for block
+// (refetch), to be stored.
 type branchHold struct {
 	v      *chain.Validator // at the last held block
-	blocks []chain.Block
-	bytes  int
+	fork   chain.Hash       // the stored parent of the first held block
+	blocks []chain.Block    // the held blocks, until their data is dropped
+	bytes  int              // what blocks costs: data plus heldBlockOverhead a block
+	// hashes are the held blocks' hashes, oldest first, once their data
+	// has been dropped (dropped is then true and blocks nil).
+	hashes  []chain.Hash
+	dropped bool
+	// peak is the most bytes held (data, or 32 a hash once dropped).
+	peak int
+}
+
+// n returns how many blocks are held.
+func (h *branchHold) n() int {
+	if h.dropped {
+		return len(h.hashes)
+	}
+	return len(h.blocks)
+}
+
+// last returns the hash of the last held block.
+func (h *branchHold) last() chain.Hash {
+	if h.dropped {
+		return h.hashes[len(h.hashes)-1]
+	}
+	return h.blocks[len(h.blocks)-1].Hash
+}
+
+// reset drops the held branch.
+func (h *branchHold) reset() { *h = branchHold{peak: h.peak} }
+
+// held is a block of the syncing peer's branch we validated: its entry,
+// for judging the peer's claim about it.
+type held struct {
+	hash  chain.Hash
+	entry chain.Entry
 }
 
 // store stores batch, a run of blocks from the peer, or holds it. A batch
 // that extends our tip is stored at once. One that forks (or continues a
 // held branch) is validated against its parent and held, until the held
-// branch has more work than our tip or more than syncHoldBytes of blocks:
-// then the whole branch is stored in one call. It returns what the store
-// reported, with Added 0 while blocks are held, and the store's errors:
-// a *chain.RuleError for an invalid block, ErrOrphan for a branch whose
-// parent we lack.
-func (s *syncer) store(h *branchHold, batch []chain.Block) (storage.Result, error) {
-	if len(h.blocks) > 0 && batch[0].PrevHash != h.blocks[len(h.blocks)-1].Hash {
-		*h = branchHold{} // the peer reorganised: its new branch starts afresh
+// branch has more work than our tip: then the whole branch is stored in
+// one call, or, if its data was dropped (see branchHold), refetch is true
+// and the caller must fetch it again from the peer (s.refetch). seen, if
+// not nil, is called with every block of the batch that was validated.
+// store returns what the store reported, with Added 0 while blocks are
+// held, and the errors: a *chain.RuleError for an invalid block,
+// ErrOrphan for a branch whose parent we lack, errBranchTooDeep for a
+// branch held too long, and the store's own.
+func (s *syncer) store(h *branchHold, batch []chain.Block, seen func(held)) (res storage.Result, refetch bool, err error) {
+	if h.n() > 0 && batch[0].PrevHash != h.last() {
+		h.reset() // the peer reorganised: its new branch starts afresh
 	}
-	if len(h.blocks) == 0 {
+	if h.n() == 0 {
 		if batch[0].PrevHash == s.n.store.Tip().Hash {
-			return s.n.addBlocks(batch)
+			res, err = s.n.addBlocks(batch)
+			return res, false, err
 		}
 		v, err := s.n.store.Validator(batch[0].PrevHash)
 		if errors.Is(err, storage.ErrNotFound) {
-			return s.n.addBlocks(batch) // stores nothing: the store's ErrOrphan
+			res, err = s.n.addBlocks(batch) // stores nothing: the store's ErrOrphan
+			return res, false, err
 		}
 		if err != nil {
-			return storage.Result{}, err
+			return storage.Result{}, false, err
 		}
-		h.v = v
+		h.v, h.fork = v, batch[0].PrevHash
 	}
 	now := s.n.store.Now().Unix()
 	for i := range batch {
-		if _, err := h.v.Next(&batch[i], now); err != nil {
-			*h = branchHold{}
-			return storage.Result{}, err
+		b := &batch[i]
+		e, err := h.v.Next(b, now)
+		if err != nil {
+			h.reset()
+			return storage.Result{}, false, err
 		}
-		h.bytes += len(batch[i].Data) + heldBlockOverhead
+		if seen != nil {
+			seen(held{b.Hash, e})
+		}
+		if h.dropped {
+			if len(h.hashes) >= syncHoldHashes {
+				h.reset()
+				return storage.Result{}, false, errBranchTooDeep
+			}
+			h.hashes = append(h.hashes, b.Hash)
+			h.peak = max(h.peak, len(h.hashes)*chain.HashSize)
+			continue
+		}
+		if size := len(b.Data) + heldBlockOverhead; h.bytes+size <= s.holdBytes {
+			h.blocks = append(h.blocks, *b)
+			h.bytes += size
+			h.peak = max(h.peak, h.bytes)
+			continue
+		}
+		// The data would pass the bound: keep validating, but keep only
+		// what validation needs (v) and the hashes.
+		h.hashes = make([]chain.Hash, len(h.blocks), 2*len(h.blocks)+1)
+		for j := range h.blocks {
+			h.hashes[j] = h.blocks[j].Hash
+		}
+		h.hashes = append(h.hashes, b.Hash)
+		h.blocks, h.bytes, h.dropped = nil, 0, true
+		h.peak = max(h.peak, len(h.hashes)*chain.HashSize)
 	}
-	h.blocks = append(h.blocks, batch...)
-	if h.v.Tip().Work.Cmp(s.n.store.Tip().Work) <= 0 && h.bytes <= s.holdBytes {
-		return storage.Result{}, nil
+	if h.v.Tip().Work.Cmp(s.n.store.Tip().Work) <= 0 {
+		return storage.Result{}, false, nil
+	}
+	if h.dropped {
+		return storage.Result{}, true, nil
 	}
 	blocks := h.blocks
-	*h = branchHold{}
-	return s.n.addBlocks(blocks)
+	h.reset()
+	res, err = s.n.addBlocks(blocks)
+	return res, false, err
+}
+
+// errRefetchDiffers ends a refetch whose pages are not the branch that was
+// validated: the peer has moved to another branch since, or lies.
+var errRefetchDiffers = errors.New("node: the peer no longer serves the branch it sent")
+
+// refetch fetches again from p the held branch h, whose data was dropped
+// and which now outweighs our chain, and stores it. tail, the last blocks
+// of the branch, is still in memory and is not fetched again. Each block
+// must be the one validated (its hash the held hash at its place; the
+// store validates it again, and a block whose fields do not hash to it
+// breaks a rule). The branch is stored in runs of at most holdBytes, the
+// last making it best; every block stored belongs to a branch already
+// validated to outweigh ours. It returns the blocks added and the first
+// error: a fetch error, errRefetchDiffers, or the store's.
+func (s *syncer) refetch(ctx context.Context, p peer.ID, h *branchHold, tail []chain.Block, pace *rate.Limiter) (added, bytes int, err error) {
+	defer h.reset()
+	want := h.hashes[:len(h.hashes)-len(tail)]
+	var (
+		run     []chain.Block
+		runSize int
+		prev    = h.fork
+	)
+	flush := func() error {
+		if len(run) == 0 {
+			return nil
+		}
+		res, err := s.n.addBlocks(run)
+		added += res.Added
+		run, runSize = nil, 0
+		return err
+	}
+	for len(want) > 0 {
+		if err := pace.Wait(ctx); err != nil {
+			return added, bytes, err
+		}
+		page, err := s.n.client.GetBlocks(ctx, p, []chain.Hash{prev}, protocol.MaxBlocksPerPage)
+		bytes += page.Bytes
+		if errors.Is(err, protocol.ErrNoCommonAncestor) {
+			// The locator holds one hash, which is no longer on the
+			// peer's best chain: not the lie it would be with the genesis.
+			return added, bytes, fmt.Errorf("%w: %s is not on its best chain", errRefetchDiffers, prev.Short())
+		}
+		if err != nil {
+			return added, bytes, err
+		}
+		if len(page.Blocks) == 0 {
+			return added, bytes, fmt.Errorf("%w: an empty page after %s", errRefetchDiffers, prev.Short())
+		}
+		for i := range page.Blocks {
+			b := page.Blocks[i]
+			if len(want) == 0 {
+				break
+			}
+			if b.Hash != want[0] {
+				return added, bytes, fmt.Errorf("%w: block %d is %s, was %s", errRefetchDiffers, b.Index, b.Hash.Short(), want[0].Short())
+			}
+			want = want[1:]
+			run = append(run, b)
+			runSize += len(b.Data) + heldBlockOverhead
+			prev = b.Hash
+			if runSize > s.holdBytes {
+				if err := flush(); err != nil {
+					return added, bytes, err
+				}
+			}
+		}
+	}
+	run = append(run, tail...)
+	return added, bytes, flush()
 }
 
 // fetched is one answer to a GetBlocks request, handed from the fetcher
@@ -268,10 +432,10 @@ type fetched struct {
 // of ours that locator names, each next one after the last block of the
 // page before, and sends each answer (or the error ending the fetch) on
 // out. It closes out when p has sent its tip, sent an empty page or failed,
-// or when ctx is done.
-func (s *syncer) fetch(ctx context.Context, p peer.ID, base []chain.Hash, out chan<- fetched) {
+// or when ctx is done. pace spaces the requests (syncPageRate), shared
+// with a refetch.
+func (s *syncer) fetch(ctx context.Context, p peer.ID, base []chain.Hash, pace *rate.Limiter, out chan<- fetched) {
 	defer close(out)
-	pace := rate.NewLimiter(syncPageRate, 1)
 	locator := base
 	for {
 		if pace.Wait(ctx) != nil {
@@ -315,6 +479,7 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 	tipBefore := s.n.store.Tip()
 	rec := SyncRecord{At: start}
 	pauseFor, slow := failedPeerPause, false
+	level := slog.LevelInfo
 	finish := func(result string, fail bool) {
 		rec.Duration = time.Since(start)
 		rec.Result = result
@@ -323,18 +488,21 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 		if fail {
 			s.skip(p, pauseFor, slow)
 		}
-		log.Info("sync", "blocks", rec.Blocks, "bytes", rec.Bytes, "time", rec.Duration.Round(time.Millisecond), "result", result,
+		log.Log(context.Background(), level, "sync", "blocks", rec.Blocks, "bytes", rec.Bytes, "time", rec.Duration.Round(time.Millisecond), "result", result,
 			"height", s.n.store.Tip().Height)
 	}
 
 	base, err := s.n.store.Locator(protocol.MaxLocatorLen)
 	if err != nil {
+		s.n.disk.failed(err)
+		level = slog.LevelDebug // the store's failure is logged once, at ERROR
 		finish("local error: "+err.Error(), false)
 		return
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	pages := make(chan fetched, syncAhead)
-	go s.fetch(fctx, p, base, pages)
+	pace := rate.NewLimiter(syncPageRate, 1)
+	go s.fetch(fctx, p, base, pace, pages)
 	defer func() {
 		cancel()
 		for range pages { // wait for the fetcher to end
@@ -347,8 +515,16 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 		batch   []chain.Block
 		carry   *fetched // a page that did not link to the batch before it
 		fetchOK = true   // whether pages is still open
-		held    branchHold
+		hold    branchHold
+		// claimSeen is the entry of the tip p claimed, once validated.
+		claimSeen *chain.Entry
 	)
+	see := func(b held) {
+		if b.hash == claimed.Tip {
+			claimSeen = &b.entry
+		}
+	}
+	defer func() { s.heldPeak.Store(max(s.heldPeak.Load(), int64(hold.peak))) }()
 	for {
 		s.setProgress(SyncProgress{Syncing: true, Peer: p.String(), Height: s.n.store.Tip().Height, Target: target,
 			Rate: float64(rec.Blocks) / time.Since(start).Seconds()})
@@ -388,8 +564,19 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 		}
 
 		if len(batch) > 0 {
-			res, err := s.store(&held, batch)
+			res, refetch, err := s.store(&hold, batch, see)
 			rec.Blocks += res.Added
+			if err == nil && refetch {
+				// The held branch outweighs ours, but its data was
+				// dropped: fetch it again, checked against its hashes.
+				var added, n int
+				added, n, err = s.refetch(ctx, p, &hold, batch, pace)
+				rec.Blocks += added
+				rec.Bytes += n
+				if !isStoreError(err) && !errors.Is(err, errRefetchDiffers) {
+					fetchErr, err = err, nil // judged as the fetcher's errors are
+				}
+			}
 			if err != nil {
 				var re *chain.RuleError
 				switch {
@@ -399,7 +586,18 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 				case errors.Is(err, storage.ErrOrphan):
 					s.n.penalise(p, MisUnasked, err.Error())
 					finish("refused: blocks do not attach to the fork it named: "+err.Error(), true)
+				case errors.Is(err, errBranchTooDeep):
+					// Not a proven lie: the branch may outweigh ours further
+					// on, but no honest reorg is that deep.
+					finish(fmt.Sprintf("refused: %v; none of it stored", err), true)
+				case errors.Is(err, errRefetchDiffers):
+					// The peer may have reorganised since: ask it again soon.
+					pauseFor = busyPeerPause
+					finish(fmt.Sprintf("refused: %v; %d blocks of the branch stored before", err, rec.Blocks), true)
 				default:
+					// Stop fetching: the store pauses the syncer (disk.go).
+					s.n.disk.failed(err)
+					level = slog.LevelDebug // the store's failure is logged once, at ERROR
 					finish("local error: "+err.Error(), false)
 				}
 				return
@@ -458,13 +656,21 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 		s.n.adm.served(p, rec.Blocks)
 		finish("adopted", false)
 	case claimed.Work != nil && tip.Work.Cmp(claimed.Work) < 0 && !s.claimHolds(claimed):
-		s.n.penalise(p, MisLiedWork, "claimed "+claimed.Work.String())
 		gave := tip.Work
-		if len(held.blocks) > 0 {
-			gave = held.v.Tip().Work
+		if hold.n() > 0 {
+			gave = hold.v.Tip().Work
 		}
-		finish(fmt.Sprintf("refused: peer claimed work %s but its chain gave %s; %d valid blocks of less work not stored",
-			claimed.Work, workOr(gave), len(held.blocks)), true)
+		result := fmt.Sprintf("refused: peer claimed work %s but its chain gave %s; %d valid blocks of less work not stored",
+			claimed.Work, workOr(gave), hold.n())
+		if e, ok := s.claimedTip(claimed, claimSeen); ok && e.Work.Cmp(claimed.Work) < 0 {
+			// Whatever happened since, the tip it named has the work its
+			// blocks give it, which we validated: the claim was false.
+			s.n.penalise(p, MisFalseClaim, fmt.Sprintf("tip %s claimed with work %s, has %s", claimed.Tip.Short(), claimed.Work, e.Work))
+			result += fmt.Sprintf("; the tip it named (%s) has work %s: a provable lie", claimed.Tip.Short(), e.Work)
+		} else {
+			s.n.penalise(p, MisLiedWork, "claimed "+claimed.Work.String())
+		}
+		finish(result, true)
 	default:
 		finish(resultNoMoreWork, false)
 	}
@@ -478,6 +684,30 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 func (s *syncer) claimHolds(claimed protocol.Status) bool {
 	e, err := s.n.store.Entry(claimed.Tip)
 	return err == nil && e.Work.Cmp(claimed.Work) >= 0
+}
+
+// claimedTip returns the entry of the tip p's status named, if we know it:
+// validated during the sync (seen) or stored.
+func (s *syncer) claimedTip(claimed protocol.Status, seen *chain.Entry) (chain.Entry, bool) {
+	if seen != nil {
+		return *seen, true
+	}
+	e, err := s.n.store.Entry(claimed.Tip)
+	return e, err == nil
+}
+
+// isStoreError reports whether err came from storing blocks (a verdict on
+// them, or the store's failure) rather than from fetching them.
+func isStoreError(err error) bool {
+	var re *chain.RuleError
+	return errors.As(err, &re) || errors.Is(err, storage.ErrOrphan) || errors.Is(err, storage.ErrNotLinked) || localStoreError(err) && !isFetchError(err)
+}
+
+// isFetchError reports whether err came from the protocol client.
+func isFetchError(err error) bool {
+	var ce *protocol.CodeError
+	return errors.As(err, &ce) || errors.Is(err, protocol.ErrMalformed) || errors.Is(err, protocol.ErrTimeout) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 func workOr(w *big.Int) string {

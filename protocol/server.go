@@ -45,8 +45,12 @@ type ServerConfig struct {
 	Allow func(peer.ID) bool
 	// OnMalformed, if set, is called when a peer's request breaks the
 	// protocol (a bad frame, a message that does not decode or fails
-	// validation), so the node can count it against the peer. It runs on
-	// the handler goroutine and must not block.
+	// validation), so the node can count it against the peer. It is called
+	// after the CodeBadRequest answer has been written and the stream
+	// closed; the answer may still be on its way, so a node
+	// that bans the peer should close its connection only a little later
+	// (the node waits badRequestLinger). It runs on the handler goroutine
+	// and must not block.
 	OnMalformed func(peer.ID, error)
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
@@ -346,19 +350,16 @@ func (s *Server) serve(str network.Stream, admitted Code, readBy time.Time) erro
 	case err == io.EOF:
 		return errors.New("stream closed before a request")
 	case errors.Is(err, ErrMalformed):
-		defer s.malformed(p, err)
-		return s.respond(str, nil, refuse(CodeBadRequest, err.Error()))
+		return s.badRequest(str, err, err.Error())
 	case err != nil:
 		return fmt.Errorf("read request: %w", err)
 	}
 	req := new(pb.Request)
 	if err := proto.Unmarshal(buf, req); err != nil {
-		defer s.malformed(p, err)
-		return s.respond(str, nil, refuse(CodeBadRequest, "request does not decode: "+err.Error()))
+		return s.badRequest(str, err, "request does not decode: "+err.Error())
 	}
 	if err := ValidateRequest(req); err != nil {
-		defer s.malformed(p, err)
-		return s.respond(str, nil, refuse(CodeBadRequest, err.Error()))
+		return s.badRequest(str, err, err.Error())
 	}
 
 	// A valid status is reported even when load refuses the request: it
@@ -386,13 +387,24 @@ func (s *Server) serve(str network.Stream, admitted Code, readBy time.Time) erro
 	return s.respond(str, req, resp)
 }
 
-// malformed reports a request that broke the protocol. It is called after
-// the BAD_REQUEST answer is written, so that a node hanging up on the peer
-// does not cut the answer off.
-func (s *Server) malformed(p peer.ID, err error) {
-	if s.cfg.OnMalformed != nil {
-		s.cfg.OnMalformed(p, err)
+// badRequest answers a request that broke the protocol CodeBadRequest with
+// msg, closes the stream so that the answer is complete (the end of the
+// stream follows it on the wire: the peer can read it whole even if the
+// connection is gone by then), and only then reports err to OnMalformed: a
+// node that bans the peer for it must not cut the answer off
+// (docs/protocol.md, section 2). The read side is closed first, so that a
+// peer still writing what the server will not read is not waited for.
+func (s *Server) badRequest(str network.Stream, err error, msg string) error {
+	if werr := s.respond(str, nil, refuse(CodeBadRequest, msg)); werr != nil {
+		return werr
 	}
+	if werr := str.Close(); werr != nil {
+		return fmt.Errorf("close after bad request: %w", werr)
+	}
+	if s.cfg.OnMalformed != nil {
+		s.cfg.OnMalformed(str.Conn().RemotePeer(), err)
+	}
+	return nil
 }
 
 // respond writes resp. When req is set and resp is an answer to it, resp is

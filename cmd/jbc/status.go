@@ -110,6 +110,9 @@ It exits non-zero if the node does not answer, so it serves as a health check.`,
 				mining = "on"
 			}
 			a.printf("mining      %s\nhash rate   %s\npending     %d\n", mining, hashRate(st.HashRate), st.Pending)
+			if st.StorageError != "" {
+				a.printf("storage     %s\n", st.StorageError)
+			}
 			return nil
 		},
 	}
