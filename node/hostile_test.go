@@ -80,8 +80,16 @@ func hostileNode(t testing.TB, s *storage.Store) *Node {
 // honest peer's host.
 func rawHost(t testing.TB) host.Host {
 	t.Helper()
+	return rawHostAt(t, "127.0.0.1")
+}
+
+// rawHostAt is rawHost listening, and so dialling, from the loopback
+// address ip: identities on different addresses are different address
+// groups to admission.
+func rawHostAt(t testing.TB, ip string) host.Host {
+	t.Helper()
 	h, err := libp2p.New(
-		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+		libp2p.ListenAddrStrings("/ip4/"+ip+"/tcp/0"),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.DisableRelay(),
 		libp2p.ForceReachabilityPrivate(),
