@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	p2pprotocol "github.com/libp2p/go-libp2p/core/protocol"
+	msmux "github.com/multiformats/go-multistream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jbc-project/jbc/chain"
@@ -59,8 +62,11 @@ func WithMinResponseRate(bytesPerSecond int, grace time.Duration) ClientOption {
 	}
 }
 
-// Client sends /jbc/chain/1.0.0 requests. Each call opens one stream. Its
-// methods are safe for concurrent use.
+// Client sends /jbc/chain/1.0.0 requests, and GetRange on /jbc/chain/1.1.0.
+// Each call opens one stream, so calls made at once are requests in flight
+// at once: to keep several GetRange requests in flight to one peer (up to
+// RangeWindow), call GetRange from several goroutines. Its methods are safe
+// for concurrent use.
 type Client struct {
 	h         host.Host
 	src       ChainSource
@@ -156,19 +162,108 @@ func (c *Client) GetBlocks(ctx context.Context, p peer.ID, locator []chain.Hash,
 	return page, nil
 }
 
-// roundTrip sends req to p on a new stream and returns the validated
+// SupportsRange reports whether p is known to speak IDRange, and so to
+// serve GetRange: whether its identify exchange (or a push of it since)
+// listed it, or a stream of it was negotiated. It is advice, for choosing
+// whom to ask: GetRange to a peer not known to speak IDRange negotiates,
+// which costs a round trip, and fails with ErrUnsupported if it does not.
+func (c *Client) SupportsRange(p peer.ID) bool {
+	ids, err := c.h.Peerstore().SupportsProtocols(p, IDRange)
+	return err == nil && len(ids) > 0
+}
+
+// GetRange asks p for the blocks at heights r.Start .. r.End() of the chain
+// whose last block is r.Tip at r.TipHeight, on a stream of IDRange. The
+// page holds at least one block, from r.Start on, as many as fit r.MaxBytes;
+// ask again from after its last block for the rest. It is checked to be
+// linked, at those heights, within the bound, and to end in r.Tip if it
+// reaches r.TipHeight; its blocks' consensus validity is not checked, nor
+// that the first links to the block below r.Start. The blocks' Data share
+// the response's memory (see RangePage).
+//
+// Errors as for Status, and: ErrUnsupported when p does not speak IDRange
+// (an older node, not a fault); a *CodeError matching ErrUnknownTip when p
+// holds no r.Tip at r.TipHeight, ErrBranchTooDeep when r.Tip is on a side
+// branch of p's too far above the range, ErrRateLimited when p already
+// serves MaxInflightPerPeer requests of ours.
+func (c *Client) GetRange(ctx context.Context, p peer.ID, r RangeRequest) (RangePage, error) {
+	switch {
+	case r.Start < 1 || r.Count < 1 || r.Start > r.TipHeight || r.Count > r.TipHeight-r.Start+1:
+		return RangePage{}, fmt.Errorf("protocol: GetRange of heights %d+%d, want 1 <= start <= start+count-1 <= tip height %d", r.Start, r.Count, r.TipHeight)
+	case r.MaxBytes < 0:
+		return RangePage{}, fmt.Errorf("protocol: GetRange max bytes %d is negative", r.MaxBytes)
+	}
+	req := newGetRangeRequest(r)
+	gr := req.GetGetRange()
+	var page RangePage
+	n, err := c.exchange(ctx, p, IDRange, req, func(payload []byte) error {
+		var (
+			ok  bool
+			err error
+		)
+		if page, ok, err = decodeRange(payload, gr); ok {
+			return err
+		}
+		// Not the form decodeRange reads: another code, or an encoding
+		// it leaves to the generated decoder.
+		resp := new(pb.Response)
+		if err := proto.Unmarshal(payload, resp); err != nil {
+			return fmt.Errorf("%w: response does not decode: %v", ErrMalformed, err)
+		}
+		if err := ValidateResponse(req, resp); err != nil {
+			return err
+		}
+		if resp.GetCode() != CodeOK {
+			return &CodeError{Code: resp.GetCode(), Message: resp.GetMessage()}
+		}
+		page, err = RangeFromPB(resp.GetRange())
+		return err
+	})
+	if err != nil {
+		return RangePage{}, err
+	}
+	page.Bytes = n
+	return page, nil
+}
+
+// roundTrip sends req to p on a new stream of ID and returns the validated
 // response and the number of bytes read. The stream is reset on any error
 // and when ctx is done.
-func (c *Client) roundTrip(ctx context.Context, p peer.ID, req *pb.Request) (_ *pb.Response, _ int, err error) {
+func (c *Client) roundTrip(ctx context.Context, p peer.ID, req *pb.Request) (*pb.Response, int, error) {
+	var resp *pb.Response
+	n, err := c.exchange(ctx, p, ID, req, func(payload []byte) error {
+		resp = new(pb.Response)
+		if err := proto.Unmarshal(payload, resp); err != nil {
+			return fmt.Errorf("%w: response does not decode: %v", ErrMalformed, err)
+		}
+		return ValidateResponse(req, resp)
+	})
+	return resp, n, err
+}
+
+// framePool holds buffers that response frames are read into. A decoder
+// copies what it keeps (the generated one its fields, decodeRange the
+// payload as one string), so a buffer is reused as soon as its frame is
+// decoded, and a page costs no allocation of its size but that copy.
+var framePool = sync.Pool{New: func() any { return new([]byte) }}
+
+// exchange sends req to p on a new stream of protocol id, reads the
+// response frame and hands its payload to decode, which must not retain
+// it; it returns the number of bytes read, and decode's error. The stream
+// is reset on any error and when ctx is done.
+func (c *Client) exchange(ctx context.Context, p peer.ID, id string, req *pb.Request, decode func(payload []byte) error) (_ int, err error) {
 	// Our own request is checked like a peer's: a bad one is our bug, and
 	// is reported without ErrMalformed so that no peer is blamed for it.
 	if err := ValidateRequest(req); err != nil {
-		return nil, 0, fmt.Errorf("protocol: invalid request: %v", err)
+		return 0, fmt.Errorf("protocol: invalid request: %v", err)
 	}
 
-	str, err := c.h.NewStream(ctx, p, ID)
+	str, err := c.h.NewStream(ctx, p, p2pprotocol.ID(id))
 	if err != nil {
-		return nil, 0, fmt.Errorf("protocol: open stream to %s: %w", p, err)
+		if errors.Is(err, msmux.ErrNotSupported[p2pprotocol.ID]{}) {
+			return 0, fmt.Errorf("%w: %s: %v", ErrUnsupported, id, err)
+		}
+		return 0, fmt.Errorf("protocol: open stream to %s: %w", p, err)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = str.Reset() })
 	defer stop()
@@ -194,29 +289,28 @@ func (c *Client) roundTrip(ctx context.Context, p peer.ID, req *pb.Request) (_ *
 
 	_ = str.SetWriteDeadline(whole)
 	if _, err := WriteFrame(str, req); err != nil {
-		return nil, 0, c.streamErr(ctx, "write request", err)
+		return 0, c.streamErr(ctx, "write request", err)
 	}
 	if err := str.CloseWrite(); err != nil {
-		return nil, 0, c.streamErr(ctx, "close write", err)
+		return 0, c.streamErr(ctx, "close write", err)
 	}
 
 	r := newRateReader(str, first, whole, c.minRate, c.minGrace)
-	buf, err := ReadFrame(r, MaxFrameSize)
+	bp := framePool.Get().(*[]byte)
+	defer framePool.Put(bp)
+	buf, err := readFrameInto(r, MaxFrameSize, *bp)
 	if err != nil {
 		if err == io.EOF {
-			return nil, 0, fmt.Errorf("%w: stream closed without a response", ErrMalformed)
+			return 0, fmt.Errorf("%w: stream closed without a response", ErrMalformed)
 		}
-		return nil, 0, c.streamErr(ctx, "read response", err)
+		return 0, c.streamErr(ctx, "read response", err)
 	}
-	resp := new(pb.Response)
-	if err := proto.Unmarshal(buf, resp); err != nil {
-		return nil, 0, fmt.Errorf("%w: response does not decode: %v", ErrMalformed, err)
-	}
-	if err := ValidateResponse(req, resp); err != nil {
-		return nil, 0, err
+	*bp = buf[:0]
+	if err := decode(buf); err != nil {
+		return 0, err
 	}
 	_ = str.Close()
-	return resp, r.n, nil
+	return r.n, nil
 }
 
 // streamErr describes a failed read or write: the context's error if ctx

@@ -53,6 +53,12 @@ func WriteFrame(w io.Writer, m proto.Message) (int, error) {
 // limit, and a frame cut short by the end of r, are errors wrapping
 // ErrMalformed. Other errors are r's own (a reset or a deadline).
 func ReadFrame(r io.Reader, limit int) ([]byte, error) {
+	return readFrameInto(r, limit, nil)
+}
+
+// readFrameInto is ReadFrame reading the payload into buf when it has the
+// capacity, else into a new slice.
+func readFrameInto(r io.Reader, limit int, buf []byte) ([]byte, error) {
 	br, ok := r.(io.ByteReader)
 	if !ok {
 		br = &byteReader{r: r}
@@ -72,7 +78,11 @@ func ReadFrame(r io.Reader, limit int) ([]byte, error) {
 	case n > uint64(limit):
 		return nil, fmt.Errorf("%w: frame of %d bytes, limit %d", ErrMalformed, n, limit)
 	}
-	buf := make([]byte, n)
+	if uint64(cap(buf)) >= n {
+		buf = buf[:n]
+	} else {
+		buf = make([]byte, n)
+	}
 	if _, err := io.ReadFull(r, buf); err != nil {
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return nil, fmt.Errorf("%w: stream ended inside a frame of %d bytes", ErrMalformed, n)

@@ -20,8 +20,10 @@ func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 }
 
-// ValidateRequest checks that req is a well-formed request. The error wraps
-// ErrMalformed and says which field is wrong.
+// ValidateRequest checks that req is a well-formed request of
+// /jbc/chain/1.1.0 (IDRange); on a 1.0.0 stream a GetRange is refused too
+// (Server.serve), as a 1.0.0 responder would. The error wraps ErrMalformed
+// and says which field is wrong.
 func ValidateRequest(req *pb.Request) error {
 	switch body := req.GetBody().(type) {
 	case *pb.Request_Status:
@@ -31,6 +33,8 @@ func ValidateRequest(req *pb.Request) error {
 		return validateStatus("status request", body.Status.GetStatus())
 	case *pb.Request_GetBlocks:
 		return validateGetBlocks(body.GetBlocks)
+	case *pb.Request_GetRange:
+		return validateGetRange(body.GetRange)
 	case nil:
 		return malformed("request: no body")
 	default:
@@ -59,13 +63,46 @@ func validateGetBlocks(gb *pb.GetBlocks) error {
 	return nil
 }
 
+func validateGetRange(gr *pb.GetRange) error {
+	if gr == nil {
+		return malformed("get_range: missing")
+	}
+	if err := checkHash(gr.GetTip()); err != nil {
+		return malformed("get_range: tip: %v", err)
+	}
+	// The genesis is never sent (every chain of a network shares it), so
+	// a range starts at 1 and its tip is above the genesis.
+	start, count, tip := gr.GetStart(), gr.GetCount(), gr.GetTipHeight()
+	if start == 0 || count == 0 {
+		return malformed("get_range: start %d, count %d; both must be at least 1", start, count)
+	}
+	if start > tip || count > tip-start+1 {
+		return malformed("get_range: heights %d and %d more pass the tip's height %d", start, count-1, tip)
+	}
+	// A max_bytes of 0 or over MaxRangeBytes is served as MaxRangeBytes, so
+	// that a later version may raise the cap without breaking this one.
+	return nil
+}
+
+// rangeLimit returns the page size a GetRange is served within.
+func rangeLimit(gr *pb.GetRange) int {
+	if m := gr.GetMaxBytes(); m != 0 && m < MaxRangeBytes {
+		return int(m)
+	}
+	return MaxRangeBytes
+}
+
 // ValidateResponse checks that resp is a well-formed answer to req, a
 // request that passed ValidateRequest. Beyond each field's shape it checks
 // that the answer fits the question: an OK or WRONG_NETWORK status reply
 // carries a status whose genesis equals or differs from the requester's; an
 // OK blocks reply is a linked run of at most the requested number of blocks
 // (and of MaxBlocksPerPage), starting after a locator hash, within
-// MaxPageBytes unless it is a single block. Responses with other codes are
+// MaxPageBytes unless it is a single block; an OK range reply holds the
+// heights asked for, from the first, linked, within the byte bound unless
+// it is a single block, and ends in the tip if it reaches its height
+// (rangedec.go decodes and checks a range reply in one pass; its fuzz
+// target holds it to exactly these rules). Responses with other codes are
 // checked only for their message; their body, if any, is ignored. The error
 // wraps ErrMalformed.
 func ValidateResponse(req *pb.Request, resp *pb.Response) error {
@@ -103,6 +140,11 @@ func ValidateResponse(req *pb.Request, resp *pb.Response) error {
 			return malformed("get_blocks response: code %s", resp.GetCode())
 		}
 		return validateBlocks(rb.GetBlocks, resp.GetBlocks())
+	case *pb.Request_GetRange:
+		if resp.GetCode() != CodeOK {
+			return malformed("get_range response: code %s", resp.GetCode())
+		}
+		return validateRange(rb.GetRange, resp.GetRange())
 	default:
 		return fmt.Errorf("protocol: ValidateResponse: request has no body")
 	}
@@ -165,6 +207,41 @@ func validateBlocks(gb *pb.GetBlocks, page *pb.Blocks) error {
 	// The server's tip is at or above the last block it sent.
 	if n := len(blocks); n > 0 && page.GetServerHeight() < blocks[n-1].GetIndex() {
 		return malformed("blocks: server_height %d below last block %d", page.GetServerHeight(), blocks[n-1].GetIndex())
+	}
+	return nil
+}
+
+// validateRange checks a range page against the GetRange request it
+// answers.
+func validateRange(gr *pb.GetRange, page *pb.Range) error {
+	if page == nil {
+		return malformed("get_range response: no range body")
+	}
+	blocks := page.GetBlocks()
+	if len(blocks) == 0 {
+		return malformed("range: no blocks")
+	}
+	if uint64(len(blocks)) > gr.GetCount() {
+		return malformed("range: %d blocks, asked for at most %d", len(blocks), gr.GetCount())
+	}
+	size := 0
+	for i, b := range blocks {
+		if err := validateBlock(b); err != nil {
+			return malformed("range[%d]: %v", i, err)
+		}
+		if want := gr.GetStart() + uint64(i); b.GetIndex() != want {
+			return malformed("range[%d]: index %d, want %d", i, b.GetIndex(), want)
+		}
+		if i > 0 && !bytes.Equal(b.GetPrevHash(), blocks[i-1].GetHash()) {
+			return malformed("range[%d]: prev_hash %x does not link to %x", i, b.GetPrevHash(), blocks[i-1].GetHash())
+		}
+		size += marshal.Size(b)
+	}
+	if limit := rangeLimit(gr); len(blocks) > 1 && size > limit {
+		return malformed("range: %d blocks of %d bytes, limit %d", len(blocks), size, limit)
+	}
+	if last := blocks[len(blocks)-1]; last.GetIndex() == gr.GetTipHeight() && !bytes.Equal(last.GetHash(), gr.GetTip()) {
+		return malformed("range: block %d is %x, not the tip %x asked for", last.GetIndex(), last.GetHash(), gr.GetTip())
 	}
 	return nil
 }
@@ -321,6 +398,19 @@ func PageFromPB(m *pb.Blocks) (Page, error) {
 	return p, nil
 }
 
+// RangeFromPB returns the range page m describes. m must have passed
+// ValidateResponse; the blocks' Data are m's strings.
+func RangeFromPB(m *pb.Range) (RangePage, error) {
+	p := RangePage{Blocks: make([]chain.Block, len(m.GetBlocks())), SideBranch: m.GetSideBranch()}
+	for i, b := range m.GetBlocks() {
+		var err error
+		if p.Blocks[i], err = BlockFromPB(b); err != nil {
+			return RangePage{}, err
+		}
+	}
+	return p, nil
+}
+
 // newStatusRequest returns a status request carrying s.
 func newStatusRequest(s Status) *pb.Request {
 	return &pb.Request{Body: &pb.Request_Status{Status: &pb.StatusRequest{Status: StatusToPB(s)}}}
@@ -333,4 +423,15 @@ func newGetBlocksRequest(locator []chain.Hash, maxBlocks int) *pb.Request {
 		gb.Locator[i] = bytes.Clone(locator[i][:])
 	}
 	return &pb.Request{Body: &pb.Request_GetBlocks{GetBlocks: gb}}
+}
+
+// newGetRangeRequest returns a GetRange request for r.
+func newGetRangeRequest(r RangeRequest) *pb.Request {
+	return &pb.Request{Body: &pb.Request_GetRange{GetRange: &pb.GetRange{
+		Tip:       bytes.Clone(r.Tip[:]),
+		TipHeight: r.TipHeight,
+		Start:     r.Start,
+		Count:     r.Count,
+		MaxBytes:  uint32(min(max(r.MaxBytes, 0), MaxRangeBytes)),
+	}}}
 }

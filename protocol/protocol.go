@@ -10,9 +10,18 @@ import (
 	"github.com/jbc-project/jbc/protocol/pb"
 )
 
-// ID is the libp2p protocol ID of the jbc chain protocol. The version is
-// bumped on any change an old peer would misread.
+// ID is the libp2p protocol ID of the jbc chain protocol, version 1.0.0:
+// status and GetBlocks. The version is bumped on any change an old peer
+// would misread (docs/protocol.md, section 11).
 const ID = "/jbc/chain/1.0.0"
+
+// IDRange is version 1.1.0 of the protocol: 1.0.0 and one request more,
+// GetRange (blocks by height of a chain named by its tip). A minor version,
+// because it is a superset: every 1.0.0 exchange is valid on a 1.1.0 stream,
+// byte for byte, with the same meaning. A 1.0.0 peer would answer GetRange
+// CodeBadRequest (and a jbc node bans for that), so GetRange is sent only on
+// a stream negotiated as 1.1.0. A Server serves both IDs.
+const IDRange = "/jbc/chain/1.1.0"
 
 // ServiceName is the name a Server's streams are attributed to in the
 // host's resource manager (network.ResourceScopeViewer.ViewService).
@@ -69,6 +78,28 @@ const (
 	// MaxMessageLen bounds Response.message, in bytes: one line of detail.
 	MaxMessageLen = 512
 
+	// MaxRangeBytes bounds a GetRange page (Range.blocks), in encoded
+	// bytes as MaxPageBytes counts them, whatever max_bytes asks: the page
+	// is bounded by bytes, not by a block count, so that a page of small
+	// blocks carries as many as a page of large ones (about 13,000 blocks of
+	// a 100-byte entry, where GetBlocks stops at 512). 2 MiB, as
+	// MaxPageBytes: a page and one oversize first block still fit
+	// MaxFrameSize, and at 1.1 Mbit/s (what ResponseTimeout demands of a
+	// full frame) a full page takes 15 s, so a requester sizing max_bytes
+	// to its link keeps several in flight within the deadline. Per request
+	// the responder reads at most this much, as for GetBlocks.
+	MaxRangeBytes = MaxPageBytes
+
+	// MaxBranchWalk bounds the parent links a responder follows down from
+	// a GetRange tip that is not on its best chain, to reach the range or
+	// its best chain (below which the range is read by height). Each link
+	// is two index reads (a few microseconds on jbc's store): 4,096 of them
+	// cost about what reading a full page does. A side branch that deep
+	// above the range is an old best chain left by a reorg at least that
+	// deep; its blocks near the tip are still served, deeper ones answered
+	// CodeBranchTooDeep: the requester should follow the new best chain.
+	MaxBranchWalk = 4096
+
 	// MaxWorkLen bounds Status.total_work, in bytes. Work is a sum of
 	// 2^bits per block with bits <= 255; 33 bytes hold up to 2^264-1, the
 	// work of 511 blocks at the hardest possible difficulty, or of 2^64
@@ -106,9 +137,21 @@ const (
 // Limits on concurrent requests a Server serves.
 const (
 	// MaxInflightPerPeer is how many requests one peer may have served at
-	// once; more are answered CodeRateLimited. Sync needs one GetBlocks and
-	// the odd status at a time; 4 leaves slack for overlap.
+	// once, over both protocol versions; more are answered
+	// CodeRateLimited. Sync by GetBlocks needs one request and the odd
+	// status at a time; sync by GetRange keeps RangeWindow (3) in flight,
+	// which with byte-bounded pages fills any link one peer is likely to
+	// give (see RangeWindow), and the fourth is the status.
 	MaxInflightPerPeer = 4
+
+	// RangeWindow is how many GetRange requests a requester should keep in
+	// flight to one peer: all that MaxInflightPerPeer admits but one, left
+	// for a status request. Three full pages in flight (6 MiB) cover the
+	// bandwidth-delay product of a 400 Mbit/s link at 100 ms, more than
+	// one peer is likely to give; more in flight would only add to what
+	// the responder holds per peer (MaxInflightPerPeer frames of up to
+	// MaxFrameSize), and a requester wanting more syncs from more peers.
+	RangeWindow = MaxInflightPerPeer - 1
 
 	// MaxInflight is how many requests a Server serves at once over all
 	// peers; more are answered CodeUnavailable. Each may hold a page of
@@ -128,6 +171,8 @@ const (
 	CodeRateLimited      = pb.Code_CODE_RATE_LIMITED
 	CodeInternalError    = pb.Code_CODE_INTERNAL_ERROR
 	CodeUnavailable      = pb.Code_CODE_UNAVAILABLE
+	CodeUnknownTip       = pb.Code_CODE_UNKNOWN_TIP
+	CodeBranchTooDeep    = pb.Code_CODE_BRANCH_TOO_DEEP
 )
 
 // Errors returned by the client. A *CodeError matches (errors.Is) the
@@ -159,6 +204,19 @@ var (
 	ErrInternal = errors.New("protocol: peer internal error")
 	// ErrUnavailable: the peer answered CodeUnavailable; retry later.
 	ErrUnavailable = errors.New("protocol: peer unavailable")
+	// ErrUnknownTip: the peer answered CodeUnknownTip: it holds no block
+	// with the GetRange tip at that height. It never had that chain (or
+	// the requester named it wrong); ask another peer for it.
+	ErrUnknownTip = errors.New("protocol: peer does not hold the tip asked for")
+	// ErrBranchTooDeep: the peer answered CodeBranchTooDeep: the tip is on
+	// a side branch of the peer's, and the range lies deeper below it than
+	// MaxBranchWalk. The peer's best chain has moved on: ask it for its
+	// status, and other peers for this range.
+	ErrBranchTooDeep = errors.New("protocol: range too deep below a side-branch tip")
+
+	// ErrUnsupported: the peer does not speak the protocol version a
+	// request needs (GetRange needs IDRange). Not a fault: an older node.
+	ErrUnsupported = errors.New("protocol: peer does not speak the protocol version needed")
 )
 
 // ErrStop is returned by a ForEach callback to stop the walk early; ForEach
@@ -173,6 +231,8 @@ var codeErrs = map[Code]error{
 	CodeRateLimited:      ErrRateLimited,
 	CodeInternalError:    ErrInternal,
 	CodeUnavailable:      ErrUnavailable,
+	CodeUnknownTip:       ErrUnknownTip,
+	CodeBranchTooDeep:    ErrBranchTooDeep,
 }
 
 // CodeError is a well-formed response with a code other than OK. It matches
@@ -236,6 +296,41 @@ type Page struct {
 	Bytes int
 }
 
+// RangeRequest names the heights Start .. Start+Count-1 of the chain whose
+// last block is Tip, at TipHeight, for GetRange.
+type RangeRequest struct {
+	Tip       chain.Hash
+	TipHeight uint64
+	// Start is at least 1; Start+Count-1 at most TipHeight.
+	Start uint64
+	// Count is at least 1.
+	Count uint64
+	// MaxBytes bounds the page as Range.blocks counts it; 0 means
+	// MaxRangeBytes, and more than MaxRangeBytes is served as it.
+	MaxBytes int
+}
+
+// End returns the last height r names.
+func (r RangeRequest) End() uint64 { return r.Start + r.Count - 1 }
+
+// RangePage is one answer to a GetRange request.
+type RangePage struct {
+	// Blocks are the named chain's blocks at heights Start, Start+1, ...,
+	// each the child of the one before: at least one, at most Count. If
+	// the last is at TipHeight its hash is Tip. Their consensus validity
+	// is not checked, nor that the first links to the block below Start.
+	//
+	// The blocks' Data share the memory of the response they came in, so
+	// that decoding a page costs a few allocations, not a few per block:
+	// holding one block's Data holds the page's bytes (at most
+	// MaxFrameSize). Clone Data (strings.Clone) to keep a block long.
+	Blocks []chain.Block
+	// SideBranch is true when the tip is not on the peer's best chain.
+	SideBranch bool
+	// Bytes is how many bytes were read from the stream.
+	Bytes int
+}
+
 // ChainSource is the chain a Server serves and a Client reports in its
 // status requests. Its methods are called concurrently from stream handlers
 // and must be safe for concurrent use.
@@ -254,4 +349,23 @@ type ChainSource interface {
 	// and returns nil when fn returns ErrStop, and returns any other error
 	// fn returns. fn must not retain the block.
 	ForEach(from, to uint64, fn func(*chain.Block) error) error
+}
+
+// BranchSource is a ChainSource that also reads blocks off its best chain,
+// by hash: what serving GetRange (IDRange) needs, since the chain a
+// requester names may be one the responder has left. A Server whose Source
+// is one serves IDRange as well as ID. *storage.Store is one. Blocks once
+// held must stay held (a store never deletes one), so that Has followed by
+// Entry cannot fail for want of the block.
+type BranchSource interface {
+	ChainSource
+	// Has reports whether block h is held, on any branch.
+	Has(h chain.Hash) bool
+	// Entry returns the index entry of the held block h, on any branch.
+	Entry(h chain.Hash) (chain.Entry, error)
+	// OnBest reports whether block h is on the best chain; false, not an
+	// error, when h is not held.
+	OnBest(h chain.Hash) (bool, error)
+	// Block returns the held block h, on any branch.
+	Block(h chain.Hash) (*chain.Block, error)
 }

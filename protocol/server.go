@@ -112,8 +112,11 @@ type ServerStats struct {
 	Panics uint64
 }
 
-// Server answers /jbc/chain/1.0.0 requests from a ChainSource. Its methods
-// are safe for concurrent use.
+// Server answers /jbc/chain/1.0.0 requests from a ChainSource, and
+// /jbc/chain/1.1.0 ones (GetRange too) when the source is a BranchSource.
+// Both versions share its limits: MaxInflightPerPeer and MaxInflight count
+// a peer's requests whatever the version. Its methods are safe for
+// concurrent use.
 type Server struct {
 	cfg          ServerConfig
 	log          *slog.Logger
@@ -121,6 +124,10 @@ type Server struct {
 	writeTimeout time.Duration
 	minRate      int
 	minGrace     time.Duration
+	// branches is cfg.Source as a BranchSource, nil if it is not one.
+	branches BranchSource
+	// maxWalk is MaxBranchWalk; tests lower it.
+	maxWalk int
 
 	closing atomic.Bool
 	wg      sync.WaitGroup
@@ -160,7 +167,9 @@ func NewServer(cfg ServerConfig, opts ...ServerOption) (*Server, error) {
 		minGrace:     MinReceiveGrace,
 		streams:      make(map[network.Stream]*streamState),
 		inflight:     make(map[peer.ID]int),
+		maxWalk:      MaxBranchWalk,
 	}
+	s.branches, _ = cfg.Source.(BranchSource)
 	for _, o := range opts {
 		if err := o(s); err != nil {
 			return nil, err
@@ -179,16 +188,29 @@ func checkAgent(a string) error {
 	return nil
 }
 
-// Start registers the server's stream handler on the host. Call it once.
+// Start registers the server's stream handlers on the host: for ID, and for
+// IDRange when the source is a BranchSource. Call it once.
 func (s *Server) Start() {
 	s.cfg.Host.SetStreamHandler(ID, s.handleStream)
+	if s.branches != nil {
+		s.cfg.Host.SetStreamHandler(IDRange, s.handleStream)
+	}
 }
 
-// Close removes the stream handler, resets the streams being served, and
+// Protocols returns the protocol IDs the server answers, newest first.
+func (s *Server) Protocols() []string {
+	if s.branches != nil {
+		return []string{IDRange, ID}
+	}
+	return []string{ID}
+}
+
+// Close removes the stream handlers, resets the streams being served, and
 // waits for their handlers to return; after it returns the server no longer
 // calls the ChainSource or OnStatus. It always returns nil.
 func (s *Server) Close() error {
 	s.cfg.Host.RemoveStreamHandler(ID)
+	s.cfg.Host.RemoveStreamHandler(IDRange)
 	s.closing.Store(true)
 	s.mu.Lock()
 	s.closed = true
@@ -361,6 +383,11 @@ func (s *Server) serve(str network.Stream, admitted Code, readBy time.Time) erro
 	if err := ValidateRequest(req); err != nil {
 		return s.badRequest(str, err, err.Error())
 	}
+	if req.GetGetRange() != nil && str.Protocol() != IDRange {
+		// As a 1.0.0 responder would: to it the request has no body.
+		err := malformed("request: get_range is not part of %s", str.Protocol())
+		return s.badRequest(str, err, err.Error())
+	}
 
 	// A valid status is reported even when load refuses the request: it
 	// is free information about the peer's chain.
@@ -383,6 +410,8 @@ func (s *Server) serve(str network.Stream, admitted Code, readBy time.Time) erro
 		resp = s.status(&peerStatus)
 	case *pb.Request_GetBlocks:
 		resp = s.getBlocks(body.GetBlocks)
+	case *pb.Request_GetRange:
+		resp = s.getRange(body.GetRange)
 	}
 	return s.respond(str, req, resp)
 }
@@ -524,4 +553,163 @@ func (s *Server) getBlocks(gb *pb.GetBlocks) *pb.Response {
 		page.ServerHeight = page.Blocks[n-1].GetIndex()
 	}
 	return &pb.Response{Code: CodeOK, Body: &pb.Response_Blocks{Blocks: page}}
+}
+
+// getRange answers a GetRange request: the blocks at the heights asked for
+// of the chain ending at the tip named, within the request's byte bound
+// and MaxRangeBytes. If the best chain changes while the page is read, it
+// is read again once, then refused CodeUnavailable.
+func (s *Server) getRange(gr *pb.GetRange) *pb.Response {
+	src := s.branches
+	if src == nil {
+		// Unreachable: IDRange is served only for a BranchSource.
+		return refuse(CodeInternalError, "ranges not served")
+	}
+	tip := chain.Hash(gr.GetTip())
+	if !src.Has(tip) {
+		return refuse(CodeUnknownTip, "no block "+tip.String())
+	}
+	e, err := src.Entry(tip)
+	if err != nil {
+		s.log.Warn("reading a range tip's entry failed", "tip", tip, "err", err)
+		return refuse(CodeInternalError, "cannot read chain")
+	}
+	if e.Height != gr.GetTipHeight() {
+		return refuse(CodeUnknownTip, fmt.Sprintf("block %s is at height %d, not %d", tip, e.Height, gr.GetTipHeight()))
+	}
+	for try := 0; ; try++ {
+		page, err := s.readRange(src, e, gr)
+		switch {
+		case err == nil:
+			return &pb.Response{Code: CodeOK, Body: &pb.Response_Range{Range: page}}
+		case errors.Is(err, errReorg) && try == 0:
+			continue
+		case errors.Is(err, errReorg):
+			return refuse(CodeUnavailable, "best chain changed while serving; retry")
+		case errors.Is(err, errClosing):
+			return refuse(CodeUnavailable, "server closing")
+		case errors.Is(err, errTooDeep):
+			return refuse(CodeBranchTooDeep, err.Error())
+		default:
+			s.log.Warn("reading a range failed", "tip", tip, "err", err)
+			return refuse(CodeInternalError, "cannot read chain")
+		}
+	}
+}
+
+// errTooDeep stops a range that lies too far below a side-branch tip.
+var errTooDeep = fmt.Errorf("tip is on a side branch more than %d blocks above the range", MaxBranchWalk)
+
+// readRange reads the page gr asks for of the chain ending at tip. It walks
+// down from tip by parent links until it reaches the range's first height
+// or a block of the best chain (the fork; at once when tip is on the best
+// chain): heights up to the fork are then read from the best chain, by
+// height, and those above it from the branch, by hash. Blocks read by
+// height are the tip's ancestors only if the fork was on the best chain
+// when they were read: the page checks that it reached the fork, or
+// checks the fork again after reading, and returns errReorg if not.
+func (s *Server) readRange(src BranchSource, tip chain.Entry, gr *pb.GetRange) (*pb.Range, error) {
+	start, end := gr.GetStart(), gr.GetStart()+gr.GetCount()-1
+	limit := rangeLimit(gr)
+
+	// The tip's chain above the fork, within the range: newest first.
+	var (
+		branch []chain.Hash
+		fork   chain.Entry
+		onBest bool
+		cur    = tip
+	)
+	for steps := 0; ; steps++ {
+		var err error
+		if onBest, err = src.OnBest(cur.Hash); err != nil {
+			return nil, err
+		}
+		if onBest {
+			fork = cur
+			break
+		}
+		if cur.Height <= end {
+			branch = append(branch, cur.Hash)
+		}
+		if cur.Height == start {
+			break
+		}
+		if steps >= s.maxWalk {
+			return nil, errTooDeep
+		}
+		// A held block's parent is held (down to the genesis, which is on
+		// every best chain, so the walk ends before it).
+		if cur, err = src.Entry(cur.Parent); err != nil {
+			return nil, err
+		}
+	}
+
+	page := &pb.Range{SideBranch: !onBest || fork.Hash != tip.Hash}
+	var (
+		size int
+		prev chain.Hash
+		full bool // the byte bound stopped the page
+	)
+	add := func(b *chain.Block) bool {
+		m := BlockToPB(b)
+		n := marshal.Size(m)
+		if len(page.Blocks) > 0 && size+n > limit {
+			full = true
+			return false
+		}
+		page.Blocks = append(page.Blocks, m)
+		size += n
+		prev = b.Hash
+		return true
+	}
+
+	// Heights start .. min(fork, end), from the best chain.
+	if onBest && fork.Height >= start {
+		to := min(fork.Height, end)
+		reached := false // whether the page read the fork itself
+		err := src.ForEach(start, to, func(b *chain.Block) error {
+			switch {
+			case s.closing.Load():
+				return errClosing
+			case len(page.Blocks) > 0 && b.PrevHash != prev:
+				return errReorg
+			case b.Index == fork.Height && b.Hash != fork.Hash:
+				return errReorg
+			}
+			if !add(b) {
+				return ErrStop
+			}
+			reached = b.Index == fork.Height
+			return nil
+		})
+		switch {
+		case err != nil && !errors.Is(err, ErrStop):
+			return nil, err
+		case !full && (len(page.Blocks) == 0 || page.Blocks[len(page.Blocks)-1].GetIndex() != to):
+			// Our best chain is shorter than the fork's height now.
+			return nil, errReorg
+		}
+		if !reached {
+			still, err := src.OnBest(fork.Hash)
+			if err != nil {
+				return nil, err
+			}
+			if !still {
+				return nil, errReorg
+			}
+		}
+	}
+
+	// Heights above the fork, from the branch, oldest first.
+	for i := len(branch) - 1; i >= 0 && !full; i-- {
+		b, err := src.Block(branch[i])
+		if err != nil {
+			return nil, err
+		}
+		if len(page.Blocks) > 0 && b.PrevHash != prev {
+			return nil, fmt.Errorf("block %s does not link to %s", b.Hash, prev)
+		}
+		add(b)
+	}
+	return page, nil
 }

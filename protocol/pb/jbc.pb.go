@@ -1,4 +1,8 @@
-// Messages of the jbc chain protocol, /jbc/chain/1.0.0.
+// Messages of the jbc chain protocol, /jbc/chain/1.0.0 and /jbc/chain/1.1.0.
+//
+// 1.1.0 is 1.0.0 and one request more, get_range (GetRange, answered by a
+// Range): every 1.0.0 exchange is valid in 1.1.0, byte for byte, with the
+// same meaning. get_range MUST NOT be sent on a 1.0.0 stream.
 //
 // Each stream carries one Request frame from the requester and one Response
 // frame back. A frame is an unsigned varint byte length followed by that many
@@ -54,6 +58,13 @@ const (
 	// CODE_UNAVAILABLE: the responder cannot serve now (overloaded, or its
 	// best chain changed while serving); retry later.
 	Code_CODE_UNAVAILABLE Code = 7
+	// CODE_UNKNOWN_TIP: the responder holds no block tip at tip_height
+	// (get_range, 1.1.0).
+	Code_CODE_UNKNOWN_TIP Code = 8
+	// CODE_BRANCH_TOO_DEEP: tip is on a side branch of the responder's, and
+	// the range lies further below tip than the responder walks (get_range,
+	// 1.1.0).
+	Code_CODE_BRANCH_TOO_DEEP Code = 9
 )
 
 // Enum value maps for Code.
@@ -67,6 +78,8 @@ var (
 		5: "CODE_RATE_LIMITED",
 		6: "CODE_INTERNAL_ERROR",
 		7: "CODE_UNAVAILABLE",
+		8: "CODE_UNKNOWN_TIP",
+		9: "CODE_BRANCH_TOO_DEEP",
 	}
 	Code_value = map[string]int32{
 		"CODE_UNSPECIFIED":        0,
@@ -77,6 +90,8 @@ var (
 		"CODE_RATE_LIMITED":       5,
 		"CODE_INTERNAL_ERROR":     6,
 		"CODE_UNAVAILABLE":        7,
+		"CODE_UNKNOWN_TIP":        8,
+		"CODE_BRANCH_TOO_DEEP":    9,
 	}
 )
 
@@ -115,6 +130,7 @@ type Request struct {
 	//
 	//	*Request_Status
 	//	*Request_GetBlocks
+	//	*Request_GetRange
 	Body          isRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -175,6 +191,15 @@ func (x *Request) GetGetBlocks() *GetBlocks {
 	return nil
 }
 
+func (x *Request) GetGetRange() *GetRange {
+	if x != nil {
+		if x, ok := x.Body.(*Request_GetRange); ok {
+			return x.GetRange
+		}
+	}
+	return nil
+}
+
 type isRequest_Body interface {
 	isRequest_Body()
 }
@@ -189,9 +214,17 @@ type Request_GetBlocks struct {
 	GetBlocks *GetBlocks `protobuf:"bytes,2,opt,name=get_blocks,json=getBlocks,proto3,oneof"`
 }
 
+type Request_GetRange struct {
+	// get_range asks for blocks by height of the chain a tip names
+	// (/jbc/chain/1.1.0 only).
+	GetRange *GetRange `protobuf:"bytes,3,opt,name=get_range,json=getRange,proto3,oneof"`
+}
+
 func (*Request_Status) isRequest_Body() {}
 
 func (*Request_GetBlocks) isRequest_Body() {}
+
+func (*Request_GetRange) isRequest_Body() {}
 
 // StatusRequest carries the requester's own Status, so that one round trip
 // tells both sides the other's tip.
@@ -380,6 +413,94 @@ func (x *GetBlocks) GetMaxBlocks() uint32 {
 	return 0
 }
 
+// GetRange asks for the blocks at heights start .. start+count-1 of the
+// chain whose last block is tip, at tip_height: the chain the responder
+// holds ending at tip, whether or not it is the responder's best chain.
+// /jbc/chain/1.1.0 only.
+type GetRange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// tip is the hash of the chain's last block; 32 bytes, not all zero.
+	Tip []byte `protobuf:"bytes,1,opt,name=tip,proto3" json:"tip,omitempty"`
+	// tip_height is the index of tip, at least 1.
+	TipHeight uint64 `protobuf:"varint,2,opt,name=tip_height,json=tipHeight,proto3" json:"tip_height,omitempty"`
+	// start is the first height wanted, at least 1 (the genesis is never
+	// sent) and at most tip_height.
+	Start uint64 `protobuf:"varint,3,opt,name=start,proto3" json:"start,omitempty"`
+	// count is how many heights are wanted, at least 1;
+	// start + count - 1 is at most tip_height.
+	Count uint64 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	// max_bytes bounds the page's size as the requester wants it; 0, or a
+	// value over 2 MiB (MaxRangeBytes), means 2 MiB.
+	MaxBytes      uint32 `protobuf:"varint,5,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRange) Reset() {
+	*x = GetRange{}
+	mi := &file_jbc_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRange) ProtoMessage() {}
+
+func (x *GetRange) ProtoReflect() protoreflect.Message {
+	mi := &file_jbc_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRange.ProtoReflect.Descriptor instead.
+func (*GetRange) Descriptor() ([]byte, []int) {
+	return file_jbc_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetRange) GetTip() []byte {
+	if x != nil {
+		return x.Tip
+	}
+	return nil
+}
+
+func (x *GetRange) GetTipHeight() uint64 {
+	if x != nil {
+		return x.TipHeight
+	}
+	return 0
+}
+
+func (x *GetRange) GetStart() uint64 {
+	if x != nil {
+		return x.Start
+	}
+	return 0
+}
+
+func (x *GetRange) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *GetRange) GetMaxBytes() uint32 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
 // Response is the one message a responder sends on a stream.
 type Response struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -390,6 +511,7 @@ type Response struct {
 	//
 	//	*Response_Status
 	//	*Response_Blocks
+	//	*Response_Range
 	Body          isResponse_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -397,7 +519,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_jbc_proto_msgTypes[4]
+	mi := &file_jbc_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -409,7 +531,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_jbc_proto_msgTypes[4]
+	mi := &file_jbc_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -422,7 +544,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_jbc_proto_rawDescGZIP(), []int{4}
+	return file_jbc_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Response) GetCode() Code {
@@ -464,6 +586,15 @@ func (x *Response) GetBlocks() *Blocks {
 	return nil
 }
 
+func (x *Response) GetRange() *Range {
+	if x != nil {
+		if x, ok := x.Body.(*Response_Range); ok {
+			return x.Range
+		}
+	}
+	return nil
+}
+
 type isResponse_Body interface {
 	isResponse_Body()
 }
@@ -478,9 +609,16 @@ type Response_Blocks struct {
 	Blocks *Blocks `protobuf:"bytes,4,opt,name=blocks,proto3,oneof"`
 }
 
+type Response_Range struct {
+	// range answers a get_range request (code OK; 1.1.0).
+	Range *Range `protobuf:"bytes,5,opt,name=range,proto3,oneof"`
+}
+
 func (*Response_Status) isResponse_Body() {}
 
 func (*Response_Blocks) isResponse_Body() {}
+
+func (*Response_Range) isResponse_Body() {}
 
 // Blocks is a page of the responder's best chain.
 type Blocks struct {
@@ -499,7 +637,7 @@ type Blocks struct {
 
 func (x *Blocks) Reset() {
 	*x = Blocks{}
-	mi := &file_jbc_proto_msgTypes[5]
+	mi := &file_jbc_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +649,7 @@ func (x *Blocks) String() string {
 func (*Blocks) ProtoMessage() {}
 
 func (x *Blocks) ProtoReflect() protoreflect.Message {
-	mi := &file_jbc_proto_msgTypes[5]
+	mi := &file_jbc_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +662,7 @@ func (x *Blocks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Blocks.ProtoReflect.Descriptor instead.
 func (*Blocks) Descriptor() ([]byte, []int) {
-	return file_jbc_proto_rawDescGZIP(), []int{5}
+	return file_jbc_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Blocks) GetFork() []byte {
@@ -548,6 +686,65 @@ func (x *Blocks) GetServerHeight() uint64 {
 	return 0
 }
 
+// Range is a page of the chain a GetRange named.
+type Range struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// blocks are that chain's blocks at heights start, start+1, ..., oldest
+	// first, each the child of the one before: at least one, at most count,
+	// within max_bytes unless there is only one.
+	Blocks []*Block `protobuf:"bytes,1,rep,name=blocks,proto3" json:"blocks,omitempty"`
+	// side_branch is true when tip is not on the responder's best chain
+	// (it moved off it, or never had it as best): the page was read from a
+	// side branch the responder holds.
+	SideBranch    bool `protobuf:"varint,2,opt,name=side_branch,json=sideBranch,proto3" json:"side_branch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Range) Reset() {
+	*x = Range{}
+	mi := &file_jbc_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Range) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Range) ProtoMessage() {}
+
+func (x *Range) ProtoReflect() protoreflect.Message {
+	mi := &file_jbc_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Range.ProtoReflect.Descriptor instead.
+func (*Range) Descriptor() ([]byte, []int) {
+	return file_jbc_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Range) GetBlocks() []*Block {
+	if x != nil {
+		return x.Blocks
+	}
+	return nil
+}
+
+func (x *Range) GetSideBranch() bool {
+	if x != nil {
+		return x.SideBranch
+	}
+	return false
+}
+
 // Block is a jbc block, field for field.
 type Block struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -565,7 +762,7 @@ type Block struct {
 
 func (x *Block) Reset() {
 	*x = Block{}
-	mi := &file_jbc_proto_msgTypes[6]
+	mi := &file_jbc_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -577,7 +774,7 @@ func (x *Block) String() string {
 func (*Block) ProtoMessage() {}
 
 func (x *Block) ProtoReflect() protoreflect.Message {
-	mi := &file_jbc_proto_msgTypes[6]
+	mi := &file_jbc_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -590,7 +787,7 @@ func (x *Block) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Block.ProtoReflect.Descriptor instead.
 func (*Block) Descriptor() ([]byte, []int) {
-	return file_jbc_proto_rawDescGZIP(), []int{6}
+	return file_jbc_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Block) GetIndex() uint64 {
@@ -639,11 +836,12 @@ var File_jbc_proto protoreflect.FileDescriptor
 
 const file_jbc_proto_rawDesc = "" +
 	"\n" +
-	"\tjbc.proto\x12\fjbc.chain.v1\"\x82\x01\n" +
+	"\tjbc.proto\x12\fjbc.chain.v1\"\xb9\x01\n" +
 	"\aRequest\x125\n" +
 	"\x06status\x18\x01 \x01(\v2\x1b.jbc.chain.v1.StatusRequestH\x00R\x06status\x128\n" +
 	"\n" +
-	"get_blocks\x18\x02 \x01(\v2\x17.jbc.chain.v1.GetBlocksH\x00R\tgetBlocksB\x06\n" +
+	"get_blocks\x18\x02 \x01(\v2\x17.jbc.chain.v1.GetBlocksH\x00R\tgetBlocks\x125\n" +
+	"\tget_range\x18\x03 \x01(\v2\x16.jbc.chain.v1.GetRangeH\x00R\bgetRangeB\x06\n" +
 	"\x04body\"=\n" +
 	"\rStatusRequest\x12,\n" +
 	"\x06status\x18\x01 \x01(\v2\x14.jbc.chain.v1.StatusR\x06status\"\x81\x01\n" +
@@ -657,24 +855,36 @@ const file_jbc_proto_rawDesc = "" +
 	"\tGetBlocks\x12\x18\n" +
 	"\alocator\x18\x01 \x03(\fR\alocator\x12\x1d\n" +
 	"\n" +
-	"max_blocks\x18\x02 \x01(\rR\tmaxBlocks\"\xb4\x01\n" +
+	"max_blocks\x18\x02 \x01(\rR\tmaxBlocks\"\x84\x01\n" +
+	"\bGetRange\x12\x10\n" +
+	"\x03tip\x18\x01 \x01(\fR\x03tip\x12\x1d\n" +
+	"\n" +
+	"tip_height\x18\x02 \x01(\x04R\ttipHeight\x12\x14\n" +
+	"\x05start\x18\x03 \x01(\x04R\x05start\x12\x14\n" +
+	"\x05count\x18\x04 \x01(\x04R\x05count\x12\x1b\n" +
+	"\tmax_bytes\x18\x05 \x01(\rR\bmaxBytes\"\xe1\x01\n" +
 	"\bResponse\x12&\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x12.jbc.chain.v1.CodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
 	"\x06status\x18\x03 \x01(\v2\x14.jbc.chain.v1.StatusH\x00R\x06status\x12.\n" +
-	"\x06blocks\x18\x04 \x01(\v2\x14.jbc.chain.v1.BlocksH\x00R\x06blocksB\x06\n" +
+	"\x06blocks\x18\x04 \x01(\v2\x14.jbc.chain.v1.BlocksH\x00R\x06blocks\x12+\n" +
+	"\x05range\x18\x05 \x01(\v2\x13.jbc.chain.v1.RangeH\x00R\x05rangeB\x06\n" +
 	"\x04body\"n\n" +
 	"\x06Blocks\x12\x12\n" +
 	"\x04fork\x18\x01 \x01(\fR\x04fork\x12+\n" +
 	"\x06blocks\x18\x02 \x03(\v2\x13.jbc.chain.v1.BlockR\x06blocks\x12#\n" +
-	"\rserver_height\x18\x03 \x01(\x04R\fserverHeight\"\x96\x01\n" +
+	"\rserver_height\x18\x03 \x01(\x04R\fserverHeight\"U\n" +
+	"\x05Range\x12+\n" +
+	"\x06blocks\x18\x01 \x03(\v2\x13.jbc.chain.v1.BlockR\x06blocks\x12\x1f\n" +
+	"\vside_branch\x18\x02 \x01(\bR\n" +
+	"sideBranch\"\x96\x01\n" +
 	"\x05Block\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1c\n" +
 	"\ttimestamp\x18\x02 \x01(\x03R\ttimestamp\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\tR\x04data\x12\x1b\n" +
 	"\tprev_hash\x18\x04 \x01(\fR\bprevHash\x12\x14\n" +
 	"\x05nonce\x18\x05 \x01(\x04R\x05nonce\x12\x12\n" +
-	"\x04hash\x18\x06 \x01(\fR\x04hash*\xba\x01\n" +
+	"\x04hash\x18\x06 \x01(\fR\x04hash*\xea\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aCODE_OK\x10\x01\x12\x14\n" +
@@ -683,7 +893,9 @@ const file_jbc_proto_rawDesc = "" +
 	"\x12CODE_WRONG_NETWORK\x10\x04\x12\x15\n" +
 	"\x11CODE_RATE_LIMITED\x10\x05\x12\x17\n" +
 	"\x13CODE_INTERNAL_ERROR\x10\x06\x12\x14\n" +
-	"\x10CODE_UNAVAILABLE\x10\aB(Z&github.com/jbc-project/jbc/protocol/pbb\x06proto3"
+	"\x10CODE_UNAVAILABLE\x10\a\x12\x14\n" +
+	"\x10CODE_UNKNOWN_TIP\x10\b\x12\x18\n" +
+	"\x14CODE_BRANCH_TOO_DEEP\x10\tB(Z&github.com/jbc-project/jbc/protocol/pbb\x06proto3"
 
 var (
 	file_jbc_proto_rawDescOnce sync.Once
@@ -698,30 +910,35 @@ func file_jbc_proto_rawDescGZIP() []byte {
 }
 
 var file_jbc_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_jbc_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_jbc_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_jbc_proto_goTypes = []any{
 	(Code)(0),             // 0: jbc.chain.v1.Code
 	(*Request)(nil),       // 1: jbc.chain.v1.Request
 	(*StatusRequest)(nil), // 2: jbc.chain.v1.StatusRequest
 	(*Status)(nil),        // 3: jbc.chain.v1.Status
 	(*GetBlocks)(nil),     // 4: jbc.chain.v1.GetBlocks
-	(*Response)(nil),      // 5: jbc.chain.v1.Response
-	(*Blocks)(nil),        // 6: jbc.chain.v1.Blocks
-	(*Block)(nil),         // 7: jbc.chain.v1.Block
+	(*GetRange)(nil),      // 5: jbc.chain.v1.GetRange
+	(*Response)(nil),      // 6: jbc.chain.v1.Response
+	(*Blocks)(nil),        // 7: jbc.chain.v1.Blocks
+	(*Range)(nil),         // 8: jbc.chain.v1.Range
+	(*Block)(nil),         // 9: jbc.chain.v1.Block
 }
 var file_jbc_proto_depIdxs = []int32{
-	2, // 0: jbc.chain.v1.Request.status:type_name -> jbc.chain.v1.StatusRequest
-	4, // 1: jbc.chain.v1.Request.get_blocks:type_name -> jbc.chain.v1.GetBlocks
-	3, // 2: jbc.chain.v1.StatusRequest.status:type_name -> jbc.chain.v1.Status
-	0, // 3: jbc.chain.v1.Response.code:type_name -> jbc.chain.v1.Code
-	3, // 4: jbc.chain.v1.Response.status:type_name -> jbc.chain.v1.Status
-	6, // 5: jbc.chain.v1.Response.blocks:type_name -> jbc.chain.v1.Blocks
-	7, // 6: jbc.chain.v1.Blocks.blocks:type_name -> jbc.chain.v1.Block
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	2,  // 0: jbc.chain.v1.Request.status:type_name -> jbc.chain.v1.StatusRequest
+	4,  // 1: jbc.chain.v1.Request.get_blocks:type_name -> jbc.chain.v1.GetBlocks
+	5,  // 2: jbc.chain.v1.Request.get_range:type_name -> jbc.chain.v1.GetRange
+	3,  // 3: jbc.chain.v1.StatusRequest.status:type_name -> jbc.chain.v1.Status
+	0,  // 4: jbc.chain.v1.Response.code:type_name -> jbc.chain.v1.Code
+	3,  // 5: jbc.chain.v1.Response.status:type_name -> jbc.chain.v1.Status
+	7,  // 6: jbc.chain.v1.Response.blocks:type_name -> jbc.chain.v1.Blocks
+	8,  // 7: jbc.chain.v1.Response.range:type_name -> jbc.chain.v1.Range
+	9,  // 8: jbc.chain.v1.Blocks.blocks:type_name -> jbc.chain.v1.Block
+	9,  // 9: jbc.chain.v1.Range.blocks:type_name -> jbc.chain.v1.Block
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_jbc_proto_init() }
@@ -732,10 +949,12 @@ func file_jbc_proto_init() {
 	file_jbc_proto_msgTypes[0].OneofWrappers = []any{
 		(*Request_Status)(nil),
 		(*Request_GetBlocks)(nil),
+		(*Request_GetRange)(nil),
 	}
-	file_jbc_proto_msgTypes[4].OneofWrappers = []any{
+	file_jbc_proto_msgTypes[5].OneofWrappers = []any{
 		(*Response_Status)(nil),
 		(*Response_Blocks)(nil),
+		(*Response_Range)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -743,7 +962,7 @@ func file_jbc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jbc_proto_rawDesc), len(file_jbc_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
