@@ -76,7 +76,7 @@ func FuzzReadFrame(f *testing.F) {
 }
 
 func FuzzRequest(f *testing.F) {
-	for _, s := range []string{goldenStatusRequest} {
+	for _, s := range []string{goldenStatusRequest, goldenRangeRequest} {
 		f.Add(goldenBytes(f, s)[1:])
 	}
 	loc := []chain.Hash{hashOf(1), hashOf(2), hashOf(3)}
@@ -85,6 +85,8 @@ func FuzzRequest(f *testing.F) {
 		newGetBlocksRequest(loc, 512),
 		newGetBlocksRequest(loc, 0),
 		newStatusRequest(Status{Genesis: hashOf(1), Tip: hashOf(1), Work: chain.BlockWork(1)}),
+		newGetRangeRequest(RangeRequest{Tip: hashOf(4), TipHeight: 9, Start: 9, Count: 1}),
+		&pb.Request{Body: &pb.Request_GetRange{GetRange: &pb.GetRange{Tip: fill(4, 32), TipHeight: 1 << 40, Start: 1, Count: 1 << 40, MaxBytes: 1 << 31}}},
 		&pb.Request{},
 	} {
 		b, err := proto.Marshal(m)
@@ -122,6 +124,17 @@ func FuzzRequest(f *testing.F) {
 				loc[i] = chain.Hash(h)
 			}
 			again = newGetBlocksRequest(loc, int(gb.GetMaxBlocks()))
+		case *pb.Request_GetRange:
+			gr := body.GetRange
+			again = newGetRangeRequest(RangeRequest{Tip: chain.Hash(gr.GetTip()), TipHeight: gr.GetTipHeight(),
+				Start: gr.GetStart(), Count: gr.GetCount(), MaxBytes: int(gr.GetMaxBytes())})
+			if rangeLimit(again.GetGetRange()) != rangeLimit(gr) {
+				t.Fatalf("page bound %d re-encoded as %d", rangeLimit(gr), rangeLimit(again.GetGetRange()))
+			}
+			// A bound over the cap is served as the cap, and re-encoded so.
+			if gr.GetMaxBytes() > MaxRangeBytes {
+				gr.MaxBytes = MaxRangeBytes
+			}
 		default:
 			t.Fatalf("valid request with body %T", body)
 		}
@@ -131,6 +144,9 @@ func FuzzRequest(f *testing.F) {
 		known := new(pb.Request)
 		if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, known); err != nil {
 			t.Fatal(err)
+		}
+		if gr := known.GetGetRange(); gr != nil && gr.GetMaxBytes() > MaxRangeBytes {
+			gr.MaxBytes = MaxRangeBytes
 		}
 		if !proto.Equal(known, again) {
 			t.Fatalf("round trip changed the request:\n%v\n%v", known, again)
@@ -224,4 +240,72 @@ func checkPage(t *testing.T, gb *pb.GetBlocks, page Page) {
 	if len(page.Blocks) > 1 && size > MaxPageBytes {
 		t.Fatalf("page of %d bytes", size)
 	}
+}
+
+// FuzzDecodeRange holds the client's one-pass range decoder (rangedec.go)
+// to the generated decoder and ValidateResponse: on any payload, for each
+// request, either both refuse it (the fast decoder's error wrapping
+// ErrMalformed), or both accept it with the same page, or the fast decoder
+// leaves it (ok false) to the generated one. What it reads, it reads as
+// the generated decoder does; and it reads the deterministic form of every
+// valid page, so that a jbc responder's pages always take the fast path.
+func FuzzDecodeRange(f *testing.F) {
+	reqs := []*pb.Request{
+		goldenRangeReq(),
+		newGetRangeRequest(RangeRequest{Tip: hashOf(0x99), TipHeight: 202, Start: 201, Count: 2}),
+		newGetRangeRequest(RangeRequest{Tip: hashOf(0x99), TipHeight: 300, Start: 201, Count: 5, MaxBytes: 100}),
+		newGetRangeRequest(RangeRequest{Tip: hashOf(0x88), TipHeight: 201, Start: 201, Count: 1}),
+	}
+	f.Add(goldenBytes(f, goldenRangeResponse)[2:])
+	one := goldenRange()
+	one.GetRange().Blocks = one.GetRange().Blocks[:1]
+	for _, m := range []proto.Message{
+		one,
+		&pb.Response{Code: CodeOK, Body: &pb.Response_Range{Range: &pb.Range{}}},
+		&pb.Response{Code: CodeUnknownTip, Message: "no"},
+		pageFor(2, 3),
+		&pb.Response{},
+	} {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, req := range reqs {
+			fast, ok, ferr := decodeRange(data, req.GetGetRange())
+			slow, serr := slowRange(data, req)
+			if ferr != nil && !errors.Is(ferr, ErrMalformed) {
+				t.Fatalf("fast decoder error without ErrMalformed: %v", ferr)
+			}
+			if !ok {
+				if ferr != nil {
+					t.Fatalf("fast decoder left the payload but returned %v", ferr)
+				}
+				// The generated decoder reads it; if it is a valid page
+				// in the deterministic form, the fast one should have.
+				if serr == nil {
+					resp := &pb.Response{Code: CodeOK, Body: &pb.Response_Range{Range: &pb.Range{SideBranch: slow.SideBranch}}}
+					for i := range slow.Blocks {
+						resp.GetRange().Blocks = append(resp.GetRange().Blocks, BlockToPB(&slow.Blocks[i]))
+					}
+					det, err := marshal.Marshal(resp)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, ok, err := decodeRange(det, req.GetGetRange()); !ok || err != nil {
+						t.Fatalf("deterministic form of a valid page left or refused: ok %v, err %v", ok, err)
+					}
+				}
+				continue
+			}
+			if (ferr == nil) != (serr == nil) {
+				t.Fatalf("decoders disagree: fast %v, generated %v", ferr, serr)
+			}
+			if ferr == nil && !samePage(fast, slow) {
+				t.Fatalf("decoders disagree on the page:\n%+v\n%+v", fast, slow)
+			}
+		}
+	})
 }
