@@ -21,7 +21,7 @@ import (
 // streams ignore deadlines. The hosts listen on 127.0.0.1 only, with no
 // relay, NAT port mapping, AutoNAT or hole punching.
 
-func loopbackHost(t *testing.T) host.Host {
+func loopbackHost(t testing.TB) host.Host {
 	t.Helper()
 	h, err := libp2p.New(
 		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
@@ -38,7 +38,7 @@ func loopbackHost(t *testing.T) host.Host {
 }
 
 // loopbackPair returns two connected loopback hosts.
-func loopbackPair(t *testing.T) (host.Host, host.Host) {
+func loopbackPair(t testing.TB) (host.Host, host.Host) {
 	t.Helper()
 	a, b := loopbackHost(t), loopbackHost(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -90,7 +90,9 @@ func decodeRange(payload []byte, gr *pb.GetRange) (page RangePage, ok bool, err 
 		b = b[vn:]
 
 		i := len(page.Blocks)
-		blk, hash, prev, ok, err := decodeBlock(msg, text[at:at+len(msg)])
+		page.Blocks = page.Blocks[:i+1]
+		blk := &page.Blocks[i]
+		hash, prev, ok, err := decodeBlock(blk, msg, text[at:at+len(msg)])
 		if !ok || err != nil {
 			if err != nil {
 				err = malformed("range[%d]: %v", i, err)
@@ -105,7 +107,6 @@ func decodeRange(payload []byte, gr *pb.GetRange) (page RangePage, ok bool, err 
 		}
 		prevHash = hash
 		size += len(msg)
-		page.Blocks = append(page.Blocks, blk)
 	}
 	if limit := rangeLimit(gr); n > 1 && size > limit {
 		return RangePage{}, true, malformed("range: %d blocks of %d bytes, limit %d", n, size, limit)
@@ -151,22 +152,22 @@ func rangeBody(payload []byte) ([]byte, bool) {
 
 // decodeBlock decodes msg, one encoded Block whose bytes are also text (the
 // same bytes as a string, so that Data is a substring rather than a copy),
-// and checks its shape as validateBlock does for a block after the genesis.
-// It returns the block, and its hash and prev_hash as read. ok is false
-// when msg is not in the deterministic form: its length then differs from
-// the size its fields give.
-func decodeBlock(msg []byte, text string) (blk chain.Block, hash, prev []byte, ok bool, err error) {
+// into blk, a zero Block, and checks its shape as validateBlock does. It
+// returns its hash and prev_hash as read. ok is false when msg is not in
+// the deterministic form: its length then differs from the size its
+// fields give.
+func decodeBlock(blk *chain.Block, msg []byte, text string) (hash, prev []byte, ok bool, err error) {
 	var data string
 	for b := msg; len(b) > 0; {
 		num, typ, tn := protowire.ConsumeTag(b)
 		if tn < 0 {
-			return blk, nil, nil, false, nil
+			return nil, nil, false, nil
 		}
 		b = b[tn:]
 		if typ == protowire.VarintType {
 			v, vn := protowire.ConsumeVarint(b)
 			if vn < 0 {
-				return blk, nil, nil, false, nil
+				return nil, nil, false, nil
 			}
 			b = b[vn:]
 			switch num {
@@ -177,16 +178,16 @@ func decodeBlock(msg []byte, text string) (blk chain.Block, hash, prev []byte, o
 			case 5:
 				blk.Nonce = v
 			default:
-				return blk, nil, nil, false, nil
+				return nil, nil, false, nil
 			}
 			continue
 		}
 		if typ != protowire.BytesType {
-			return blk, nil, nil, false, nil
+			return nil, nil, false, nil
 		}
 		v, vn := protowire.ConsumeBytes(b)
 		if vn < 0 {
-			return blk, nil, nil, false, nil
+			return nil, nil, false, nil
 		}
 		at := len(msg) - len(b) + vn - len(v)
 		b = b[vn:]
@@ -198,37 +199,37 @@ func decodeBlock(msg []byte, text string) (blk chain.Block, hash, prev []byte, o
 		case 6:
 			hash = v
 		default:
-			return blk, nil, nil, false, nil
+			return nil, nil, false, nil
 		}
 	}
 	// Deterministic form: each field once, none at its zero value. Any
 	// other encoding of the same fields is longer.
-	if blockSize(&blk, len(data), len(prev), len(hash)) != len(msg) {
-		return blk, nil, nil, false, nil
+	if blockSize(blk, len(data), len(prev), len(hash)) != len(msg) {
+		return nil, nil, false, nil
 	}
 	// A string field must be UTF-8, or the generated decoder fails.
 	if !utf8.ValidString(data) {
-		return blk, nil, nil, true, errString("data is not valid UTF-8")
+		return nil, nil, true, errString("data is not valid UTF-8")
 	}
 	if err := checkHash(hash); err != nil {
-		return blk, nil, nil, true, errString("hash: " + err.Error())
+		return nil, nil, true, errString("hash: " + err.Error())
 	}
 	if blk.Index == 0 {
 		if len(prev) != 0 {
-			return blk, nil, nil, true, errString("genesis block with a prev_hash")
+			return nil, nil, true, errString("genesis block with a prev_hash")
 		}
 	} else if err := checkHash(prev); err != nil {
-		return blk, nil, nil, true, errString("prev_hash: " + err.Error())
+		return nil, nil, true, errString("prev_hash: " + err.Error())
 	}
 	if len(data) > MaxDataBytes {
-		return blk, nil, nil, true, errString("data over the limit")
+		return nil, nil, true, errString("data over the limit")
 	}
 	blk.Data = data
 	blk.Hash = chain.Hash(hash)
 	if blk.Index != 0 {
 		blk.PrevHash = chain.Hash(prev)
 	}
-	return blk, hash, prev, true, nil
+	return hash, prev, true, nil
 }
 
 // blockSize is the deterministic encoded size of a Block with b's integer
