@@ -1,14 +1,19 @@
-// Package protocol implements /jbc/chain/1.0.0, the libp2p protocol jbc
-// nodes use to learn each other's best chain and to copy blocks: the wire
-// messages (protobuf, in package pb), their framing and validation, a
-// Server that answers from a ChainSource, and a Client.
+// Package protocol implements /jbc/chain/1.0.0 and /jbc/chain/1.1.0, the
+// libp2p protocol jbc nodes use to learn each other's best chain and to
+// copy blocks: the wire messages (protobuf, in package pb), their framing
+// and validation, a Server that answers from a ChainSource, and a Client.
 //
 // Each stream carries one request and one response, each one frame: an
 // unsigned varint length and that many bytes of protobuf. A status request
 // exchanges both sides' Status (genesis, tip, height, cumulative work); a
 // GetBlocks request sends a locator of the requester's best chain and gets
 // back a Page: the blocks after the newest locator hash the responder has
-// on its best chain. docs/protocol.md is the specification.
+// on its best chain. Version 1.1.0 (IDRange) adds GetRange: the blocks at
+// given heights of the chain ending at a given tip, whichever peer holds
+// it, in pages bounded by bytes, so that disjoint ranges of one chain can
+// be fetched from several peers at once, several requests in flight to
+// each; the client decodes its pages without an allocation per block.
+// docs/protocol.md is the specification.
 //
 // What the package does not do: it does not validate blocks against the
 // consensus rules (package chain, called by the node), store them, choose
@@ -28,9 +33,11 @@
 //     ErrTooSlow as well);
 //   - a *CodeError when the peer answered with a code other than OK; it
 //     matches the code's sentinel (ErrNoCommonAncestor, ErrWrongNetwork,
-//     ErrRateLimited, ErrUnavailable, ErrInternal, ErrBadRequest) with
-//     errors.Is. Status returns the peer's status along with
-//     ErrWrongNetwork;
+//     ErrRateLimited, ErrUnavailable, ErrInternal, ErrBadRequest,
+//     ErrUnknownTip, ErrBranchTooDeep) with errors.Is. Status returns the
+//     peer's status along with ErrWrongNetwork;
+//   - an error matching ErrUnsupported when the peer does not speak the
+//     version a request needs (GetRange to a 1.0.0 peer): no fault;
 //   - the context's error when the context ended the request, and other
 //     stream or dial errors as they are (wrapped).
 //
