@@ -213,3 +213,64 @@ func BenchmarkFetchGetRange(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*benchFetchBlocks)/b.Elapsed().Seconds(), "blocks/s")
 }
+
+// BenchmarkServeRangeWalk is the server's cost of a GetRange whose tip is
+// on a side branch MaxBranchWalk links above the range: the walk down the
+// branch (two index reads a link) and the page. Against
+// BenchmarkServeRangeBest, the same page of the best chain, it prices a
+// link of the walk (MaxBranchWalk's reason).
+func BenchmarkServeRangeWalk(b *testing.B) {
+	s, side := benchBranchStore(b)
+	gr := newGetRangeRequest(RangeRequest{Tip: side.TipEntry().Hash, TipHeight: side.Height(), Start: side.Height() - MaxBranchWalk, Count: 1}).GetGetRange()
+	benchServeRange(b, s, gr, MaxBranchWalk)
+}
+
+func BenchmarkServeRangeBest(b *testing.B) {
+	s, _ := benchBranchStore(b)
+	tip := s.Tip()
+	// A full page: as many blocks as 2 MiB holds.
+	gr := newGetRangeRequest(RangeRequest{Tip: tip.Hash, TipHeight: tip.Height, Start: 1, Count: tip.Height}).GetGetRange()
+	benchServeRange(b, s, gr, 0)
+}
+
+func benchServeRange(b *testing.B, src BranchSource, gr *pb.GetRange, links int) {
+	h := loopbackHost(b)
+	srv, err := NewServer(ServerConfig{Host: h, Source: src})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tip, err := src.Entry(chain.Hash(gr.GetTip()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var blocks int
+	for b.Loop() {
+		page, err := srv.readRange(src, tip, gr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		blocks = len(page.Blocks)
+	}
+	b.ReportMetric(float64(blocks), "blocks/page")
+	if links > 0 {
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*links), "ns/link")
+	}
+}
+
+var benchBranch struct {
+	once sync.Once
+	main *chain.Chain
+	side *chain.Chain
+}
+
+// benchBranchStore returns a store whose best chain has 20,000 blocks, and
+// a lighter side branch from height 100 to 5,000, also stored.
+func benchBranchStore(b *testing.B) (BranchSource, *chain.Chain) {
+	benchBranch.once.Do(func() {
+		benchBranch.main = benchFetchChain(b)
+		benchBranch.side = branch(b, benchBranch.main, 100, 4900, "side")
+	})
+	s := storeOf(b, benchBranch.main)
+	addBranch(b, s, benchBranch.side, 100)
+	return s, benchBranch.side
+}
