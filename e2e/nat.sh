@@ -148,7 +148,16 @@ wait_event() {
 
 r_id=$("$PROBE" -seed r -peer-id)
 a_id=$("$PROBE" -seed a -peer-id)
-r_addr="/ip6/$r_ip/tcp/4001/p2p/$r_id"
+# R_TRANSPORT=quic gives R's QUIC address instead (with A_ARGS and B_ARGS
+# "-transports quic", a hole punch over QUIC); tcp4 its IPv4 address,
+# which libp2p counts as private: A and B then have no public address to
+# punch from, and must stay relayed.
+case ${R_TRANSPORT:-tcp} in
+  tcp) r_addr="/ip6/$r_ip/tcp/4001/p2p/$r_id" ;;
+  quic) r_addr="/ip6/$r_ip/udp/4001/quic-v1/p2p/$r_id" ;;
+  tcp4) r_addr="/ip4/$(bash "$netlab" addr "$lab" 3-1)/tcp/4001/p2p/$r_id" ;; # private to libp2p: no hole punch
+  *) fail "R_TRANSPORT must be tcp, quic or tcp4" ;;
+esac
 
 log "R ($r_addr): $r_args"
 # shellcheck disable=SC2086
