@@ -10,27 +10,30 @@
 # that the lab and go-libp2p's pieces work here:
 #
 #   R (LAN 3, host 1): public; DHT server, circuit relay v2 service;
-#   A (LAN 1, host 1): behind NAT 1; reserves a slot on R, its only
-#      bootstrap and static relay, and advertises its relay address;
+#   A (LAN 1, host 1): behind NAT 1; R is its only bootstrap; it reserves
+#      a slot on R and advertises its relay address;
 #   B (LAN 2, host 1): behind NAT 2; finds A's addresses through R's DHT,
 #      connects through the relay, and must then hold a direct connection
 #      to A from A's NAT address 2001:2::1 (nobody can dial A there
-#      unsolicited: only a hole punch opens it).
+#      unsolicited: only a hole punch opens it), which A's hole-punch
+#      tracer saw succeed.
 #
-# B is run RUNS times (a fresh identity each), each printing the time from
-# its start to the relayed and to the direct connection. B1 starts with R
-# and A (COLD=1, the default: AutoNAT, the relay service and A's
-# reservation count in its time); with COLD=0 B1 waits for A's relay
-# address like the later runs. It will later run
-# real jbc nodes (A with a chain, B empty, R the only bootstrap, C on the
-# public LAN). Needs root, iproute2 and iptables. Usage:
+# B is run RUNS times (3; a fresh identity each), each printing the time
+# from its start to the relayed and to the direct connection. B1 starts
+# with A (COLD=1, the default: A's reservation counts in its time); with
+# COLD=0 B1 waits for A's relay address like the later runs. The script
+# will later run jbc nodes (A with a chain, B empty, R the only bootstrap,
+# C on the public LAN); JBC= is accepted and unused until then. About
+# 10 s. Needs root, iproute2, iptables and jq. Usage:
 #
-#   e2e/nat.sh                      # builds ./e2e/natprobe
+#   e2e/nat.sh                                  # builds ./e2e/natprobe
 #   LAB=nt1 PROBE=/path/to/natprobe RUNS=5 e2e/nat.sh
 #
-# Probe options can be changed per role for experiments: R_OPTS, A_OPTS,
-# B_OPTS replace the defaults below, R_ARGS, A_ARGS, B_ARGS are appended. JBC= is accepted and unused
-# until the script runs jbc nodes.
+# For experiments: R_OPTS, A_OPTS, B_OPTS replace each role's probe
+# options below, R_ARGS, A_ARGS, B_ARGS are appended (natprobe -h lists
+# them); R_TRANSPORT=quic or tcp4 gives A and B R's QUIC or IPv4 address;
+# KEEP_GOING=1 runs every B even after one failed; KEEP_LOGS=DIR keeps
+# every host's JSON event log.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -49,14 +52,15 @@ work=$(mktemp -d /tmp/jbc-nat.XXXXXX)
 # The option set that works (docs/nat-design.md): every host runs AutoNAT
 # v2 with the swarm's IPv6/UDP black-hole detection off (an AutoNAT v2
 # server refuses to dial back a kind of address until its own swarm made
-# 100 dials of that kind); R serves the relay once AutoNAT v2 confirmed
-# its public address reachable (AutoNAT v1 never says "public" here: it
-# asks only peers with a public address, and A and B have none); A and B
-# start AutoRelay at once (reachability "unknown" until AutoNAT decides)
-# with a peer source that hands it R the moment R speaks the hop
-# protocol, and advertise their relay addresses while AutoNAT v2 has
-# confirmed none of theirs; B redials a relayed connection on which no
-# hole punch could start (the DCUtR trap).
+# 100 dials of that kind); R runs the relay service from the start, since
+# an interface of it has a public address, and keeps it while AutoNAT v2
+# does not find every public address of it unreachable (AutoNAT v1 never
+# says "public" here: it asks only peers with a public address, and A and
+# B have none); A and B start AutoRelay at once (reachability "unknown"
+# until AutoNAT decides) with a peer source that hands it R the moment R
+# speaks the hop protocol, and advertise their relay addresses while
+# AutoNAT v2 has confirmed none of theirs; B redials a relayed connection
+# on which no hole punch could start (the DCUtR trap).
 common="-autonat-v2 -no-black-hole"
 r_args="${R_OPTS:-$common -relay-svc iface} ${R_ARGS:-}"
 a_args="${A_OPTS:-$common -kick-unknown -relay-source watch} ${A_ARGS:-}"
@@ -169,8 +173,8 @@ log "A: -relay R $a_args"
 # shellcheck disable=SC2086
 start 1-1 a -role peer -seed a -relay "$r_addr" $a_args
 if [ "${COLD:-1}" = 1 ]; then
-  # B1 starts with A and R: the whole start, AutoNAT and reservation
-  # included, counts in its time.
+  # B1 starts with A: A's start, AutoNAT and reservation count in its
+  # time.
   a_relay_ms=cold
 else
   a_relay_ms=$(wait_event "$work/a.log" relay-addr "$reserve_timeout_s") ||
@@ -208,4 +212,7 @@ a_relay_ms=$(jq -r 'select(.ev == "relay-addr") | .ms' "$work/a.log" | head -1)
 printf 'A: relay address %s ms after start; AutoNAT: %s\n' "${a_relay_ms:-never}" "${a_reach:-none}"
 printf 'R: %s\n' "${r_reach:-none}"
 [ $failed = 0 ] || fail "some runs failed"
+# One line for cmd/jbcbench: B1's time from start to the direct connection.
+printf 'e2e/nat.sh: start to direct connection (B1%s): %s ms\n' "$([ "${COLD:-1}" = 1 ] && echo ", cold")" \
+  "$(jq -r 'select(.ev == "result") | .direct_ms' "$work/b1.log")"
 echo "e2e/nat.sh: PASS"
