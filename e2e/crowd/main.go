@@ -181,6 +181,7 @@ func (r *run) main() error {
 	n := c.lans * c.hosts
 	r.res.Nodes, r.res.LANs = n, c.lans
 	r.res.MinPeers = min(targetPeers, n-1)
+	r.res.ConnectTimeoutMS = c.timeout.Milliseconds()
 	for l := 1; l <= c.lans; l++ {
 		for h := 1; h <= c.hosts; h++ {
 			i := len(r.nodes) + 1
@@ -597,6 +598,7 @@ func (r *run) connectPhase() error {
 		}
 	}
 	lastStart := time.Now()
+	cpu0 := r.cpuTicks(r.nodes)
 	r.logf("connect: %d nodes started; waiting for >= %d peers each, synced, one connected graph", len(r.nodes), r.res.MinPeers)
 	if err := r.waitAPI(first, 15*time.Second); err != nil {
 		return err
@@ -606,6 +608,7 @@ func (r *run) connectPhase() error {
 		return err
 	}
 	took, atTarget, last := r.waitConnected(r.nodes, tip, lastStart)
+	r.res.ConnectCPU = cpuSeconds(cpu0, r.cpuTicks(r.nodes))
 	r.res.ConnectMS = ms(took)
 	r.res.AtTarget, r.res.Connected = atTarget, last
 	if took < 0 {
@@ -613,6 +616,7 @@ func (r *run) connectPhase() error {
 	} else {
 		r.logf("connect: all connected and synced %d ms after the last start; at %s: %s", ms(took), r.cfg.connectMax, atTarget)
 	}
+	r.logf("connect: CPU per node until then: median %.2f s, max %.2f s", pct(r.res.ConnectCPU, 50), pct(r.res.ConnectCPU, 100))
 	return nil
 }
 
@@ -741,15 +745,19 @@ type propagation struct {
 	// NodeP95 is the p95 of every (block, node) delay: how long a
 	// typical node waits, against the slowest.
 	NodeP95 float64 `json:"node_p95_ms"`
+	// CPUPerBlock is a receiving node's CPU time per block over the
+	// batch (the median node's), idle work included.
+	CPUPerBlock float64 `json:"cpu_ms_per_block"`
 }
 
 func (p propagation) String() string {
-	return fmt.Sprintf("%d blocks, %d timed: to all others p50 %.0f ms, p95 %.0f ms, max %.0f ms (per node p95 %.0f ms); %d left out (mined < %s after the previous), %d untimed",
-		p.Blocks, p.Timed, p.P50, p.P95, p.Max, p.NodeP95, p.Late, announceGap, p.Untimed)
+	return fmt.Sprintf("%d blocks, %d timed: to all others p50 %.0f ms, p95 %.0f ms, max %.0f ms (per node p95 %.0f ms); %d left out (mined < %s after the previous), %d untimed; CPU per node per block %.1f ms",
+		p.Blocks, p.Timed, p.P50, p.P95, p.Max, p.NodeP95, p.Late, announceGap, p.Untimed, p.CPUPerBlock)
 }
 
 // measure mines k paced blocks and times them to the nodes of others.
 func (r *run) measure(k int, others []*node) (propagation, error) {
+	cpu0 := r.cpuTicks(others)
 	from, to, err := r.mine(k)
 	if err != nil {
 		return propagation{}, err
@@ -757,6 +765,7 @@ func (r *run) measure(k int, others []*node) (propagation, error) {
 	if !r.waitHeight(others, to) {
 		r.logf("  not every node reached height %d within %s; the missing count as untimed", to, catchUpTimeout)
 	}
+	cpu := cpuSeconds(cpu0, r.cpuTicks(others))
 	mined, err := minedTimes(r.nodes[0].log)
 	if err != nil {
 		return propagation{}, err
@@ -809,6 +818,9 @@ func (r *run) measure(k int, others []*node) (propagation, error) {
 	}
 	p.P50, p.P95, p.Max = pct(last, 50), pct(last, 95), pct(last, 100)
 	p.NodeP95 = pct(all, 95)
+	if p.Blocks > 0 {
+		p.CPUPerBlock = 1000 * pct(cpu, 50) / float64(p.Blocks)
+	}
 	return p, nil
 }
 
@@ -828,6 +840,7 @@ type usage struct {
 	cpuTicks       uint64
 	rssKB          uint64
 	opened, closed float64
+	conns          float64
 	peers          map[string]bool
 	logSize        int64
 }
@@ -852,6 +865,7 @@ func (r *run) sample(nd *node, cpuFirst bool) (usage, error) {
 		return u, err
 	}
 	u.opened, u.closed = m["libp2p_swarm_connections_opened_total"], m["libp2p_swarm_connections_closed_total"]
+	u.conns = m["libp2p_rcmgr_connections"]
 	var ps []peerJSON
 	if err := r.getJSON(nd.url("/peers"), &ps); err != nil {
 		return u, err
@@ -933,6 +947,31 @@ func procUsage(pid int) (ticks, rssKB uint64, err error) {
 	return ut + st, rssKB, nil
 }
 
+// cpuTicks reads the CPU time of every running node of nodes.
+func (r *run) cpuTicks(nodes []*node) map[int]uint64 {
+	out := map[int]uint64{}
+	for _, nd := range nodes {
+		if nd.cmd == nil || nd.dead {
+			continue
+		}
+		if t, _, err := procUsage(nd.cmd.Process.Pid); err == nil {
+			out[nd.i] = t
+		}
+	}
+	return out
+}
+
+// cpuSeconds returns each node's CPU seconds between two readings.
+func cpuSeconds(before, after map[int]uint64) []float64 {
+	var out []float64
+	for i, a := range after {
+		if b, ok := before[i]; ok {
+			out = append(out, float64(a-b)/clockTicks)
+		}
+	}
+	return out
+}
+
 // clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on
 // every Linux architecture Go runs on.
 const clockTicks = 100
@@ -958,6 +997,11 @@ type idle struct {
 	RSSMedianMB  float64 `json:"rss_mb_median"`
 	// SelfDials counts "dial to self attempted" in the window.
 	SelfDials int `json:"self_dials"`
+	// Peers and connections per node (at the end): two connections a
+	// peer means both sides dialled.
+	PeersMedian float64 `json:"peers_median"`
+	ConnsMedian float64 `json:"conns_median"`
+	ConnsMax    float64 `json:"conns_max"`
 	// Top lists the commonest messages of the window, for the diagnosis.
 	Top []string `json:"top_messages"`
 }
@@ -1001,10 +1045,12 @@ func (r *run) idlePhase() error {
 		return firstErr
 	}
 	id := idle{Seconds: secs}
-	var cpus, rss []float64
+	var cpus, rss, conns, peers []float64
 	msgs := map[string]int{}
 	for _, nd := range nodes {
 		b, a := before[nd.i], after[nd.i]
+		conns = append(conns, a.conns)
+		peers = append(peers, float64(len(a.peers)))
 		id.Opened += a.opened - b.opened
 		id.Closed += a.closed - b.closed
 		for p := range a.peers {
@@ -1033,10 +1079,12 @@ func (r *run) idlePhase() error {
 	}
 	id.CPUMax, id.CPUMedian = pct(cpus, 100), pct(cpus, 50)
 	id.RSSMaxMB, id.RSSMedianMB = pct(rss, 100), pct(rss, 50)
+	id.PeersMedian, id.ConnsMedian, id.ConnsMax = pct(peers, 50), pct(conns, 50), pct(conns, 100)
 	id.Top = topMessages(msgs, 8)
 	r.res.Idle = id
 	r.logf("idle: %.0f s: connections opened %.0f closed %.0f, peer changes %d; lines WARN/ERROR %d, INFO+ %d (on %d nodes), DEBUG %d; CPU per node median %.2f%% max %.2f%%; RSS median %.0f MB max %.0f MB; self dials %d",
 		secs, id.Opened, id.Closed, id.PeerChanges, id.WarnError, id.Info, id.NodesLogging, id.Debug, id.CPUMedian, id.CPUMax, id.RSSMedianMB, id.RSSMaxMB, id.SelfDials)
+	r.logf("idle: per node: peers median %.0f; connections median %.0f, max %.0f", id.PeersMedian, id.ConnsMedian, id.ConnsMax)
 	if len(id.Top) > 0 {
 		r.logf("idle: commonest lines: %s", strings.Join(id.Top, "; "))
 	}
@@ -1360,17 +1408,23 @@ func ms(d time.Duration) int64 {
 
 // result is everything measured, printed as the last line for jbcbench.
 type result struct {
-	Nodes     int          `json:"nodes"`
-	LANs      int          `json:"lans"`
-	MinPeers  int          `json:"min_peers"`
-	ConnectMS int64        `json:"connect_ms"`
-	AtTarget  snapshot     `json:"at_target"`
-	Connected snapshot     `json:"connected"`
-	Prop      propagation  `json:"propagation"`
-	Idle      idle         `json:"idle"`
-	Addrs     addresses    `json:"addresses"`
-	Disturb   *disturbance `json:"disturbance,omitempty"`
-	Checks    []check      `json:"checks"`
+	Nodes     int   `json:"nodes"`
+	LANs      int   `json:"lans"`
+	MinPeers  int   `json:"min_peers"`
+	ConnectMS int64 `json:"connect_ms"`
+	// ConnectTimeoutMS is how long the harness waited: ConnectMS is -1
+	// when the nodes were not all connected by then.
+	ConnectTimeoutMS int64 `json:"connect_timeout_ms"`
+	// ConnectCPU is each node's CPU seconds from the last start until
+	// connected (or the timeout).
+	ConnectCPU []float64    `json:"connect_cpu_s"`
+	AtTarget   snapshot     `json:"at_target"`
+	Connected  snapshot     `json:"connected"`
+	Prop       propagation  `json:"propagation"`
+	Idle       idle         `json:"idle"`
+	Addrs      addresses    `json:"addresses"`
+	Disturb    *disturbance `json:"disturbance,omitempty"`
+	Checks     []check      `json:"checks"`
 }
 
 // check is one target: what was measured against what was asked.
@@ -1460,6 +1514,10 @@ func (r *run) report(w io.Writer) {
 	fmt.Fprintf(w, "%-78s %s\n", "propagation", res.Prop)
 	fmt.Fprintf(w, "%-78s %.0f MB / %.0f MB; idle lines INFO+ %d on %d nodes, DEBUG %d\n", "RSS per node, median / max",
 		res.Idle.RSSMedianMB, res.Idle.RSSMaxMB, res.Idle.Info, res.Idle.NodesLogging, res.Idle.Debug)
+	fmt.Fprintf(w, "%-78s %.0f / %.0f / %.0f\n", "per node when idle: peers median / connections median / max",
+		res.Idle.PeersMedian, res.Idle.ConnsMedian, res.Idle.ConnsMax)
+	fmt.Fprintf(w, "%-78s %.2f s / %.2f s\n", "CPU per node from the last start until connected, median / max",
+		pct(res.ConnectCPU, 50), pct(res.ConnectCPU, 100))
 	if d := res.Disturb; d != nil {
 		fmt.Fprintf(w, "%-78s %s\n", "after the SIGKILL", d.Kill)
 		fmt.Fprintf(w, "%-78s %s\n", "with the new node", d.Join)
