@@ -495,6 +495,8 @@ type snapshot struct {
 	Answered   int `json:"answered"`
 	Isolated   int `json:"isolated"`
 	Components int `json:"components"`
+	// PollMS is how long the poll that read this took.
+	PollMS int64 `json:"poll_ms"`
 }
 
 func (r *run) snap(nodes []*node, sts map[int]status, tip string, g *graph) snapshot {
@@ -530,8 +532,8 @@ func (s snapshot) ok(n int) bool {
 }
 
 func (s snapshot) String() string {
-	return fmt.Sprintf("peers min/median/max %d/%d/%d, %d with enough peers, %d synced, %d answered, %d isolated, %d component(s)",
-		s.PeersMin, s.PeersMedian, s.PeersMax, s.Enough, s.Synced, s.Answered, s.Isolated, s.Components)
+	return fmt.Sprintf("peers min/median/max %d/%d/%d, %d with enough peers, %d synced, %d answered, %d isolated, %d component(s) (poll %d ms)",
+		s.PeersMin, s.PeersMedian, s.PeersMax, s.Enough, s.Synced, s.Answered, s.Isolated, s.Components, s.PollMS)
 }
 
 // waitConnected polls nodes until each has enough peers and the tip and
@@ -544,15 +546,22 @@ func (r *run) waitConnected(nodes []*node, tip string, since time.Time) (time.Du
 	deadline := since.Add(r.cfg.timeout)
 	lastLog := time.Time{}
 	for {
+		// A poll of every node takes time, seconds on a saturated
+		// machine: the state it reads lies between its start and its
+		// end. The target instant's snapshot is the first poll that
+		// starts after it; the time to connected is the end of the poll
+		// that saw it (an upper bound by the poll's length, PollMS).
+		start := time.Now()
+		takeTarget := !targetTaken && start.Sub(since) >= r.cfg.connectMax
 		sts := r.statuses(nodes)
-		now := time.Now()
 		s := r.snap(nodes, sts, tip, nil)
 		pre := s.Answered == len(nodes) && s.Enough == len(nodes) && s.Synced == len(nodes)
-		takeTarget := !targetTaken && now.Sub(since) >= r.cfg.connectMax
 		if pre || takeTarget {
 			g := r.peerGraph(nodes)
 			s.Isolated, s.Components = g.isolated, g.components
 		}
+		now := time.Now()
+		s.PollMS = now.Sub(start).Milliseconds()
 		last = s
 		if takeTarget {
 			atTarget, targetTaken = s, true
@@ -575,6 +584,39 @@ func (r *run) waitConnected(nodes []*node, tip string, since time.Time) (time.Du
 		case <-time.After(pollEvery):
 		}
 	}
+}
+
+// syncedByLogs returns when the last of nodes first held height h by its
+// log ("new tip"), from since: the sync part of the connect time, without
+// the polls' delay. -1 if one never logged it.
+func syncedByLogs(nodes []*node, h uint64, since time.Time) (time.Duration, error) {
+	var last time.Time
+	for _, nd := range nodes {
+		var at time.Time
+		err := scanLog(nd.log, []string{"new tip"}, func(t time.Time, th uint64) {
+			if at.IsZero() && th >= h {
+				at = t
+			}
+		})
+		if err != nil {
+			return -1, err
+		}
+		if at.IsZero() {
+			return -1, nil
+		}
+		last = maxTime(last, at)
+	}
+	if last.Before(since) {
+		return 0, nil
+	}
+	return last.Sub(since), nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func (r *run) connectPhase() error {
@@ -610,6 +652,14 @@ func (r *run) connectPhase() error {
 	took, atTarget, last := r.waitConnected(r.nodes, tip, lastStart)
 	r.res.ConnectCPU = cpuSeconds(cpu0, r.cpuTicks(r.nodes))
 	r.res.ConnectMS = ms(took)
+	if r.cfg.premine > 0 {
+		d, err := syncedByLogs(r.nodes[1:], uint64(r.cfg.premine), lastStart)
+		if err != nil {
+			return err
+		}
+		r.res.SyncedLogMS = ms(d)
+		r.logf("connect: by their logs, the last node had the premined chain %d ms after the last start", r.res.SyncedLogMS)
+	}
 	r.res.AtTarget, r.res.Connected = atTarget, last
 	if took < 0 {
 		r.logf("connect: NOT all connected within %s: %s", r.cfg.timeout, last)
@@ -1417,14 +1467,17 @@ type result struct {
 	ConnectTimeoutMS int64 `json:"connect_timeout_ms"`
 	// ConnectCPU is each node's CPU seconds from the last start until
 	// connected (or the timeout).
-	ConnectCPU []float64    `json:"connect_cpu_s"`
-	AtTarget   snapshot     `json:"at_target"`
-	Connected  snapshot     `json:"connected"`
-	Prop       propagation  `json:"propagation"`
-	Idle       idle         `json:"idle"`
-	Addrs      addresses    `json:"addresses"`
-	Disturb    *disturbance `json:"disturbance,omitempty"`
-	Checks     []check      `json:"checks"`
+	ConnectCPU []float64 `json:"connect_cpu_s"`
+	// SyncedLogMS is when the last node had the premined chain by its
+	// log, from the last start (-1: one never did).
+	SyncedLogMS int64        `json:"synced_log_ms"`
+	AtTarget    snapshot     `json:"at_target"`
+	Connected   snapshot     `json:"connected"`
+	Prop        propagation  `json:"propagation"`
+	Idle        idle         `json:"idle"`
+	Addrs       addresses    `json:"addresses"`
+	Disturb     *disturbance `json:"disturbance,omitempty"`
+	Checks      []check      `json:"checks"`
 }
 
 // check is one target: what was measured against what was asked.
