@@ -28,6 +28,7 @@
 #   HOSTS=60 e2e/crowd.sh             # the issue's 60 nodes
 #   LANS=3 HOSTS=20 e2e/crowd.sh      # 3 LANs x 20 nodes
 #   JBC=/path/to/jbc LAB=la1 IDLE_S=30 BLOCKS=50 KEEP=1 e2e/crowd.sh
+#   NODE_ARGS=--no-dht e2e/crowd.sh   # more flags for every node
 #
 # The kernel keeps one ARP table for all network namespaces, and its
 # default bound (net.ipv4.neigh.default.gc_thresh3 = 1024 entries) is
@@ -102,6 +103,7 @@ args=(-jbc "$JBC" -lab "$lab" -lans "$lans" -hosts "$hosts" -work "$work"
   -idle "${IDLE_S:-60}s" -connect-max "${CONNECT_MAX_S:-15}s" -connect-timeout "${CONNECT_TIMEOUT_S:-60}s"
   -p95-max "${P95_MAX_MS:-250}ms" -cpu-max "${CPU_MAX:-1}")
 [ -z "${REPORT_ONLY:-}" ] || args+=(-report-only)
+[ -z "${NODE_ARGS:-}" ] || args+=(-node-args "$NODE_ARGS")
 # The harness runs in host 1-1's namespace: from there it reaches every
 # node's API on its LAN address (across the router too).
 ip netns exec "$lab-1-1" "$CROWD" "${args[@]}"

@@ -3,11 +3,13 @@
 // and scaling over cores), validation, initial sync over loopback with the
 // syncing node's peak memory, incremental sync, the Python layout's import
 // and export, and, where network namespaces can be made (root), discovery
-// and propagation from e2e/lan.sh and e2e/live.sh.
+// and propagation from e2e/lan.sh and e2e/live.sh, and a LAN of 60 nodes
+// and three LANs of 20 from e2e/crowd.sh (issue 16's targets).
 //
 // Run it from anywhere in the module:
 //
-//	go run ./cmd/jbcbench                 # everything: about 5 minutes, 2 more the first time
+//	go run ./cmd/jbcbench                 # everything: about 20 minutes (the crowds take 15), 2 more the first time
+//	go run ./cmd/jbcbench -crowd off      # all but the crowds: about 5 minutes
 //	go run ./cmd/jbcbench -sizes 100000 -python=false -netlab off   # under a minute
 //
 // The in-process figures are ordinary Go benchmarks (chain and node

@@ -126,6 +126,8 @@ func format(v float64, unit string) string {
 		return strconv.FormatFloat(v, 'f', 1, 64) + " MB"
 	case "%":
 		return strconv.FormatFloat(v, 'f', 0, 64) + " %"
+	case "% of a core":
+		return strconv.FormatFloat(v, 'f', 2, 64) + " % of a core"
 	}
 	return strconv.FormatFloat(v, 'g', 4, 64) + " " + unit
 }

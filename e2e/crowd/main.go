@@ -100,6 +100,8 @@ type config struct {
 	p95Max              time.Duration
 	cpuMax              float64
 	reportOnly          bool
+	// nodeArgs are added to every `jbc node` command line.
+	nodeArgs []string
 }
 
 func main() {
@@ -127,7 +129,9 @@ func main() {
 	flag.DurationVar(&c.p95Max, "p95-max", 250*time.Millisecond, "target: propagation to all others, p95")
 	flag.Float64Var(&c.cpuMax, "cpu-max", 1, "target: idle CPU per node, % of a core")
 	flag.BoolVar(&c.reportOnly, "report-only", false, "exit 0 when targets are missed (to measure old code)")
+	nodeArgs := flag.String("node-args", "", "more `jbc node` flags, space-separated (e.g. --no-dht)")
 	flag.Parse()
+	c.nodeArgs = strings.Fields(*nodeArgs)
 	if c.jbc == "" || c.lab == "" || c.work == "" || c.lans < 1 || c.hosts < 2 {
 		flag.Usage()
 		os.Exit(2)
@@ -295,6 +299,7 @@ func (r *run) start(nd *node) error {
 	if r.cfg.lans > 1 && nd.i != 1 {
 		args = append(args, "--bootstrap", r.bootstrap())
 	}
+	args = append(args, r.cfg.nodeArgs...)
 	f, err := os.OpenFile(nd.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
