@@ -99,7 +99,7 @@ bash "$netlab" up "$lab" "$lans" "$hosts" >/dev/null
 log "$lans LAN(s) x $hosts hosts up ($lab); work in $work"
 
 args=(-jbc "$JBC" -lab "$lab" -lans "$lans" -hosts "$hosts" -work "$work"
-  -bits "${BITS:-21}" -blocks "${BLOCKS:-100}" -disturb-blocks "${DISTURB_BLOCKS:-20}"
+  -bits "${BITS:-21}" -blocks "${BLOCKS:-112}" -disturb-blocks "${DISTURB_BLOCKS:-20}"
   -idle "${IDLE_S:-60}s" -connect-max "${CONNECT_MAX_S:-15}s" -connect-timeout "${CONNECT_TIMEOUT_S:-60}s"
   -p95-max "${P95_MAX_MS:-250}ms" -cpu-max "${CPU_MAX:-1}")
 [ -z "${REPORT_ONLY:-}" ] || args+=(-report-only)

@@ -120,7 +120,7 @@ func main() {
 	flag.IntVar(&c.hosts, "hosts", 30, "nodes per LAN, one per host")
 	flag.IntVar(&c.bits, "bits", 21, "difficulty of the private network, in bits (21: about 0.3 s a block on one thread)")
 	flag.IntVar(&c.premine, "premine", 10, "blocks node 1 holds before the others start (they must sync them)")
-	flag.IntVar(&c.blocks, "blocks", 100, "blocks mined one at a time for the propagation figures")
+	flag.IntVar(&c.blocks, "blocks", 112, "blocks mined one at a time for the propagation figures (at least 9 in 10 of them must be timed; the issue asks for 100)")
 	flag.IntVar(&c.distBlocks, "disturb-blocks", 20, "blocks mined after the SIGKILL, and again after the join (0: no disturbance phase)")
 	flag.DurationVar(&c.gap, "gap", 300*time.Millisecond, "pause between paced blocks")
 	flag.DurationVar(&c.idle, "idle", 60*time.Second, "idle time measured")
@@ -1512,9 +1512,10 @@ func (r *run) checks() []check {
 	add(fmt.Sprintf("at %s: isolated nodes / graph components", c.connectMax), fmt.Sprintf("%d / %d", at.Isolated, at.Components),
 		"0 / 1", at.Isolated == 0 && at.Components == 1)
 	p := res.Prop
+	want := min(100, c.blocks*9/10)
 	add("propagation to all others, p95", fmt.Sprintf("%.0f ms (p50 %.0f, %d blocks)", p.P95, p.P50, p.Timed),
-		fmt.Sprintf("<= %d ms over >= %d blocks", c.p95Max.Milliseconds(), min(100, c.blocks)),
-		p.P95 <= float64(c.p95Max.Milliseconds()) && p.Timed >= min(100, c.blocks)*9/10 && p.Untimed == 0)
+		fmt.Sprintf("<= %d ms over >= %d blocks", c.p95Max.Milliseconds(), want),
+		p.P95 <= float64(c.p95Max.Milliseconds()) && p.Timed >= want && p.Untimed == 0)
 	id := res.Idle
 	add(fmt.Sprintf("idle %.0f s: connections opened / closed / peer changes", id.Seconds),
 		fmt.Sprintf("%.0f / %.0f / %d", id.Opened, id.Closed, id.PeerChanges), "0 / 0 / 0", id.Opened == 0 && id.Closed == 0 && id.PeerChanges == 0)
