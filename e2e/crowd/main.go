@@ -90,6 +90,7 @@ const (
 	targetPeers = 8
 )
 
+// config is the command line.
 type config struct {
 	jbc, lab, work      string
 	lans, hosts         int
@@ -165,6 +166,7 @@ type node struct {
 
 func (n *node) url(path string) string { return fmt.Sprintf("http://%s:%d%s", n.ip, apiPort, path) }
 
+// run is one measurement of a crowd: its nodes and what was measured.
 type run struct {
 	cfg   config
 	ctx   context.Context
@@ -173,7 +175,6 @@ type run struct {
 	// network is the genesis ID; service its mDNS service name.
 	network, service string
 	res              result
-	mu               sync.Mutex // guards the processes
 }
 
 func (r *run) logf(format string, args ...any) {
