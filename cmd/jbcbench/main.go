@@ -3,11 +3,13 @@
 // and scaling over cores), validation, initial sync over loopback with the
 // syncing node's peak memory, incremental sync, the Python layout's import
 // and export, and, where network namespaces can be made (root), discovery
-// and propagation from e2e/lan.sh and e2e/live.sh.
+// and propagation from e2e/lan.sh and e2e/live.sh, and a LAN of 60 nodes
+// and three LANs of 20 from e2e/crowd.sh (issue 16's targets).
 //
 // Run it from anywhere in the module:
 //
-//	go run ./cmd/jbcbench                 # everything: about 5 minutes, 2 more the first time
+//	go run ./cmd/jbcbench                 # everything: about 20 minutes (the crowds take 15), 2 more the first time
+//	go run ./cmd/jbcbench -crowd off      # all but the crowds: about 5 minutes
 //	go run ./cmd/jbcbench -sizes 100000 -python=false -netlab off   # under a minute
 //
 // The in-process figures are ordinary Go benchmarks (chain and node
@@ -52,14 +54,16 @@ type config struct {
 	live     bool
 	python   bool
 	netlab   string
+	crowd    []crowdLayout
 	verbose  bool
 	markdown string
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var (
-		c     config
-		sizes string
+		c      config
+		sizes  string
+		crowds string
 	)
 	fs := flag.NewFlagSet("jbcbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -68,6 +72,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.live, "live", true, "run e2e/live.sh for propagation (about 3 minutes)")
 	fs.BoolVar(&c.python, "python", true, "run the Python layout export and import of 100 000 blocks (export: one fsync per file)")
 	fs.StringVar(&c.netlab, "netlab", "auto", "namespace benchmarks: auto (when root and namespaces work), on, off")
+	fs.StringVar(&crowds, "crowd", "1x60,3x20", "e2e/crowd.sh runs (LANSxHOSTS, comma-separated; about 5 to 10 minutes each at 60 nodes), or off")
 	fs.BoolVar(&c.verbose, "v", false, "echo all benchmark and script output")
 	fs.StringVar(&c.markdown, "md", "", "also write the table to this file")
 	if err := fs.Parse(args); err != nil {
@@ -82,6 +87,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			return c, fmt.Errorf("-sizes: %q is not one of 100000, 300000, 1000000", s)
 		}
 		c.sizes = append(c.sizes, n)
+	}
+	var err error
+	if c.crowd, err = parseLayouts(crowds); err != nil {
+		return c, err
 	}
 	if c.netlab != "auto" && c.netlab != "on" && c.netlab != "off" {
 		return c, fmt.Errorf("-netlab %q: want auto, on or off", c.netlab)
@@ -320,6 +329,11 @@ func (s *suite) runNetlab() {
 			s.skip(f, why, lanCmd)
 		}
 		s.skip("Propagation on a 5-host LAN, p95", why, liveCmd)
+		for _, l := range s.cfg.crowd {
+			for _, f := range crowdFigures(l) {
+				s.skip(f, why, crowdCmd(l))
+			}
+		}
 		return
 	}
 	bin := filepath.Join(os.TempDir(), fmt.Sprintf("jbcbench-jbc-%d", os.Getpid()))
@@ -348,6 +362,7 @@ func (s *suite) runNetlab() {
 		fmt.Fprintf(s.log, "lan.sh: mDNS %.0f ms, DHT %.0f ms, DHT rendezvous %.0f ms\n", t.MDNS, t.DHT, t.DHTRendezvous)
 		mdns, dht, rdv = append(mdns, t.MDNS), append(dht, t.DHT), append(rdv, t.DHTRendezvous)
 	}
+	defer s.runCrowds(env)
 	if len(mdns) > 0 {
 		s.add(row{Figure: "Discovery, mDNS, node start to synced, p95", Value: pct(mdns, 95), Unit: "ms", Target: 1000, Lower: true, Cmd: lanCmd,
 			Note: fmt.Sprintf("%d runs: %s ms (p95 of so few is their max)", len(mdns), list(mdns))})
@@ -385,6 +400,38 @@ func (s *suite) runNetlab() {
 	s.add(row{Figure: "Propagation on a 5-host LAN, mined to all 4 others, p95", Value: f[liveP95], Unit: "ms", Target: 100, Lower: true, Cmd: liveCmd, Note: note})
 	if v, ok := f[liveMesh]; ok {
 		s.add(row{Figure: "mDNS full mesh of 5 nodes after start", Value: v, Unit: "ms", Cmd: liveCmd})
+	}
+}
+
+// crowdCmd is the command reproducing a crowd layout's rows.
+func crowdCmd(l crowdLayout) string {
+	return fmt.Sprintf("LAB=%s LANS=%d HOSTS=%d REPORT_ONLY=1 e2e/crowd.sh  # as root", labCrowd, l.LANs, l.Hosts)
+}
+
+// runCrowds runs e2e/crowd.sh for each layout of -crowd, with env (the
+// jbc binary) added.
+func (s *suite) runCrowds(env []string) {
+	for _, l := range s.cfg.crowd {
+		cmd := crowdCmd(l)
+		fmt.Fprintf(s.log, "$ %s\n", cmd)
+		out, err := runScript(s.ctx, s.repo, "e2e/crowd.sh", append(env, "LAB="+labCrowd,
+			"LANS="+strconv.Itoa(l.LANs), "HOSTS="+strconv.Itoa(l.Hosts), "REPORT_ONLY=1"), s.log, s.cfg.verbose)
+		if err != nil {
+			s.fail("e2e/crowd.sh "+l.String(), fmt.Errorf("%v\n%s", err, failLines(out, 30)))
+		}
+		r, perr := parseCrowd(out)
+		if perr != nil {
+			if err == nil {
+				s.fail("e2e/crowd.sh "+l.String(), perr)
+			}
+			for _, f := range crowdFigures(l) {
+				s.skip(f, "e2e/crowd.sh gave no figures", cmd)
+			}
+			continue
+		}
+		for _, x := range crowdRows(l, r, cmd) {
+			s.add(x)
+		}
 	}
 }
 

@@ -119,3 +119,63 @@ func TestRowStatus(t *testing.T) {
 		t.Fatalf("thousands = %q", got)
 	}
 }
+
+func TestRowZeroTarget(t *testing.T) {
+	if got := (row{Value: 0, Zero: true}).status(); got != "ok" {
+		t.Errorf("zero against a zero target: %q", got)
+	}
+	if got := (row{Value: 3, Zero: true}).status(); got != "**missed**" {
+		t.Errorf("3 against a zero target: %q", got)
+	}
+	if got := (row{Value: 3, Zero: true}).target(); got != "0" {
+		t.Errorf("zero target shown as %q", got)
+	}
+}
+
+func TestParseLayouts(t *testing.T) {
+	got, err := parseLayouts("1x60, 3x20")
+	if err != nil || len(got) != 2 || got[0] != (crowdLayout{1, 60}) || got[1] != (crowdLayout{3, 20}) {
+		t.Fatalf("parseLayouts = %v, %v", got, err)
+	}
+	if got, err := parseLayouts("off"); err != nil || got != nil {
+		t.Fatalf("off = %v, %v", got, err)
+	}
+	for _, bad := range []string{"60", "1x61", "9x10", "1x1", "ax2", "1x60,"} {
+		if _, err := parseLayouts(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestParseCrowd(t *testing.T) {
+	out := `[crowd 12:00:00.000] idle: ...
+e2e/crowd.sh: MISSED TARGETS
+CROWD_RESULT {"nodes":60,"lans":1,"min_peers":8,"connect_ms":-1,"connect_timeout_ms":90000,"at_target":{"peers_min":20,"peers_median":37,"peers_max":45,"enough":60,"synced":8,"answered":60,"isolated":0,"components":1},"propagation":{"blocks":101,"timed":100,"p50_ms":179,"p95_ms":1681,"max_ms":3736},"idle":{"seconds":60,"conns_opened":2,"conns_closed":1,"lines_warn_error":0,"cpu_pct_max":1.91},"addresses":{"self_dials":13128,"loopback_status_nodes":60,"mdns_records":60,"mdns_loopback_records":60},"disturbance":{"kill":{"timed":20,"p95_ms":1069},"join_ms":2324,"join":{"timed":20,"p95_ms":727},"others_warn_error":0}}
+[crowd.sh] logs kept in /tmp/x
+`
+	r, err := parseCrowd(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Nodes != 60 || r.ConnectMS != -1 || r.Prop.P95 != 1681 || r.Addrs.SelfDials != 13128 || r.Disturb == nil || r.Disturb.JoinMS != 2324 {
+		t.Fatalf("parsed %+v", r)
+	}
+	rows := crowdRows(crowdLayout{1, 60}, r, "cmd")
+	byFigure := map[string]row{}
+	for _, x := range rows {
+		byFigure[x.Figure] = x
+	}
+	c := byFigure["LAN of 60 nodes: every node >= 8 peers, synced, one connected graph, after the last start"]
+	if c.Value != 90000 || c.status() != "**missed**" {
+		t.Errorf("connect row for a run that never connected: %+v", c)
+	}
+	if x := byFigure["LAN of 60 nodes: idle 60 s: connections opened and closed, all nodes"]; x.Value != 3 || x.status() != "**missed**" {
+		t.Errorf("churn row: %+v", x)
+	}
+	if x := byFigure["LAN of 60 nodes: idle 60 s: WARN and ERROR lines, all nodes"]; x.status() != "ok" {
+		t.Errorf("no WARN lines, not ok: %+v", x)
+	}
+	if _, err := parseCrowd("e2e/crowd.sh: FAIL\n"); err == nil {
+		t.Fatal("output without CROWD_RESULT parsed")
+	}
+}

@@ -16,6 +16,9 @@ type row struct {
 	// information). Lower says whether lower values are better.
 	Target float64
 	Lower  bool
+	// Zero says the target is none at all: the value must be 0 (Target
+	// and Lower are then unused).
+	Zero bool
 	// Skipped, when set, says why there is no value.
 	Skipped string
 	Note    string
@@ -31,6 +34,12 @@ func (s *suite) skip(figure, why, cmd string) {
 // ratio is how far the value is on the good side of the target: at least
 // 1 when the target is met.
 func (r row) ratio() float64 {
+	if r.Zero {
+		if r.Value == 0 {
+			return math.Inf(1)
+		}
+		return 0
+	}
 	if r.Target == 0 {
 		return 0
 	}
@@ -47,7 +56,7 @@ func (r row) status() string {
 	switch {
 	case r.Skipped != "":
 		return "skipped: " + r.Skipped
-	case r.Target == 0:
+	case r.Target == 0 && !r.Zero:
 		return "-"
 	case r.ratio() >= 1:
 		return "ok"
@@ -56,6 +65,9 @@ func (r row) status() string {
 }
 
 func (r row) target() string {
+	if r.Zero {
+		return "0"
+	}
 	if r.Target == 0 {
 		return "-"
 	}
@@ -114,6 +126,8 @@ func format(v float64, unit string) string {
 		return strconv.FormatFloat(v, 'f', 1, 64) + " MB"
 	case "%":
 		return strconv.FormatFloat(v, 'f', 0, 64) + " %"
+	case "% of a core":
+		return strconv.FormatFloat(v, 'f', 2, 64) + " % of a core"
 	}
 	return strconv.FormatFloat(v, 'g', 4, 64) + " " + unit
 }
