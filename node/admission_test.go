@@ -16,6 +16,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/storage"
 )
@@ -148,14 +149,14 @@ func TestSybilLockout(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := chain.TestNet()
-			src := newStore(t, p)
-			extend(t, src, 0, 300, "target")
+			src := nodetest.NewStore(t, p)
+			nodetest.Extend(t, src, 0, 300, "target")
 
 			// The node's outbound peer: it dials it (--peer), so it chose it.
-			out := startNodeWith(t, Config{Store: newStore(t, p), DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.3/tcp/0"}})
+			out := startNodeWith(t, Config{Store: nodetest.NewStore(t, p), DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.3/tcp/0"}})
 			target := startNodeWith(t, Config{Store: src, DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"},
 				Peers: []string{out.Addrs()[0].String()}})
-			waitFor(t, 15*time.Second, "the node connected to its outbound peer", func() bool {
+			nodetest.WaitFor(t, 15*time.Second, "the node connected to its outbound peer", func() bool {
 				return target.host.Network().Connectedness(out.ID()) == network.Connected
 			})
 			var outDrops atomic.Int64
@@ -165,15 +166,15 @@ func TestSybilLockout(t *testing.T) {
 				}
 			}})
 
-			att := startSybils(t, peer.AddrInfo{ID: target.ID(), Addrs: target.host.Addrs()}, newStore(t, p), c.slots, c.from,
+			att := startSybils(t, peer.AddrInfo{ID: target.ID(), Addrs: target.host.Addrs()}, nodetest.NewStore(t, p), c.slots, c.from,
 				func(i int) bool { return i%2 == 0 })
-			waitFor(t, 30*time.Second, "the attackers to fill the inbound slots", func() bool {
+			nodetest.WaitFor(t, 30*time.Second, "the attackers to fill the inbound slots", func() bool {
 				return target.adm.totals[admEvicted].Load()+target.adm.totals[admRefusedFull].Load() > 0
 			})
 			time.Sleep(time.Second) // the attack in full swing
 
 			start := time.Now()
-			honest := startNodeWith(t, Config{Store: newStore(t, p), DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.2/tcp/0"},
+			honest := startNodeWith(t, Config{Store: nodetest.NewStore(t, p), DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.2/tcp/0"},
 				Peers: []string{target.Addrs()[0].String()}})
 			want := src.Tip().Hash
 			var took, connected, status time.Duration
@@ -310,7 +311,7 @@ func TestGroupOf(t *testing.T) {
 // and, with the slots full, who may still come in.
 func TestAdmit(t *testing.T) {
 	now := time.Now()
-	a := newAdmission(newPeerSet(), testLogger(t), nil)
+	a := newAdmission(newPeerSet(), nodetest.Logger(t), nil)
 	in := func(addr string) connView {
 		return connView{dir: network.DirInbound, remote: ma.StringCast(addr), opened: now.Add(-time.Minute)}
 	}

@@ -34,6 +34,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/storage"
 )
@@ -536,7 +537,7 @@ func incrementalSync(b *testing.B, base string, round int) (time.Duration, int64
 		b.Fatal(err)
 	}
 	defer ss.Close()
-	extend(b, ss, ss.Tip().Height, incrementalNew, "incremental "+strconv.Itoa(round))
+	nodetest.Extend(b, ss, ss.Tip().Height, incrementalNew, "incremental "+strconv.Itoa(round))
 	ds, err := storage.Open(dstDir, nil) // fsynced, as a real node's
 	if err != nil {
 		b.Fatal(err)
@@ -552,7 +553,7 @@ func incrementalSync(b *testing.B, base string, round int) (time.Duration, int64
 	d := dialAndSync(b, client, server, want)
 	b.StopTimer()
 	var rec SyncRecord
-	waitFor(b, 10*time.Second, "the sync record", func() bool {
+	nodetest.WaitFor(b, 10*time.Second, "the sync record", func() bool {
 		pi, ok := client.peers.get(server.ID())
 		if ok && pi.LastSync != nil {
 			rec = *pi.LastSync
@@ -681,7 +682,7 @@ func BenchmarkSyncReorg(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	extend(b, own, 0, reorgOwn, "own")
+	nodetest.Extend(b, own, 0, reorgOwn, "own")
 	if err := own.Close(); err != nil {
 		b.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 )
 
 // dashGet fetches path from srv and checks the status code; it returns the
@@ -34,7 +35,7 @@ func dashGet(t *testing.T, srv *httptest.Server, path string, want int) (*http.R
 }
 
 func TestDashboardPage(t *testing.T) {
-	s := newStore(t, chain.TestNet())
+	s := nodetest.NewStore(t, chain.TestNet())
 	_, nodes := mockNodes(t, s)
 	srv := httptest.NewServer(nodes[0].Handler())
 	defer srv.Close()
@@ -91,8 +92,8 @@ func TestDashboardPage(t *testing.T) {
 }
 
 func TestDashboardRecent(t *testing.T) {
-	s := newStore(t, chain.TestNet())
-	blocks := extend(t, s, 0, maxRecent+5, "recent")
+	s := nodetest.NewStore(t, chain.TestNet())
+	blocks := nodetest.Extend(t, s, 0, maxRecent+5, "recent")
 	_, nodes := mockNodes(t, s)
 	srv := httptest.NewServer(nodes[0].Handler())
 	defer srv.Close()
@@ -134,8 +135,8 @@ func TestDashboardRecent(t *testing.T) {
 	}
 
 	// Near genesis there are fewer blocks than asked for, genesis last.
-	s2 := newStore(t, chain.TestNet())
-	extend(t, s2, 0, 2, "short")
+	s2 := nodetest.NewStore(t, chain.TestNet())
+	nodetest.Extend(t, s2, 0, 2, "short")
 	_, nodes2 := mockNodes(t, s2)
 	got, err := nodes2[0].Recent(10)
 	if err != nil {
@@ -147,7 +148,7 @@ func TestDashboardRecent(t *testing.T) {
 }
 
 func TestDashboardPending(t *testing.T) {
-	s := newStore(t, chain.TestNet())
+	s := nodetest.NewStore(t, chain.TestNet())
 	_, nodes := mockNodes(t, s)
 	n := nodes[0]
 	srv := httptest.NewServer(n.Handler())
@@ -228,12 +229,12 @@ func firstStateOf(t *testing.T, page string) FirstState {
 // TestDashboardFirstState: GET / carries the node's state, so that the
 // page's first frame shows it instead of placeholders while it fetches.
 func TestDashboardFirstState(t *testing.T) {
-	s := newStore(t, chain.TestNet())
-	extend(t, s, 0, 12, "first")
-	_, nodes := mockNodes(t, s, newStore(t, chain.TestNet()))
+	s := nodetest.NewStore(t, chain.TestNet())
+	nodetest.Extend(t, s, 0, 12, "first")
+	_, nodes := mockNodes(t, s, nodetest.NewStore(t, chain.TestNet()))
 	n := nodes[0]
 	connect(t, n, nodes[1])
-	waitFor(t, 10*time.Second, "the peer's status", func() bool {
+	nodetest.WaitFor(t, 10*time.Second, "the peer's status", func() bool {
 		pi, ok := n.peers.get(nodes[1].ID())
 		return ok && pi.Status != nil
 	})
@@ -274,8 +275,8 @@ func TestHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newStore(t, p)
-	blocks := extend(t, s, 0, 25, "history") // timestamps one second apart
+	s := nodetest.NewStore(t, p)
+	blocks := nodetest.Extend(t, s, 0, 25, "history") // timestamps one second apart
 	_, nodes := mockNodes(t, s)
 	srv := httptest.NewServer(nodes[0].Handler())
 	defer srv.Close()
@@ -321,7 +322,7 @@ func TestHistory(t *testing.T) {
 
 	// A retargeting network reports its spacing; a chain of the genesis
 	// alone has no blocks to plot.
-	_, fresh := mockNodes(t, newStore(t, chain.MainNet()))
+	_, fresh := mockNodes(t, nodetest.NewStore(t, chain.MainNet()))
 	if h, err := fresh[0].History(defaultHistory); err != nil || h.Spacing != 30 || len(h.Blocks) != 0 {
 		t.Fatalf("fresh main network: %+v, %v", h, err)
 	}
@@ -330,13 +331,13 @@ func TestHistory(t *testing.T) {
 // TestHashRateOnlyWhileMining: once the miner stops, GET /status and the
 // metrics report no hash rate, not the last one measured.
 func TestHashRateOnlyWhileMining(t *testing.T) {
-	s := newStore(t, chain.MainNet())
+	s := nodetest.NewStore(t, chain.MainNet())
 	_, nodes := mockNodes(t, s)
 	n := nodes[0]
 	n.cfg.MineThreads = 1
 	n.miner.Threads = 1
 	n.SetMining(true)
-	waitFor(t, 4*hashRateWindow, "a hash rate", func() bool { return n.Status().HashRate > 0 })
+	nodetest.WaitFor(t, 4*hashRateWindow, "a hash rate", func() bool { return n.Status().HashRate > 0 })
 	n.SetMining(false)
 	if st := n.Status(); st.Mining || st.HashRate != 0 {
 		t.Fatalf("miner off: mining %v, hash rate %v", st.Mining, st.HashRate)

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/storage"
 )
@@ -144,8 +145,8 @@ func diskFullChild(t *testing.T) {
 	})
 
 	p := chain.TestNet()
-	src := newStore(t, p)
-	extend(t, src, 0, diskFullBlocks, strings.Repeat("x", diskFullData))
+	src := nodetest.NewStore(t, p)
+	nodetest.Extend(t, src, 0, diskFullBlocks, strings.Repeat("x", diskFullData))
 	cs := &countingSource{Store: src}
 	sh := rawHost(t)
 	srv, err := protocol.NewServer(protocol.ServerConfig{Host: sh, Source: cs, Agent: "source"})
@@ -161,7 +162,7 @@ func diskFullChild(t *testing.T) {
 	}
 	t.Cleanup(func() { s.Close() })
 	var errs, recovered atomic.Int64
-	logger := slog.New(levelCounter{testLogger(t).Handler(), &errs, &recovered})
+	logger := slog.New(levelCounter{nodetest.Logger(t).Handler(), &errs, &recovered})
 	n, err := New(Config{Store: s, DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +175,7 @@ func diskFullChild(t *testing.T) {
 
 	// The disk is full once the tip stops short of the source's.
 	stuck, since := s.Tip().Height, time.Now()
-	waitFor(t, time.Minute, "the disk to fill", func() bool {
+	nodetest.WaitFor(t, time.Minute, "the disk to fill", func() bool {
 		if h := s.Tip().Height; h != stuck {
 			stuck, since = h, time.Now()
 		}
@@ -213,9 +214,9 @@ func diskFullChild(t *testing.T) {
 		t.Fatalf("growing the tmpfs: %v", err)
 	}
 	grown := time.Now()
-	waitFor(t, time.Minute, "the sync to resume and finish", func() bool { return s.Tip().Hash == src.Tip().Hash })
+	nodetest.WaitFor(t, time.Minute, "the sync to resume and finish", func() bool { return s.Tip().Hash == src.Tip().Hash })
 	resumed := time.Since(grown)
-	waitFor(t, 5*time.Second, "/status to clear", func() bool { return statusField(t, n, "storage_error") == "" })
+	nodetest.WaitFor(t, 5*time.Second, "/status to clear", func() bool { return statusField(t, n, "storage_error") == "" })
 	if recovered.Load() == 0 {
 		t.Error("no record says the store is writable again")
 	}

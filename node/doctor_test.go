@@ -17,6 +17,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 )
 
 func hasProblem(ps []Problem, substr string) bool {
@@ -71,7 +72,7 @@ func TestOfflineProblems(t *testing.T) {
 }
 
 func TestDoctorReportsUnreachableBootstrap(t *testing.T) {
-	s := newStore(t, chain.TestNet())
+	s := nodetest.NewStore(t, chain.TestNet())
 	mn := mocknet.New()
 	t.Cleanup(func() { mn.Close() })
 	h, err := mn.GenPeer()
@@ -83,7 +84,7 @@ func TestDoctorReportsUnreachableBootstrap(t *testing.T) {
 	// A mocknet host can dial only linked mocknet peers: this one is never
 	// reachable, and nothing leaves the process.
 	boot := "/ip4/127.0.0.1/tcp/9/p2p/" + ghost.String()
-	n, err := New(Config{Store: s, Host: h, Bootstrap: []string{boot}, Logger: testLogger(t)})
+	n, err := New(Config{Store: s, Host: h, Bootstrap: []string{boot}, Logger: nodetest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,12 +147,12 @@ func TestUnreachablePeersReported(t *testing.T) {
 	boot, bootAddr := refusedAddr(t)
 	var logs lockedBuffer
 	n, err := New(Config{
-		Store:     newStore(t, chain.TestNet()),
+		Store:     nodetest.NewStore(t, chain.TestNet()),
 		DataDir:   t.TempDir(),
 		Listen:    []string{"/ip4/127.0.0.1/tcp/0"},
 		Peers:     []string{directAddr},
 		Bootstrap: []string{bootAddr},
-		Logger:    slog.New(slog.NewTextHandler(io.MultiWriter(&logs, tWriter{t}), &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Logger:    slog.New(slog.NewTextHandler(io.MultiWriter(&logs, nodetest.Writer(t)), &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +173,7 @@ func TestUnreachablePeersReported(t *testing.T) {
 	}
 	// Retried: two real attempts each (the --peer every 5 s, the
 	// bootstrap peer after 2 s, then 4 s).
-	waitFor(t, 20*time.Second, "two failed dials of each peer", func() bool {
+	nodetest.WaitFor(t, 20*time.Second, "two failed dials of each peer", func() bool {
 		d, _ := n.peers.get(direct)
 		b, _ := n.peers.get(boot)
 		return d.DialFailures >= 2 && b.DialFailures >= 2

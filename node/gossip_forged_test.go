@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/protocol"
 )
 
@@ -16,10 +17,10 @@ import (
 // that B, syncing A's best chain, never gets it. (Found by
 // FuzzGossipBlock: testdata/fuzz/FuzzGossipBlock.)
 func TestForgedKnownBlockNotRelayed(t *testing.T) {
-	p := gossipParams(t)
-	sa, sb := newStore(t, p), newStore(t, p)
-	extend(t, sa, 0, 1, "best")
-	side := mine(t, sa, p.Genesis.Hash, 1, "side")
+	p := nodetest.GossipParams(t)
+	sa, sb := nodetest.NewStore(t, p), nodetest.NewStore(t, p)
+	nodetest.Extend(t, sa, 0, 1, "best")
+	side := nodetest.Mine(t, sa, p.Genesis.Hash, 1, "side")
 	if _, err := sa.AddBlocks(side); err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +36,7 @@ func TestForgedKnownBlockNotRelayed(t *testing.T) {
 	if err := topic.Publish(context.Background(), mustMarshal(t, protocol.BlockToPB(&forged))); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "A to judge the forged block", func() bool {
+	nodetest.WaitFor(t, 15*time.Second, "A to judge the forged block", func() bool {
 		return na.gossip.rejected.Load()+na.gossip.accepted.Load()+na.gossip.ignored.Load() > 0
 	})
 	if got := na.gossip.accepted.Load(); got != 0 {
@@ -44,7 +45,7 @@ func TestForgedKnownBlockNotRelayed(t *testing.T) {
 	if na.gossip.rejected.Load() == 0 {
 		t.Error("A did not reject the forged copy")
 	}
-	waitFor(t, 15*time.Second, "A to ban the attacker", func() bool { return na.peers.isBanned(hEvil.ID()) })
+	nodetest.WaitFor(t, 15*time.Second, "A to ban the attacker", func() bool { return na.peers.isBanned(hEvil.ID()) })
 	time.Sleep(500 * time.Millisecond)
 	if nb.peers.isBanned(na.ID()) {
 		t.Fatal("B banned A, an honest node, for relaying the forged block")

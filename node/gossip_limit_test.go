@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/protocol"
 )
 
@@ -39,14 +40,14 @@ func TestFastMinerNotBanned(t *testing.T) {
 			}
 			var nodes []*Node
 			for i := 0; i < 3; i++ {
-				cfg := Config{Store: newStore(t, p), DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}}
+				cfg := Config{Store: nodetest.NewStore(t, p), DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}}
 				for _, n := range nodes {
 					cfg.Peers = append(cfg.Peers, n.Addrs()[0].String())
 				}
 				nodes = append(nodes, startNodeWith(t, cfg))
 			}
 			miner := nodes[0]
-			waitFor(t, 15*time.Second, "every node in both gossip topics with the others", func() bool {
+			nodetest.WaitFor(t, 15*time.Second, "every node in both gossip topics with the others", func() bool {
 				for _, n := range nodes {
 					if len(n.gossip.blocks.ListPeers()) < 2 {
 						return false
@@ -117,9 +118,9 @@ func TestFastMinerNotBanned(t *testing.T) {
 // dropped before it is validated and costs MisFlood, so the attacker is
 // banned after BanScore/MisFlood of them, and no more are stored.
 func TestGossipSideBranchFlood(t *testing.T) {
-	p := gossipParams(t)
-	s := newStore(t, p)
-	extend(t, s, 0, 10, "target")
+	p := nodetest.GossipParams(t)
+	s := nodetest.NewStore(t, p)
+	nodetest.Extend(t, s, 0, 10, "target")
 	n := hostileNode(t, s)
 	hp := newHonestPeer(t, n)
 	tip := s.Tip()
@@ -134,7 +135,7 @@ func TestGossipSideBranchFlood(t *testing.T) {
 	var msgs [][]byte
 	var side []chain.Hash
 	for i := 0; i < flood; i++ {
-		b := mine(t, s, fork, 1, fmt.Sprintf("side %d", i))[0]
+		b := nodetest.Mine(t, s, fork, 1, fmt.Sprintf("side %d", i))[0]
 		side = append(side, b.Hash)
 		msgs = append(msgs, mustMarshal(t, protocol.BlockToPB(&b)))
 	}
@@ -175,7 +176,7 @@ func TestGossipSideBranchFlood(t *testing.T) {
 // TestCouldOutweigh checks the bound that decides whether a gossiped block
 // is charged before it is validated.
 func TestCouldOutweigh(t *testing.T) {
-	fixed := gossipParams(t) // 8 bits
+	fixed := nodetest.GossipParams(t) // 8 bits
 	w := func(blocks int64, bits uint) *big.Int { return new(big.Int).Lsh(big.NewInt(blocks), bits) }
 	tip := chain.Entry{Hash: chain.Hash{1}, Height: 10, Bits: 8, Work: w(11, 8)}
 	// child returns a block whose hash has exactly zeros leading zero bits.

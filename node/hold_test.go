@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/protocol/pb"
 )
@@ -31,8 +32,8 @@ import (
 // less work than claimed, is banned.
 func TestHostileLighterBranchBigBlocks(t *testing.T) {
 	p := chain.TestNet()
-	s := newStore(t, p)
-	extend(t, s, 0, 800, "target")
+	s := nodetest.NewStore(t, p)
+	nodetest.Extend(t, s, 0, 800, "target")
 	n := hostileNode(t, s)
 	hp := newHonestPeer(t, n)
 	tip := s.Tip()
@@ -163,17 +164,17 @@ func pagedPeer(t *testing.T, p *chain.Params, claim *pb.Status, blocks, alt []ch
 // node adopts the branch; every block is stored once.
 func TestSyncHoldRefetch(t *testing.T) {
 	p := chain.TestNet()
-	s := newStore(t, p)
-	extend(t, s, 0, 20, "own")
+	s := nodetest.NewStore(t, p)
+	nodetest.Extend(t, s, 0, 20, "own")
 	n := hostileNode(t, s)
 	n.sync.holdBytes = 8 << 10
 
-	src := newStore(t, p)
-	branch := extend(t, src, 0, 60, strings.Repeat("b", 2<<10))
+	src := nodetest.NewStore(t, p)
+	branch := nodetest.Extend(t, src, 0, 60, strings.Repeat("b", 2<<10))
 	var refetches atomic.Int32
 	peer := pagedPeer(t, p, claimStatus(src, src.Tip().Hash, src.Tip().Height, src.Tip().Work), branch, nil, false, 10, &refetches)
 	dialNode(t, peer.h, n)
-	waitFor(t, syncBanWithin, "the heavier branch adopted", func() bool {
+	nodetest.WaitFor(t, syncBanWithin, "the heavier branch adopted", func() bool {
 		pi, ok := n.peers.get(peer.h.ID())
 		return s.Tip().Hash == src.Tip().Hash && ok && pi.LastSync != nil
 	})
@@ -209,20 +210,20 @@ func TestSyncRefetchDiffers(t *testing.T) {
 	}{{"other blocks", false}, {"no common ancestor", true}} {
 		t.Run(c.name, func(t *testing.T) {
 			p := chain.TestNet()
-			s := newStore(t, p)
-			extend(t, s, 0, 20, "own")
+			s := nodetest.NewStore(t, p)
+			nodetest.Extend(t, s, 0, 20, "own")
 			n := hostileNode(t, s)
 			n.sync.holdBytes = 8 << 10
 			tip := s.Tip()
 
-			sa, sb := newStore(t, p), newStore(t, p)
-			a := extend(t, sa, 0, 40, strings.Repeat("a", 2<<10))
-			b := extend(t, sb, 0, 40, strings.Repeat("z", 2<<10))
+			sa, sb := nodetest.NewStore(t, p), nodetest.NewStore(t, p)
+			a := nodetest.Extend(t, sa, 0, 40, strings.Repeat("a", 2<<10))
+			b := nodetest.Extend(t, sb, 0, 40, strings.Repeat("z", 2<<10))
 			var refetches atomic.Int32
 			att := pagedPeer(t, p, claimStatus(sa, sa.Tip().Hash, sa.Tip().Height, sa.Tip().Work), a, b, c.gone, 10, &refetches)
 			dialNode(t, att.h, n)
 			var rec *SyncRecord
-			waitFor(t, syncBanWithin, "a sync attempt with the peer", func() bool {
+			nodetest.WaitFor(t, syncBanWithin, "a sync attempt with the peer", func() bool {
 				pi, ok := n.peers.get(att.h.ID())
 				rec = pi.LastSync
 				return ok && rec != nil

@@ -42,6 +42,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/protocol/pb"
 	"github.com/jbc-project/jbc/storage"
@@ -124,7 +125,7 @@ type honestPeer struct {
 func newHonestPeer(t testing.TB, n *Node) *honestPeer {
 	t.Helper()
 	h := rawHost(t)
-	s := newStore(t, n.store.Params())
+	s := nodetest.NewStore(t, n.store.Params())
 	srv, err := protocol.NewServer(protocol.ServerConfig{Host: h, Source: s, Agent: "honest"})
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +225,7 @@ func (w *honestWatch) check(t testing.TB) time.Duration {
 // refuses it. It returns how long the ban took, counted from since.
 func wantBanned(t testing.TB, n *Node, att host.Host, since time.Time, within time.Duration) time.Duration {
 	t.Helper()
-	waitFor(t, within, "the attacker banned and cut off", func() bool {
+	nodetest.WaitFor(t, within, "the attacker banned and cut off", func() bool {
 		return n.peers.isBanned(att.ID()) &&
 			n.host.Network().Connectedness(att.ID()) != network.Connected &&
 			att.Network().Connectedness(n.ID()) != network.Connected
@@ -258,7 +259,7 @@ func wantRefused(t testing.TB, n *Node, att host.Host) {
 	if err := att.Connect(ctx, peer.AddrInfo{ID: n.ID(), Addrs: n.Host().Addrs()}); err == nil {
 		// The dialer can finish its side of the handshake before the
 		// listener's gater decides; the connection must then die at once.
-		waitFor(t, 15*time.Second, "the refused connection closed", func() bool {
+		nodetest.WaitFor(t, 15*time.Second, "the refused connection closed", func() bool {
 			return att.Network().Connectedness(n.ID()) != network.Connected
 		})
 	}
@@ -347,8 +348,8 @@ func rawExchange(h host.Host, p peer.ID, raw []byte) (*pb.Response, error) {
 // section 2 says), the attacker is banned and refused when it dials again,
 // and an honest peer is served throughout.
 func TestHostileRequests(t *testing.T) {
-	s := newStore(t, chain.TestNet())
-	extend(t, s, 0, 20, "target")
+	s := nodetest.NewStore(t, chain.TestNet())
+	nodetest.Extend(t, s, 0, 20, "target")
 	n := hostileNode(t, s)
 	hp := newHonestPeer(t, n)
 	tip := s.Tip().Hash
@@ -549,9 +550,9 @@ func hostileParams(t testing.TB) *chain.Params {
 // block.
 func TestHostileBlocks(t *testing.T) {
 	p := hostileParams(t)
-	s := newStore(t, p)
+	s := nodetest.NewStore(t, p)
 	// The next block is the 20th: the first retarget, to 8 bits.
-	extend(t, s, 0, 19, "target")
+	nodetest.Extend(t, s, 0, 19, "target")
 	n := hostileNode(t, s)
 	hp := newHonestPeer(t, n)
 
@@ -690,8 +691,8 @@ func TestHostileBlocks(t *testing.T) {
 // skipped.
 func TestHostileStatusClaims(t *testing.T) {
 	p := chain.TestNet()
-	s := newStore(t, p)
-	extend(t, s, 0, 40, "target")
+	s := nodetest.NewStore(t, p)
+	nodetest.Extend(t, s, 0, 40, "target")
 	n := hostileNode(t, s)
 	hp := newHonestPeer(t, n)
 	tip := s.Tip()
@@ -700,7 +701,7 @@ func TestHostileStatusClaims(t *testing.T) {
 	// waitSync waits for the node's record of a sync with p.
 	waitSync := func(t *testing.T, p peer.ID) *SyncRecord {
 		var rec *SyncRecord
-		waitFor(t, syncBanWithin, "a sync attempt with the attacker", func() bool {
+		nodetest.WaitFor(t, syncBanWithin, "a sync attempt with the attacker", func() bool {
 			pi, ok := n.peers.get(p)
 			rec = pi.LastSync
 			return ok && rec != nil
@@ -837,8 +838,8 @@ func (l fakeTipLiar) Tip() chain.Entry {
 // chain's blocks.
 func lighterLiar(t *testing.T, p *chain.Params, n int, data string, as protocol.ChainSource) (host.Host, []chain.Block) {
 	t.Helper()
-	ls := newStore(t, p)
-	blocks := extend(t, ls, 0, n, data)
+	ls := nodetest.NewStore(t, p)
+	blocks := nodetest.Extend(t, ls, 0, n, data)
 	switch as.(type) {
 	case liar:
 		as = liar{ls}
@@ -864,8 +865,8 @@ func lighterLiar(t *testing.T, p *chain.Params, n int, data string, as protocol.
 // branch past the limit), and its sender is banned.
 func TestSyncHoldLimit(t *testing.T) {
 	p := chain.TestNet()
-	s := newStore(t, p)
-	extend(t, s, 0, 20, "target")
+	s := nodetest.NewStore(t, p)
+	nodetest.Extend(t, s, 0, 20, "target")
 	n := hostileNode(t, s)
 	n.sync.holdBytes = 1
 	tip := s.Tip()
@@ -903,8 +904,8 @@ func TestSyncHoldLimit(t *testing.T) {
 // faulty (docs/protocol.md, section 6), so its score stays 0.
 func TestHostileSlowRequests(t *testing.T) {
 	t.Parallel()
-	s := newStore(t, chain.TestNet())
-	extend(t, s, 0, 20, "target")
+	s := nodetest.NewStore(t, chain.TestNet())
+	nodetest.Extend(t, s, 0, 20, "target")
 	n := hostileNode(t, s)
 	hp := newHonestPeer(t, n)
 	att := rawHost(t)
@@ -936,7 +937,7 @@ func TestHostileSlowRequests(t *testing.T) {
 	// machine can delay; the server attributes a stream to its service
 	// once it has admitted it. Until the honest peer starts, only the
 	// attacker sends the node requests.
-	waitFor(t, 15*time.Second, "the server to hold the four requests (or cut one)", func() bool {
+	nodetest.WaitFor(t, 15*time.Second, "the server to hold the four requests (or cut one)", func() bool {
 		held := 0
 		_ = n.host.Network().ResourceManager().ViewService(protocol.ServiceName, func(sc network.ServiceScope) error {
 			held = sc.Stat().NumStreamsInbound
@@ -985,8 +986,8 @@ func TestHostileStalledResponse(t *testing.T) {
 		t.Skip("waits out the 5 s first-byte deadline")
 	}
 	t.Parallel()
-	s := newStore(t, chain.TestNet())
-	extend(t, s, 0, 20, "target")
+	s := nodetest.NewStore(t, chain.TestNet())
+	nodetest.Extend(t, s, 0, 20, "target")
 	n := hostileNode(t, s)
 	hp := newHonestPeer(t, n)
 	tip := s.Tip()
@@ -1003,7 +1004,7 @@ func TestHostileStalledResponse(t *testing.T) {
 	case <-time.After(syncBanWithin):
 		t.Fatal("the attacker was never asked for blocks")
 	}
-	waitFor(t, protocol.FirstByteTimeout+3*time.Second, "the stall scored", func() bool {
+	nodetest.WaitFor(t, protocol.FirstByteTimeout+3*time.Second, "the stall scored", func() bool {
 		return n.scores.get(att.h.ID(), time.Now()) > 0
 	})
 	took := time.Since(asked)
@@ -1029,17 +1030,17 @@ func TestHostileTrickledResponse(t *testing.T) {
 	}
 	t.Parallel()
 	p := chain.TestNet()
-	s := newStore(t, p)
-	base := extend(t, s, 0, 20, "target")
+	s := nodetest.NewStore(t, p)
+	base := nodetest.Extend(t, s, 0, 20, "target")
 	n := hostileNode(t, s)
 	hp := newHonestPeer(t, n)
 	tip := s.Tip()
 	// The attacker's chain: the node's and 10 valid blocks more.
-	as := newStore(t, p)
+	as := nodetest.NewStore(t, p)
 	if _, err := as.AddBlocks(base); err != nil {
 		t.Fatal(err)
 	}
-	more := extend(t, as, tip.Height, 10, "trickled")
+	more := nodetest.Extend(t, as, tip.Height, 10, "trickled")
 	raw := pageFrame(t, tip.Hash, more, as.Tip().Height)
 	if len(raw)/10 < int(protocol.ResponseTimeout/time.Second)+5 {
 		t.Fatalf("a %d-byte page trickles in under the response deadline", len(raw))
@@ -1060,7 +1061,7 @@ func TestHostileTrickledResponse(t *testing.T) {
 	case <-time.After(syncBanWithin):
 		t.Fatal("the attacker was never asked for blocks")
 	}
-	waitFor(t, protocol.ResponseTimeout+5*time.Second, "the trickle scored", func() bool {
+	nodetest.WaitFor(t, protocol.ResponseTimeout+5*time.Second, "the trickle scored", func() bool {
 		return n.scores.get(att.h.ID(), time.Now()) > 0
 	})
 	took := time.Since(asked)
@@ -1084,8 +1085,8 @@ func TestHostileTrickledResponse(t *testing.T) {
 // MisFlood, so the attacker is banned after ten of them. An honest peer is
 // served throughout.
 func TestHostileRequestFlood(t *testing.T) {
-	s := newStore(t, chain.TestNet())
-	extend(t, s, 0, 600, "target")
+	s := nodetest.NewStore(t, chain.TestNet())
+	nodetest.Extend(t, s, 0, 600, "target")
 	n := hostileNode(t, s)
 	// The node's bucket is scaled down to a quarter (50 requests a second,
 	// a burst of 100), so that the attacker outruns it on any machine
@@ -1154,7 +1155,7 @@ func TestHostileRequestFlood(t *testing.T) {
 	// answers by then: its streams die with their answers unread. The
 	// server counts each answer it writes, after the penalty that may have
 	// banned: wait for them there when the attacker saw none.
-	waitFor(t, 15*time.Second, "the node to answer RATE_LIMITED", func() bool {
+	nodetest.WaitFor(t, 15*time.Second, "the node to answer RATE_LIMITED", func() bool {
 		return counts[protocol.CodeRateLimited.String()] > 0 || n.server.Stats().Refused > refusedBefore
 	})
 	if counts[protocol.CodeOK.String()] == 0 {
@@ -1178,7 +1179,7 @@ func gossipAttacker(t testing.TB, n *Node) (host.Host, *pubsub.Topic) {
 		t.Fatal(err)
 	}
 	dialNode(t, att, n)
-	waitFor(t, 15*time.Second, "the node in the attacker's topic", func() bool {
+	nodetest.WaitFor(t, 15*time.Second, "the node in the attacker's topic", func() bool {
 		for _, p := range topic.ListPeers() {
 			if p == n.ID() {
 				return true
@@ -1194,9 +1195,9 @@ func gossipAttacker(t testing.TB, n *Node) (host.Host, *pubsub.Topic) {
 // little work. The first one it judges gets the attacker banned and cut
 // off; none is stored, and an honest peer is served throughout.
 func TestHostileGossipFlood(t *testing.T) {
-	p := gossipParams(t)
-	s := newStore(t, p)
-	extend(t, s, 0, 5, "target")
+	p := nodetest.GossipParams(t)
+	s := nodetest.NewStore(t, p)
+	nodetest.Extend(t, s, 0, 5, "target")
 	n := hostileNode(t, s)
 	hp := newHonestPeer(t, n)
 	tip := s.Tip()
@@ -1254,9 +1255,9 @@ func TestHostileGossipFlood(t *testing.T) {
 // recompute are invalid whatever their parent, so the first gets the
 // attacker banned, and none joins the orphan pool.
 func TestHostileGossipOrphans(t *testing.T) {
-	p := gossipParams(t)
-	s := newStore(t, p)
-	extend(t, s, 0, 5, "target")
+	p := nodetest.GossipParams(t)
+	s := nodetest.NewStore(t, p)
+	nodetest.Extend(t, s, 0, 5, "target")
 	n := hostileNode(t, s)
 	tip := s.Tip()
 	att, topic := gossipAttacker(t, n)
@@ -1278,7 +1279,7 @@ func TestHostileGossipOrphans(t *testing.T) {
 	if err := topic.Publish(context.Background(), mustMarshal(t, protocol.BlockToPB(&valid[1]))); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "the plausible orphan kept", func() bool { return n.gossip.orphans.len() == 1 })
+	nodetest.WaitFor(t, 15*time.Second, "the plausible orphan kept", func() bool { return n.gossip.orphans.len() == 1 })
 	if v := n.scores.get(att.ID(), time.Now()); v != 0 {
 		t.Fatalf("a well-mined orphan cost its sender %v", v)
 	}
@@ -1316,12 +1317,12 @@ func TestHostileOtherNetwork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newStore(t, chain.TestNet())
-	extend(t, s, 0, 10, "target")
+	s := nodetest.NewStore(t, chain.TestNet())
+	nodetest.Extend(t, s, 0, 10, "target")
 	n := hostileNode(t, s)
 	hp := newHonestPeer(t, n)
-	otherStore := newStore(t, other)
-	extend(t, otherStore, 0, 30, "other")
+	otherStore := nodetest.NewStore(t, other)
+	nodetest.Extend(t, otherStore, 0, 30, "other")
 	w := hp.watch(n)
 	var cuts []time.Duration
 	for i := 0; i < 6; i++ {
@@ -1364,8 +1365,8 @@ func TestHostileOtherNetwork(t *testing.T) {
 // open with one byte of a request, more than the server's MaxInflight. The
 // server resets the oldest of them to admit the honest peer's requests.
 func TestHostileSybilSlowloris(t *testing.T) {
-	s := newStore(t, chain.TestNet())
-	extend(t, s, 0, 20, "target")
+	s := nodetest.NewStore(t, chain.TestNet())
+	nodetest.Extend(t, s, 0, 20, "target")
 	n := hostileNode(t, s)
 	hp := newHonestPeer(t, n)
 	frame := frameOf(mustMarshal(t, statusRequest(s)))

@@ -16,12 +16,13 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 )
 
 func TestHTTPAPI(t *testing.T) {
 	p := chain.TestNet()
-	s := newStore(t, p)
-	extend(t, s, 0, 5, "api")
+	s := nodetest.NewStore(t, p)
+	nodetest.Extend(t, s, 0, 5, "api")
 	_, nodes := mockNodes(t, s)
 	srv := httptest.NewServer(nodes[0].Handler())
 	defer srv.Close()
@@ -122,7 +123,7 @@ func TestHTTPAPI(t *testing.T) {
 }
 
 func TestSubmitRateLimited(t *testing.T) {
-	s := newStore(t, chain.TestNet())
+	s := nodetest.NewStore(t, chain.TestNet())
 	_, nodes := mockNodes(t, s)
 	// A small bucket that cannot refill during the burst, however slow
 	// the machine (the race detector makes each request slow).
@@ -146,14 +147,14 @@ func TestSubmitRateLimited(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	p := gossipParams(t)
-	sa, sb := newStore(t, p), newStore(t, p)
-	extend(t, sa, 0, 7, "metrics")
+	p := nodetest.GossipParams(t)
+	sa, sb := nodetest.NewStore(t, p), nodetest.NewStore(t, p)
+	nodetest.Extend(t, sa, 0, 7, "metrics")
 	_, nodes := mockNodes(t, sa, sb)
 	connect(t, nodes[1], nodes[0])
 	// The tip moves inside the store's commit; the sync's counters and its
 	// progress are updated after it, when the sync ends and records it.
-	waitFor(t, 15*time.Second, "the sync to end", func() bool {
+	nodetest.WaitFor(t, 15*time.Second, "the sync to end", func() bool {
 		pi, ok := nodes[1].peers.get(nodes[0].ID())
 		return sb.Tip().Hash == sa.Tip().Hash && ok && pi.LastSync != nil && !nodes[1].sync.progress().Syncing
 	})
@@ -187,7 +188,7 @@ func TestMetrics(t *testing.T) {
 // UTF-8: it is refused (400), not stored as U+FFFD, while a whole pair is
 // the character it encodes.
 func TestSubmitRefusesLoneSurrogate(t *testing.T) {
-	s := newStore(t, chain.TestNet())
+	s := nodetest.NewStore(t, chain.TestNet())
 	_, nodes := mockNodes(t, s)
 	n := nodes[0]
 	srv := httptest.NewServer(n.Handler())
@@ -240,7 +241,7 @@ func TestHTTPSlowBodies(t *testing.T) {
 		t.Skip("waits out httpReadTimeout twice (about 20 s)")
 	}
 	t.Parallel()
-	s := newStore(t, chain.TestNet())
+	s := nodetest.NewStore(t, chain.TestNet())
 	n := startNodeWith(t, Config{Store: s, DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, HTTPAddr: "127.0.0.1:0"})
 	const extra = 20
 	var (
@@ -299,7 +300,7 @@ func TestHTTPSlowBodies(t *testing.T) {
 	}
 
 	// Those that waited are cut in their turn.
-	waitFor(t, httpReadTimeout+5*time.Second, "every slow connection cut", func() bool { return cut() == httpMaxConns+extra })
+	nodetest.WaitFor(t, httpReadTimeout+5*time.Second, "every slow connection cut", func() bool { return cut() == httpMaxConns+extra })
 	mu.Lock()
 	defer mu.Unlock()
 	t.Logf("%d slow connections: the first %d cut at %v-%v, the last at %v", len(closed), httpMaxConns,

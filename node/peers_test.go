@@ -8,11 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 )
 
 // getPeers fetches GET /peers from n's API.
@@ -49,11 +48,11 @@ func TestBansShown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sa, sb, sc := newStore(t, chain.TestNet()), newStore(t, chain.TestNet()), newStore(t, other)
+	sa, sb, sc := nodetest.NewStore(t, chain.TestNet()), nodetest.NewStore(t, chain.TestNet()), nodetest.NewStore(t, other)
 	_, nodes := mockNodes(t, sa, sb, sc)
 	a, liar, stranger := nodes[0], nodes[1], nodes[2]
 	connect(t, a, liar)
-	waitFor(t, 10*time.Second, "a status from the peer", func() bool {
+	nodetest.WaitFor(t, 10*time.Second, "a status from the peer", func() bool {
 		pi, ok := a.peers.get(liar.ID())
 		return ok && pi.Status != nil
 	})
@@ -61,7 +60,7 @@ func TestBansShown(t *testing.T) {
 	start := time.Now()
 	a.penalise(liar.ID(), MisInvalidBlock, "block 7: hash does not meet the difficulty")
 	connect(t, a, stranger)
-	waitFor(t, 15*time.Second, "the other network's peer banned and cut off", func() bool {
+	nodetest.WaitFor(t, 15*time.Second, "the other network's peer banned and cut off", func() bool {
 		return a.peers.isBanned(stranger.ID()) && a.Host().Network().Connectedness(stranger.ID()) != network.Connected
 	})
 
@@ -123,7 +122,7 @@ func TestBansShown(t *testing.T) {
 // is cut, so a ban cannot grow every GET /peers.
 func TestBanReasonBounded(t *testing.T) {
 	ps := newPeerSet()
-	p := newPeerID(t)
+	p := nodetest.NewPeerID(t)
 	ps.banFor(p, time.Minute, strings.Repeat("é", maxBanReason))
 	b := ps.bans()
 	if len(b) != 1 || len(b[0].Ban.Reason) > maxBanReason || !strings.HasSuffix(b[0].Ban.Reason, "...") {
@@ -151,9 +150,9 @@ func TestSyncOutcome(t *testing.T) {
 			t.Errorf("outcome of %q: %s, want %s", result, got, want)
 		}
 	}
-	_, nodes := mockNodes(t, newStore(t, chain.TestNet()), newStore(t, chain.TestNet()))
+	_, nodes := mockNodes(t, nodetest.NewStore(t, chain.TestNet()), nodetest.NewStore(t, chain.TestNet()))
 	connect(t, nodes[0], nodes[1])
-	waitFor(t, 10*time.Second, "the peer known", func() bool { _, ok := nodes[0].peers.get(nodes[1].ID()); return ok })
+	nodetest.WaitFor(t, 10*time.Second, "the peer known", func() bool { _, ok := nodes[0].peers.get(nodes[1].ID()); return ok })
 	nodes[0].peers.setSync(nodes[1].ID(), SyncRecord{At: time.Now(), Result: resultNoMoreWork})
 	if p := findPeer(getPeers(t, nodes[0]), nodes[1].ID().String()); p == nil || p.LastSync == nil || p.LastSync.Outcome != SyncNoMoreWork {
 		t.Fatalf("GET /peers: last sync %+v", p)
@@ -164,7 +163,7 @@ func TestSyncOutcome(t *testing.T) {
 // dropped.
 func TestBanEnds(t *testing.T) {
 	ps := newPeerSet()
-	gone, kept := newPeerID(t), newPeerID(t)
+	gone, kept := nodetest.NewPeerID(t), nodetest.NewPeerID(t)
 	ps.banFor(gone, time.Millisecond, "short")
 	ps.banFor(kept, time.Hour, "long")
 	time.Sleep(5 * time.Millisecond)
@@ -176,17 +175,4 @@ func TestBanEnds(t *testing.T) {
 	if _, ok := ps.banned[gone]; ok {
 		t.Fatal("an ended ban is still kept")
 	}
-}
-
-func newPeerID(t *testing.T) peer.ID {
-	t.Helper()
-	_, pub, err := crypto.GenerateEd25519Key(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := peer.IDFromPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
 }

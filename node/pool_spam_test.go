@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/protocol"
 )
 
@@ -66,7 +67,7 @@ func dataSpammer(t testing.TB, n *Node, ip string) (host.Host, *pubsub.Topic) {
 	if _, err := c.Status(sctx, n.ID()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the node in the spammer's data topic", func() bool {
+	nodetest.WaitFor(t, 30*time.Second, "the node in the spammer's data topic", func() bool {
 		for _, p := range topic.ListPeers() {
 			if p == n.ID() {
 				return true
@@ -103,7 +104,7 @@ func poolSpam(t *testing.T, ids int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newStore(t, p)
+	s := nodetest.NewStore(t, p)
 	n := startNodeWith(t, Config{Store: s, DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Mine: true, MineThreads: 1})
 	api := httptest.NewServer(n.Handler())
 	defer api.Close()
@@ -177,7 +178,7 @@ func poolSpam(t *testing.T, ids int) {
 		t.Fatalf("honest POST /data under spam: %s, want 202", resp.Status)
 	}
 	var mined uint64
-	waitFor(t, time.Minute, "the honest entry mined", func() bool {
+	nodetest.WaitFor(t, time.Minute, "the honest entry mined", func() bool {
 		_, height, found, err := s.EntryBlock(chain.EntryID(entry))
 		mined = height
 		return err == nil && found

@@ -12,6 +12,7 @@ import (
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/storage"
 )
 
@@ -55,7 +56,7 @@ func linkAndJoin(t testing.TB, mn mocknet.Mocknet, a, b *Node) {
 		}
 		return false
 	}
-	waitFor(t, 15*time.Second, "both in each other's data topic", func() bool {
+	nodetest.WaitFor(t, 15*time.Second, "both in each other's data topic", func() bool {
 		return inTopic(a, b.ID()) && inTopic(b, a.ID())
 	})
 }
@@ -141,15 +142,15 @@ func TestPoolDueGoesRound(t *testing.T) {
 func TestReannounceReachesLateJoiner(t *testing.T) {
 	t.Parallel()
 	const every = time.Second
-	p := gossipParams(t)
-	mn, nodes := reannounceNet(t, every, newStore(t, p), newStore(t, p), newStore(t, p))
+	p := nodetest.GossipParams(t)
+	mn, nodes := reannounceNet(t, every, nodetest.NewStore(t, p), nodetest.NewStore(t, p), nodetest.NewStore(t, p))
 	na, nb, nc := nodes[0], nodes[1], nodes[2]
 	linkAndJoin(t, mn, na, nb)
 	id, err := na.Submit(context.Background(), "pending before C came")
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "the entry gossiped to B", func() bool { return nb.pool.has(id) })
+	nodetest.WaitFor(t, 15*time.Second, "the entry gossiped to B", func() bool { return nb.pool.has(id) })
 	waitGossipCachesExpire()
 	if e, err := nc.Entry(id); err != nil || e.Status != "unknown" {
 		t.Fatalf("C before joining: %+v, %v; want unknown", e, err)
@@ -160,7 +161,7 @@ func TestReannounceReachesLateJoiner(t *testing.T) {
 	before := nb.gossip.reannounced.Load()
 	start := time.Now()
 	linkAndJoin(t, mn, nb, nc)
-	waitFor(t, 15*time.Second, "the late joiner to learn the pending entry", func() bool { return nc.pool.has(id) })
+	nodetest.WaitFor(t, 15*time.Second, "the late joiner to learn the pending entry", func() bool { return nc.pool.has(id) })
 	t.Logf("C learned the entry %s after joining (interval %s)", time.Since(start).Round(time.Millisecond), every)
 	if nb.gossip.reannounced.Load() == before {
 		t.Fatal("C learned the entry, but B re-announced nothing")
@@ -176,11 +177,11 @@ func TestReorgReannouncesRestoredEntries(t *testing.T) {
 	// Periodic rounds never come in the test's time: only the
 	// announcement that follows the reorg can bring the entry to B.
 	const every = time.Hour
-	p := gossipParams(t)
-	sa, sb := newStore(t, p), newStore(t, p)
+	p := nodetest.GossipParams(t)
+	sa, sb := nodetest.NewStore(t, p), nodetest.NewStore(t, p)
 	// B holds a block of its own at height 1, as much work as A's below:
 	// neither syncs from the other, so B never sees A's block or entry.
-	fork := extend(t, sb, 0, 1, "B's side")
+	fork := nodetest.Extend(t, sb, 0, 1, "B's side")
 	mn, nodes := reannounceNet(t, every, sa, sb)
 	na, nb := nodes[0], nodes[1]
 	id, err := na.Submit(context.Background(), "mined on the losing branch")
@@ -198,7 +199,7 @@ func TestReorgReannouncesRestoredEntries(t *testing.T) {
 	}
 	// A heavier chain on B's branch reaches A: A's block is dropped and
 	// its entry goes back to A's pool.
-	heavier := append(fork, mine(t, sb, fork[0].Hash, 1, "heavier")...)
+	heavier := append(fork, nodetest.Mine(t, sb, fork[0].Hash, 1, "heavier")...)
 	res, err := na.addBlocks(heavier)
 	if err != nil || !res.Reorg {
 		t.Fatalf("A adding the heavier chain: %+v, %v; want a reorg", res, err)
@@ -207,7 +208,7 @@ func TestReorgReannouncesRestoredEntries(t *testing.T) {
 		t.Fatalf("A after the reorg: %+v, %v; want pending", e, err)
 	}
 	start := time.Now()
-	waitFor(t, 15*time.Second, "B to learn the entry the reorg restored", func() bool { return nb.pool.has(id) })
+	nodetest.WaitFor(t, 15*time.Second, "B to learn the entry the reorg restored", func() bool { return nb.pool.has(id) })
 	t.Logf("B learned the entry %s after A's reorg", time.Since(start).Round(time.Millisecond))
 	if e, err := nb.Entry(id); err != nil || e.Status != "pending" {
 		t.Fatalf("B after A's reorg: %+v, %v; want pending", e, err)
@@ -222,8 +223,8 @@ func TestReannounceLargePoolBounded(t *testing.T) {
 	// for flooding.
 	const every = 200 * time.Millisecond
 	const entries = maxReannounce + 2*reannounceBurst
-	p := gossipParams(t)
-	mn, nodes := reannounceNet(t, every, newStore(t, p), newStore(t, p))
+	p := nodetest.GossipParams(t)
+	mn, nodes := reannounceNet(t, every, nodetest.NewStore(t, p), nodetest.NewStore(t, p))
 	na, nc := nodes[0], nodes[1]
 	ids := make([]chain.Hash, entries)
 	for i := range ids {
@@ -238,7 +239,7 @@ func TestReannounceLargePoolBounded(t *testing.T) {
 	linkAndJoin(t, mn, na, nc)
 	// More than one round's cap: every entry must come, not only the
 	// oldest maxReannounce again and again.
-	waitFor(t, 15*time.Second, "C to learn every pending entry", func() bool {
+	nodetest.WaitFor(t, 15*time.Second, "C to learn every pending entry", func() bool {
 		for _, id := range ids {
 			if !nc.pool.has(id) {
 				return false

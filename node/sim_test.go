@@ -25,6 +25,7 @@ import (
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/storage"
 )
 
@@ -121,7 +122,7 @@ func TestSimulation50(t *testing.T) {
 			// A block on a tip of the most work published has more work
 			// than any other, and every node adopts it; rival tips of
 			// equal work would stay split, since the first seen wins.
-			waitFor(t, slack*5*time.Second, "the miner to hold a heaviest tip", func() bool {
+			nodetest.WaitFor(t, slack*5*time.Second, "the miner to hold a heaviest tip", func() bool {
 				return n.store.Tip().Work.Cmp(maxWork) >= 0
 			})
 			label = "settles"
@@ -141,7 +142,7 @@ func TestSimulation50(t *testing.T) {
 	// Convergence: every node on the last block, which has the most work.
 	last := w.last()
 	var converged time.Duration
-	waitFor(t, slack*simMaxConvergence, "every node to adopt the last block", func() bool {
+	nodetest.WaitFor(t, slack*simMaxConvergence, "every node to adopt the last block", func() bool {
 		for _, n := range nodes {
 			if n.store.Tip().Hash != last.hash {
 				return false
@@ -265,7 +266,7 @@ type simNet struct {
 // connects them along a random graph and waits for their gossip meshes.
 func startSimNet(t testing.TB, rng *rand.Rand, log *slog.Logger) *simNet {
 	t.Helper()
-	p := gossipParams(t)
+	p := nodetest.GossipParams(t)
 	mn := mocknet.New()
 	t.Cleanup(func() { mn.Close() })
 	mn.SetLinkDefaults(mocknet.LinkOptions{Latency: simLatency, Bandwidth: simBandwidth})
@@ -324,7 +325,7 @@ func startSimNet(t testing.TB, rng *rand.Rand, log *slog.Logger) *simNet {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	waitFor(t, sn.slack*30*time.Second, "every node to see its peers in both topics", func() bool {
+	nodetest.WaitFor(t, sn.slack*30*time.Second, "every node to see its peers in both topics", func() bool {
 		for i, n := range sn.nodes {
 			d := len(sn.graph.adj[i])
 			if len(n.gossip.blocks.ListPeers()) < d || len(n.gossip.data.ListPeers()) < d {
@@ -385,7 +386,7 @@ func (sn *simNet) rivals(t testing.TB, w *propWatch, a, b int, maxWork *big.Int)
 // waitTips waits until every node's tip passes ok.
 func (sn *simNet) waitTips(t testing.TB, what string, ok func(chain.Hash) bool) {
 	t.Helper()
-	waitFor(t, sn.slack*5*time.Second, what, func() bool {
+	nodetest.WaitFor(t, sn.slack*5*time.Second, what, func() bool {
 		for _, n := range sn.nodes {
 			if !ok(n.store.Tip().Hash) {
 				return false
