@@ -35,6 +35,7 @@ import (
 
 	"github.com/jbc-project/jbc/chain"
 	"github.com/jbc-project/jbc/node/internal/nodetest"
+	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/storage"
 )
@@ -236,7 +237,7 @@ type syncChildResult struct {
 	PeakRSSAnon  uint64 // peak of RssAnon (heap, stacks) seen by sampling
 	PeakRSSFile  uint64 // peak of RssFile (mapped file pages: the bbolt file)
 	PeakGoHeap   uint64 // peak of the Go heap's live and unswept objects
-	SyncRecord   SyncRecord
+	SyncRecord   peering.SyncRecord
 	GoMaxProcs   int
 	StoreBytes   int64
 	SampledTimes int
@@ -331,7 +332,7 @@ func TestSyncBenchChild(t *testing.T) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	res.LiveHeap = ms.HeapAlloc
-	if info, ok := n.peers.get(pi.ID); ok && info.LastSync != nil {
+	if info, ok := n.peers.Get(pi.ID); ok && info.LastSync != nil {
 		res.SyncRecord = *info.LastSync
 	}
 	if fi, err := os.Stat(s.Path()); err == nil {
@@ -552,9 +553,9 @@ func incrementalSync(b *testing.B, base string, round int) (time.Duration, int64
 
 	d := dialAndSync(b, client, server, want)
 	b.StopTimer()
-	var rec SyncRecord
+	var rec peering.SyncRecord
 	nodetest.WaitFor(b, 10*time.Second, "the sync record", func() bool {
-		pi, ok := client.peers.get(server.ID())
+		pi, ok := client.peers.Get(server.ID())
 		if ok && pi.LastSync != nil {
 			rec = *pi.LastSync
 		}

@@ -235,7 +235,7 @@ func TestDashboardFirstState(t *testing.T) {
 	n := nodes[0]
 	connect(t, n, nodes[1])
 	nodetest.WaitFor(t, 10*time.Second, "the peer's status", func() bool {
-		pi, ok := n.peers.get(nodes[1].ID())
+		pi, ok := n.peers.Get(nodes[1].ID())
 		return ok && pi.Status != nil
 	})
 	entry := `</script><script>alert(1)</script> & <!--`

@@ -17,6 +17,7 @@ import (
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/peering"
 )
 
 // DefaultDHTPrefix keeps jbc's DHT apart from the IPFS one: jbc nodes only
@@ -90,7 +91,7 @@ type discovery struct {
 
 type foundPeer struct {
 	info peer.AddrInfo
-	src  Source
+	src  peering.Source
 }
 
 func newDiscovery(n *Node) (*discovery, error) {
@@ -130,7 +131,7 @@ func (d *discovery) HandlePeerFound(pi peer.AddrInfo) {
 	if pi.ID != d.n.host.ID() {
 		d.mdnsFoundAt.Store(time.Now().UnixNano())
 	}
-	d.offer(pi, SourceMDNS)
+	d.offer(pi, peering.SourceMDNS)
 }
 
 // mdnsRetries are the delays after which, as long as mDNS has found nobody
@@ -271,7 +272,7 @@ func (d *discovery) mdnsLoop(ctx context.Context) {
 	}
 }
 
-func (d *discovery) offer(pi peer.AddrInfo, src Source) {
+func (d *discovery) offer(pi peer.AddrInfo, src peering.Source) {
 	if pi.ID == d.n.host.ID() {
 		return
 	}
@@ -290,13 +291,13 @@ func (d *discovery) start(ctx context.Context) error {
 	// Record sources before anything dials: the DHT may reach a bootstrap
 	// peer before our own dial does.
 	for _, pi := range d.boot {
-		d.n.peers.found(pi.ID, pi.Addrs, SourceBootstrap)
-		d.n.host.ConnManager().Protect(pi.ID, tagConfigured)
-		d.offer(pi, SourceBootstrap)
+		d.n.peers.Found(pi.ID, pi.Addrs, peering.SourceBootstrap)
+		d.n.host.ConnManager().Protect(pi.ID, peering.TagConfigured)
+		d.offer(pi, peering.SourceBootstrap)
 	}
 	for _, pi := range d.direct {
-		d.n.peers.found(pi.ID, pi.Addrs, SourceDirect)
-		d.n.host.ConnManager().Protect(pi.ID, tagConfigured)
+		d.n.peers.Found(pi.ID, pi.Addrs, peering.SourceDirect)
+		d.n.host.ConnManager().Protect(pi.ID, peering.TagConfigured)
 		d.n.goRun(func(ctx context.Context) { d.keep(ctx, pi) })
 	}
 	if d.dht != nil {
@@ -329,10 +330,10 @@ func (d *discovery) dialLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case fp := <-d.found:
-			if d.n.peers.isBanned(fp.info.ID) {
+			if d.n.peers.IsBanned(fp.info.ID) {
 				continue
 			}
-			d.n.peers.found(fp.info.ID, fp.info.Addrs, fp.src)
+			d.n.peers.Found(fp.info.ID, fp.info.Addrs, fp.src)
 			if d.n.host.Network().Connectedness(fp.info.ID) == network.Connected {
 				continue
 			}
@@ -341,8 +342,8 @@ func (d *discovery) dialLoop(ctx context.Context) {
 				defer cancel()
 				if err := d.n.host.Connect(dctx, fp.info); err != nil {
 					d.dialFailed(fp.info.ID, fp.src, err)
-					if fp.src == SourceDHT {
-						d.n.peers.forget(fp.info.ID)
+					if fp.src == peering.SourceDHT {
+						d.n.peers.Forget(fp.info.ID)
 					}
 					return
 				}
@@ -356,17 +357,17 @@ func (d *discovery) dialLoop(ctx context.Context) {
 // failure of a peer the operator named (--bootstrap, --peer) since it was
 // last connected is logged at info with its cause, since the node may
 // otherwise seem to just wait; the retries that follow log at debug.
-func (d *discovery) dialFailed(p peer.ID, src Source, err error) {
+func (d *discovery) dialFailed(p peer.ID, src peering.Source, err error) {
 	if d.n.ctx != nil && d.n.ctx.Err() != nil {
 		return // shutting down: our own cancellation, not the peer's fault
 	}
-	first := d.n.peers.dialFailed(p, err)
-	if first && (src == SourceBootstrap || src == SourceDirect) {
+	first := d.n.peers.DialFailed(p, err)
+	if first && (src == peering.SourceBootstrap || src == peering.SourceDirect) {
 		retry := "every " + directRedial.String()
-		if src == SourceBootstrap {
+		if src == peering.SourceBootstrap {
 			retry = "from " + redialMin.String() + " to every " + redialMax.String()
 		}
-		d.n.log.Info("cannot reach "+string(src)+" peer; retrying quietly", "peer", p, "err", dialCause(err), "retry", retry)
+		d.n.log.Info("cannot reach "+string(src)+" peer; retrying quietly", "peer", p, "err", peering.DialCause(err), "retry", retry)
 		return
 	}
 	d.n.log.Debug("dial failed", "peer", p, "source", src, "err", err)
@@ -376,13 +377,13 @@ func (d *discovery) dialFailed(p peer.ID, src Source, err error) {
 func (d *discovery) keep(ctx context.Context, pi peer.AddrInfo) {
 	failing := false
 	for {
-		if d.n.host.Network().Connectedness(pi.ID) != network.Connected && !d.n.peers.isBanned(pi.ID) {
+		if d.n.host.Network().Connectedness(pi.ID) != network.Connected && !d.n.peers.IsBanned(pi.ID) {
 			dctx, cancel := context.WithTimeout(network.WithForceDirectDial(ctx, "keep --peer"), dialTimeout)
 			err := d.n.host.Connect(dctx, pi)
 			cancel()
 			switch {
 			case err != nil:
-				d.dialFailed(pi.ID, SourceDirect, err)
+				d.dialFailed(pi.ID, peering.SourceDirect, err)
 				failing = true
 			case failing:
 				d.n.log.Info("direct peer reached", "peer", pi.ID)
@@ -446,7 +447,7 @@ func (d *discovery) findLoop(ctx context.Context) {
 						continue
 					}
 					found++
-					d.offer(pi, SourceDHT)
+					d.offer(pi, peering.SourceDHT)
 				}
 			}
 			cancel()
@@ -490,9 +491,9 @@ func (d *discovery) redialLoop(ctx context.Context) {
 		}
 		now := time.Now()
 		mu.Lock()
-		for _, pi := range d.n.peers.list() {
+		for _, pi := range d.n.peers.List() {
 			switch pi.Source {
-			case SourceMDNS, SourceDHT, SourceBootstrap:
+			case peering.SourceMDNS, peering.SourceDHT, peering.SourceBootstrap:
 			default:
 				continue // inbound peers dial us; --peer ones have keep
 			}
@@ -506,11 +507,11 @@ func (d *discovery) redialLoop(ctx context.Context) {
 				state[pi.ID] = a
 				continue
 			}
-			if a.dialling || now.Before(a.next) || d.n.peers.isBanned(pi.ID) {
+			if a.dialling || now.Before(a.next) || d.n.peers.IsBanned(pi.ID) {
 				continue
 			}
 			if now.Sub(a.since) > redialForget {
-				d.n.peers.forget(pi.ID)
+				d.n.peers.Forget(pi.ID)
 				delete(state, pi.ID)
 				continue
 			}

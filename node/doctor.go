@@ -13,6 +13,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/jbc-project/jbc/node/peering"
 )
 
 // doctorDialTimeout bounds each reachability check of a bootstrap or
@@ -78,21 +80,21 @@ type DHTCheck struct {
 // every failure for a while), the error of the node's last real attempt,
 // made at ErrorAt.
 type PeerCheck struct {
-	ID        string    `json:"id"`
-	Source    Source    `json:"source,omitempty"`
-	Connected bool      `json:"connected"`
-	Reachable bool      `json:"reachable"`
-	Error     string    `json:"error,omitempty"`
-	ErrorAt   time.Time `json:"error_at,omitzero"`
+	ID        string         `json:"id"`
+	Source    peering.Source `json:"source,omitempty"`
+	Connected bool           `json:"connected"`
+	Reachable bool           `json:"reachable"`
+	Error     string         `json:"error,omitempty"`
+	ErrorAt   time.Time      `json:"error_at,omitzero"`
 }
 
 // BanCheck is a peer refused now: how it was found, why it is refused
 // and until when.
 type BanCheck struct {
-	ID     string    `json:"id"`
-	Source Source    `json:"source,omitempty"`
-	Reason string    `json:"reason"`
-	Until  time.Time `json:"until"`
+	ID     string         `json:"id"`
+	Source peering.Source `json:"source,omitempty"`
+	Reason string         `json:"reason"`
+	Until  time.Time      `json:"until"`
 }
 
 // Problem is something that keeps a node from finding or reaching peers.
@@ -207,7 +209,7 @@ func (n *Node) Doctor(ctx context.Context) Report {
 	}
 	// Dial what is not connected, all at once.
 	var wg sync.WaitGroup
-	check := func(pi peer.AddrInfo, src Source) *PeerCheck {
+	check := func(pi peer.AddrInfo, src peering.Source) *PeerCheck {
 		pc := &PeerCheck{ID: pi.ID.String(), Source: src}
 		if n.host.Network().Connectedness(pi.ID) == network.Connected {
 			pc.Connected, pc.Reachable = true, true
@@ -223,11 +225,11 @@ func (n *Node) Doctor(ctx context.Context) Report {
 				pc.Reachable = true
 				return
 			}
-			n.peers.dialFailed(pi.ID, err)
-			pc.Error = dialCause(err)
+			n.peers.DialFailed(pi.ID, err)
+			pc.Error = peering.DialCause(err)
 			// The swarm refuses to dial a peer for a while after a failed
 			// dial, saying only "dial backoff": show the real cause.
-			if known, ok := n.peers.get(pi.ID); ok && known.DialError != "" && errors.Is(err, swarm.ErrDialBackoff) {
+			if known, ok := n.peers.Get(pi.ID); ok && known.DialError != "" && errors.Is(err, swarm.ErrDialBackoff) {
 				pc.Error, pc.ErrorAt = known.DialError, known.DialErrorAt
 			}
 		}()
@@ -237,13 +239,13 @@ func (n *Node) Doctor(ctx context.Context) Report {
 	isBoot := map[peer.ID]bool{}
 	for _, pi := range n.disc.boot {
 		isBoot[pi.ID] = true
-		if n.peers.isBanned(pi.ID) {
+		if n.peers.IsBanned(pi.ID) {
 			continue // under Banned
 		}
-		boot = append(boot, check(pi, SourceBootstrap))
+		boot = append(boot, check(pi, peering.SourceBootstrap))
 	}
-	for _, pi := range n.peers.list() {
-		if isBoot[pi.ID] || n.peers.isBanned(pi.ID) {
+	for _, pi := range n.peers.List() {
+		if isBoot[pi.ID] || n.peers.IsBanned(pi.ID) {
 			continue
 		}
 		addrs := n.host.Peerstore().Addrs(pi.ID)
@@ -259,10 +261,10 @@ func (n *Node) Doctor(ctx context.Context) Report {
 	for _, pc := range known {
 		r.Peers = append(r.Peers, *pc)
 	}
-	for _, bp := range n.peers.bans() {
+	for _, bp := range n.peers.Bans() {
 		src := bp.Source
 		if isBoot[bp.ID] {
-			src = SourceBootstrap
+			src = peering.SourceBootstrap
 		}
 		r.Banned = append(r.Banned, BanCheck{ID: bp.ID.String(), Source: src, Reason: bp.Ban.Reason, Until: bp.Ban.Until})
 	}
@@ -324,7 +326,7 @@ func (n *Node) runtimeProblems(r Report) []Problem {
 		}
 	}
 	for _, b := range r.Banned {
-		if b.Source != SourceBootstrap && b.Source != SourceDirect {
+		if b.Source != peering.SourceBootstrap && b.Source != peering.SourceDirect {
 			continue
 		}
 		out = append(out, Problem{
@@ -337,7 +339,7 @@ func (n *Node) runtimeProblems(r Report) []Problem {
 		if p.Connected {
 			connected++
 		}
-		if !p.Reachable && p.Source != SourceInbound {
+		if !p.Reachable && p.Source != peering.SourceInbound {
 			out = append(out, Problem{
 				Problem: fmt.Sprintf("Known peer %s (found by %s) cannot be dialled: %s", p.ID, p.Source, p.Error),
 				Fix:     "If it announced a docker-bridge, private or loopback address, that node needs --announce with an address this one can reach.",

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jbc-project/jbc/chain"
 	"github.com/jbc-project/jbc/node/internal/nodetest"
+	"github.com/jbc-project/jbc/node/peering"
 )
 
 func hasProblem(ps []Problem, substr string) bool {
@@ -174,8 +175,8 @@ func TestUnreachablePeersReported(t *testing.T) {
 	// Retried: two real attempts each (the --peer every 5 s, the
 	// bootstrap peer after 2 s, then 4 s).
 	nodetest.WaitFor(t, 20*time.Second, "two failed dials of each peer", func() bool {
-		d, _ := n.peers.get(direct)
-		b, _ := n.peers.get(boot)
+		d, _ := n.peers.Get(direct)
+		b, _ := n.peers.Get(boot)
 		return d.DialFailures >= 2 && b.DialFailures >= 2
 	})
 	for _, c := range []struct {
@@ -196,7 +197,7 @@ func TestUnreachablePeersReported(t *testing.T) {
 		if !strings.Contains(pc.Error, "connection refused") {
 			t.Errorf("doctor: peer %s: error %q, want the real cause (connection refused)", pc.ID, pc.Error)
 		}
-		if pc.ID == boot.String() && pc.Source != SourceBootstrap {
+		if pc.ID == boot.String() && pc.Source != peering.SourceBootstrap {
 			t.Errorf("doctor lists the bootstrap peer twice: %+v", r.Peers)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/protocol/pb"
 	"github.com/jbc-project/jbc/storage"
@@ -42,10 +43,29 @@ const (
 	// blocks a node mined (see announceMined): at most 4 a second, under
 	// half of what a peer allows of blocks that add nothing
 	// (gossipBlockRate), so that an honest miner, however fast, never
-	// costs itself MisFlood; and a quarter of the second within which a
+	// costs itself peering.MisFlood; and a quarter of the second within which a
 	// network is to agree on the tip once its miners stop. On a network
 	// of 30 s blocks it never delays one.
 	minedAnnounceGap = 250 * time.Millisecond
+)
+
+// Gossip rate limits per peer. A block that extends or outweighs our
+// chain takes no token, however fast a miner makes them (judgeBlock); the
+// block bucket is for blocks that add nothing (a duplicate, a side
+// branch), which honest peers send on forks and races only, at most as
+// often as miners announce (minedAnnounceGap): the burst covers a peer
+// relaying a short fork. Orphans have a bucket of the same size. Entries
+// come in bursts when users submit, and a peer relays the entries of every
+// node behind it, so their bucket is larger: four times what one node
+// takes over POST /data (submitRate) plus its re-announcements
+// (reannounceRate), so that honest nodes submitting at full rate are never
+// penalised. Messages beyond the limit are dropped and cost peering.MisFlood
+// (orphans are only dropped).
+const (
+	gossipBlockRate  = 10
+	gossipBlockBurst = 50
+	gossipDataRate   = 200
+	gossipDataBurst  = 1000
 )
 
 // Re-announcement of pending entries. An entry is gossiped when it reaches
@@ -53,7 +73,7 @@ const (
 // (it joined later, or was across a partition) hears of it only when some
 // node that holds it announces it again. The bounds keep an honest node
 // well inside every peer's rate limit for entries (gossipDataRate,
-// gossipDataBurst), so that re-announcing never costs it MisFlood.
+// gossipDataBurst), so that re-announcing never costs it peering.MisFlood.
 const (
 	// DefaultReannounceInterval is how often a node announces again the
 	// entries still in its pool (Config.ReannounceInterval). An entry is
@@ -99,7 +119,7 @@ type gossip struct {
 	orphans *orphanPool
 	// Per-peer rate limits of the two topics; blocks that add nothing and
 	// orphans are limited apart (see judgeBlock).
-	blockLimit, orphanLimit, dataLimit *peerLimiter
+	blockLimit, orphanLimit, dataLimit *peering.Limiter
 	// interval is how often pending entries are announced again; pace
 	// spaces the re-announcements (reannounceRate, reannounceBurst);
 	// restored wakes the re-announcer after a reorg returned entries.
@@ -159,9 +179,9 @@ func newGossip(ctx context.Context, n *Node) (*gossip, error) {
 		return nil, fmt.Errorf("node: gossipsub: %w", err)
 	}
 	g := &gossip{n: n, ps: ps, orphans: newOrphanPool(),
-		blockLimit:  newPeerLimiter(gossipBlockRate, gossipBlockBurst),
-		orphanLimit: newPeerLimiter(gossipBlockRate, gossipBlockBurst),
-		dataLimit:   newPeerLimiter(gossipDataRate, gossipDataBurst),
+		blockLimit:  peering.NewLimiter(gossipBlockRate, gossipBlockBurst),
+		orphanLimit: peering.NewLimiter(gossipBlockRate, gossipBlockBurst),
+		dataLimit:   peering.NewLimiter(gossipDataRate, gossipDataBurst),
 		interval:    n.cfg.ReannounceInterval,
 		pace:        rate.NewLimiter(reannounceRate, reannounceBurst),
 		restored:    make(chan struct{}, 1)}
@@ -349,7 +369,7 @@ func (g *gossip) validateBlock(ctx context.Context, from peer.ID, msg *pubsub.Me
 		g.accepted.Add(1)
 	case pubsub.ValidationReject:
 		g.rejected.Add(1)
-		g.n.penalise(msg.ReceivedFrom, MisInvalidGossip, "block")
+		g.n.scores.Penalise(msg.ReceivedFrom, peering.MisInvalidGossip, "block")
 	default:
 		g.ignored.Add(1)
 	}
@@ -365,7 +385,7 @@ func (g *gossip) validateBlock(ctx context.Context, from peer.ID, msg *pubsub.Me
 // bucket (gossipBlockRate, gossipBlockBurst) before any expensive work: a
 // duplicate of a block we hold, a side-branch block that cannot outweigh
 // our chain. With no token left such a block is dropped and costs
-// MisFlood. An orphan takes a token from a bucket of its own, and past it
+// peering.MisFlood. An orphan takes a token from a bucket of its own, and past it
 // is only dropped (see below). Invalid blocks
 // are rejected (and ban their sender) at the first check they fail:
 // decoding, then the hash, data size and minimum difficulty, which need no
@@ -406,7 +426,7 @@ func (g *gossip) judgeBlock(msg *pubsub.Message) pubsub.ValidationResult {
 		// no score; but keeping it and asking its sender for a status are
 		// work, so past the sender's orphan bucket it is dropped. Sync
 		// brings the branch if it matters.
-		if !g.orphanLimit.allow(from) {
+		if !g.orphanLimit.Allow(from) {
 			return pubsub.ValidationIgnore
 		}
 		g.orphans.add(b, from)
@@ -427,7 +447,7 @@ func (g *gossip) judgeBlock(msg *pubsub.Message) pubsub.ValidationResult {
 	case err == nil && res.Added > 0:
 		g.n.log.Debug("block from gossip", "height", b.Index, "hash", b.Hash.Short(), "from", from, "best", res.Extended)
 		if res.Extended {
-			g.n.adm.served(from, 1)
+			g.n.adm.Served(from, 1)
 		} else if contributes {
 			// It could have outweighed our chain and did not: the tip
 			// moved meanwhile, or it was required less work than the
@@ -453,12 +473,12 @@ func (g *gossip) judgeBlock(msg *pubsub.Message) pubsub.ValidationResult {
 
 // charge takes a token from from's gossip block bucket for a block that
 // adds nothing to our chain, and reports whether there was one; when there
-// is none the sender is charged MisFlood and the block is to be dropped.
+// is none the sender is charged peering.MisFlood and the block is to be dropped.
 func (g *gossip) charge(from peer.ID, what string) bool {
-	if g.blockLimit.allow(from) {
+	if g.blockLimit.Allow(from) {
 		return true
 	}
-	g.n.penalise(from, MisFlood, "gossip blocks that add nothing over the rate limit: "+what)
+	g.n.scores.Penalise(from, peering.MisFlood, "gossip blocks that add nothing over the rate limit: "+what)
 	return false
 }
 
@@ -532,13 +552,13 @@ func (g *gossip) validateData(ctx context.Context, from peer.ID, msg *pubsub.Mes
 	if msg.ReceivedFrom == g.n.host.ID() {
 		return pubsub.ValidationAccept
 	}
-	if !g.dataLimit.allow(msg.ReceivedFrom) {
-		g.n.penalise(msg.ReceivedFrom, MisFlood, "gossip entries over the rate limit")
+	if !g.dataLimit.Allow(msg.ReceivedFrom) {
+		g.n.scores.Penalise(msg.ReceivedFrom, peering.MisFlood, "gossip entries over the rate limit")
 		return pubsub.ValidationIgnore
 	}
 	text, err := decodeGossipEntry(g.n.store.Params(), msg.Data)
 	if err != nil {
-		g.n.penalise(msg.ReceivedFrom, MisInvalidGossip, "entry: "+err.Error())
+		g.n.scores.Penalise(msg.ReceivedFrom, peering.MisInvalidGossip, "entry: "+err.Error())
 		return pubsub.ValidationReject
 	}
 	id := chain.EntryID(text)
@@ -553,7 +573,7 @@ func (g *gossip) validateData(ctx context.Context, from peer.ID, msg *pubsub.Mes
 	_, added, err := g.n.pool.addGossip(text, msg.ReceivedFrom, len(g.n.host.Network().Peers()))
 	switch {
 	case errors.Is(err, errOverShare):
-		g.n.penalise(msg.ReceivedFrom, MisPoolShare, "gossip entries over its share of the data pool")
+		g.n.scores.Penalise(msg.ReceivedFrom, peering.MisPoolShare, "gossip entries over its share of the data pool")
 		return pubsub.ValidationIgnore
 	case err != nil || !added:
 		return pubsub.ValidationIgnore

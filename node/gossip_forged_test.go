@@ -45,9 +45,9 @@ func TestForgedKnownBlockNotRelayed(t *testing.T) {
 	if na.gossip.rejected.Load() == 0 {
 		t.Error("A did not reject the forged copy")
 	}
-	nodetest.WaitFor(t, 15*time.Second, "A to ban the attacker", func() bool { return na.peers.isBanned(hEvil.ID()) })
+	nodetest.WaitFor(t, 15*time.Second, "A to ban the attacker", func() bool { return na.peers.IsBanned(hEvil.ID()) })
 	time.Sleep(500 * time.Millisecond)
-	if nb.peers.isBanned(na.ID()) {
+	if nb.peers.IsBanned(na.ID()) {
 		t.Fatal("B banned A, an honest node, for relaying the forged block")
 	}
 	if n := nb.gossip.accepted.Load() + nb.gossip.rejected.Load() + nb.gossip.ignored.Load(); n != 0 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jbc-project/jbc/chain"
 	"github.com/jbc-project/jbc/node/internal/nodetest"
+	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
 )
 
@@ -86,14 +87,14 @@ func TestFastMinerNotBanned(t *testing.T) {
 
 			now := time.Now()
 			for i, n := range nodes {
-				if got := n.peers.bannedCount(); got != 0 {
+				if got := n.peers.BannedCount(); got != 0 {
 					t.Errorf("node %d banned %d peers", i, got)
 				}
 				for j, o := range nodes {
 					if i == j {
 						continue
 					}
-					if v := n.scores.get(o.ID(), now); v != 0 {
+					if v := n.scores.Get(o.ID(), now); v != 0 {
 						t.Errorf("node %d gave node %d a score of %.0f", i, j, v)
 					}
 					if n.host.Network().Connectedness(o.ID()) != network.Connected {
@@ -115,8 +116,8 @@ func TestFastMinerNotBanned(t *testing.T) {
 // nothing: siblings of a block deep in the node's chain, each well mined
 // but on a branch far lighter than the best. The first gossipBlockBurst
 // cost tokens (and are stored as a side branch); past the bucket each is
-// dropped before it is validated and costs MisFlood, so the attacker is
-// banned after BanScore/MisFlood of them, and no more are stored.
+// dropped before it is validated and costs peering.MisFlood, so the attacker is
+// banned after peering.BanScore/peering.MisFlood of them, and no more are stored.
 func TestGossipSideBranchFlood(t *testing.T) {
 	p := nodetest.GossipParams(t)
 	s := nodetest.NewStore(t, p)
@@ -131,7 +132,7 @@ func TestGossipSideBranchFlood(t *testing.T) {
 	// Ten times the over-limit blocks that ban: GossipSub drops messages
 	// past its validation queue on a loaded machine, and the bucket
 	// refills while the flood lasts.
-	const flood = gossipBlockBurst + 10*BanScore/10
+	const flood = gossipBlockBurst + 10*peering.BanScore/10
 	var msgs [][]byte
 	var side []chain.Hash
 	for i := 0; i < flood; i++ {

@@ -107,7 +107,7 @@ func TestInvalidGossipBlockNotRelayed(t *testing.T) {
 	if sa.Has(tmpl.Hash) || sa.Tip().Height != 0 {
 		t.Fatal("A stored the forged block")
 	}
-	nodetest.WaitFor(t, 15*time.Second, "A to ban the attacker", func() bool { return na.peers.isBanned(hEvil.ID()) })
+	nodetest.WaitFor(t, 15*time.Second, "A to ban the attacker", func() bool { return na.peers.IsBanned(hEvil.ID()) })
 	time.Sleep(200 * time.Millisecond)
 	if nb.gossip.accepted.Load()+nb.gossip.rejected.Load()+nb.gossip.ignored.Load() != 0 {
 		t.Fatal("A relayed the forged block to B")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jbc-project/jbc/chain"
 	"github.com/jbc-project/jbc/node/internal/nodetest"
+	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/protocol/pb"
 )
@@ -175,10 +176,10 @@ func TestSyncHoldRefetch(t *testing.T) {
 	peer := pagedPeer(t, p, claimStatus(src, src.Tip().Hash, src.Tip().Height, src.Tip().Work), branch, nil, false, 10, &refetches)
 	dialNode(t, peer.h, n)
 	nodetest.WaitFor(t, syncBanWithin, "the heavier branch adopted", func() bool {
-		pi, ok := n.peers.get(peer.h.ID())
+		pi, ok := n.peers.Get(peer.h.ID())
 		return s.Tip().Hash == src.Tip().Hash && ok && pi.LastSync != nil
 	})
-	pi, _ := n.peers.get(peer.h.ID())
+	pi, _ := n.peers.Get(peer.h.ID())
 	if pi.LastSync.Result != "adopted" || pi.LastSync.Blocks != len(branch) {
 		t.Fatalf("sync record %+v; want adopted, %d blocks stored", pi.LastSync, len(branch))
 	}
@@ -222,9 +223,9 @@ func TestSyncRefetchDiffers(t *testing.T) {
 			var refetches atomic.Int32
 			att := pagedPeer(t, p, claimStatus(sa, sa.Tip().Hash, sa.Tip().Height, sa.Tip().Work), a, b, c.gone, 10, &refetches)
 			dialNode(t, att.h, n)
-			var rec *SyncRecord
+			var rec *peering.SyncRecord
 			nodetest.WaitFor(t, syncBanWithin, "a sync attempt with the peer", func() bool {
-				pi, ok := n.peers.get(att.h.ID())
+				pi, ok := n.peers.Get(att.h.ID())
 				rec = pi.LastSync
 				return ok && rec != nil
 			})
@@ -237,8 +238,8 @@ func TestSyncRefetchDiffers(t *testing.T) {
 					t.Fatalf("block %d of a branch stored", i+1)
 				}
 			}
-			if v := n.scores.get(att.h.ID(), time.Now()); v != 0 || n.peers.isBanned(att.h.ID()) {
-				t.Fatalf("score %v (banned %v) for a peer that may only have moved to another branch", v, n.peers.isBanned(att.h.ID()))
+			if v := n.scores.Get(att.h.ID(), time.Now()); v != 0 || n.peers.IsBanned(att.h.ID()) {
+				t.Fatalf("score %v (banned %v) for a peer that may only have moved to another branch", v, n.peers.IsBanned(att.h.ID()))
 			}
 			t.Logf("%s", rec.Result)
 		})

@@ -43,6 +43,7 @@ import (
 
 	"github.com/jbc-project/jbc/chain"
 	"github.com/jbc-project/jbc/node/internal/nodetest"
+	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/protocol/pb"
 	"github.com/jbc-project/jbc/storage"
@@ -226,7 +227,7 @@ func (w *honestWatch) check(t testing.TB) time.Duration {
 func wantBanned(t testing.TB, n *Node, att host.Host, since time.Time, within time.Duration) time.Duration {
 	t.Helper()
 	nodetest.WaitFor(t, within, "the attacker banned and cut off", func() bool {
-		return n.peers.isBanned(att.ID()) &&
+		return n.peers.IsBanned(att.ID()) &&
 			n.host.Network().Connectedness(att.ID()) != network.Connected &&
 			att.Network().Connectedness(n.ID()) != network.Connected
 	})
@@ -441,8 +442,8 @@ func TestHostileRequests(t *testing.T) {
 			t.Fatalf("answer %v, %v; want OK", resp, err)
 		}
 		time.Sleep(100 * time.Millisecond)
-		if v := n.scores.get(att.ID(), time.Now()); v != 0 || n.peers.isBanned(att.ID()) {
-			t.Fatalf("a valid request followed by junk cost score %v (banned %v)", v, n.peers.isBanned(att.ID()))
+		if v := n.scores.Get(att.ID(), time.Now()); v != 0 || n.peers.IsBanned(att.ID()) {
+			t.Fatalf("a valid request followed by junk cost score %v (banned %v)", v, n.peers.IsBanned(att.ID()))
 		}
 	})
 }
@@ -684,9 +685,9 @@ func TestHostileBlocks(t *testing.T) {
 // claims enormous work that their answers do not back: an empty page,
 // garbage, no common ancestor, or a valid chain lighter than the node's.
 // The empty page, and a lighter chain that does not hold the tip the
-// status named, are lies about work that nothing proves (MisLiedWork: the
+// status named, are lies about work that nothing proves (peering.MisLiedWork: the
 // score rises, the peer is skipped); a lighter chain ending in the tip the
-// status named proves the claim false (MisFalseClaim) and bans, as garbage
+// status named proves the claim false (peering.MisFalseClaim) and bans, as garbage
 // (malformed) does; no common ancestor fails the sync and the peer is
 // skipped.
 func TestHostileStatusClaims(t *testing.T) {
@@ -699,10 +700,10 @@ func TestHostileStatusClaims(t *testing.T) {
 	huge := new(big.Int).SetBytes(bytes.Repeat([]byte{0xff}, protocol.MaxWorkLen))
 
 	// waitSync waits for the node's record of a sync with p.
-	waitSync := func(t *testing.T, p peer.ID) *SyncRecord {
-		var rec *SyncRecord
+	waitSync := func(t *testing.T, p peer.ID) *peering.SyncRecord {
+		var rec *peering.SyncRecord
 		nodetest.WaitFor(t, syncBanWithin, "a sync attempt with the attacker", func() bool {
-			pi, ok := n.peers.get(p)
+			pi, ok := n.peers.Get(p)
 			rec = pi.LastSync
 			return ok && rec != nil
 		})
@@ -722,11 +723,11 @@ func TestHostileStatusClaims(t *testing.T) {
 		if !strings.Contains(rec.Result, "claimed work") {
 			t.Fatalf("sync result %q, want a refusal naming the claimed work", rec.Result)
 		}
-		if v := n.scores.get(att.h.ID(), time.Now()); v < penalties[MisLiedWork]*0.99 {
-			t.Fatalf("score %v after the lie, want %v", v, penalties[MisLiedWork])
+		if v := n.scores.Get(att.h.ID(), time.Now()); v < peering.Penalty(peering.MisLiedWork)*0.99 {
+			t.Fatalf("score %v after the lie, want %v", v, peering.Penalty(peering.MisLiedWork))
 		}
 		wantChain(t, n, tip.Hash)
-		t.Logf("refused after %v (%q); score %.0f; honest slowest %v", took.Round(time.Millisecond), rec.Result, n.scores.get(att.h.ID(), time.Now()), slowest.Round(time.Microsecond))
+		t.Logf("refused after %v (%q); score %.0f; honest slowest %v", took.Round(time.Millisecond), rec.Result, n.scores.Get(att.h.ID(), time.Now()), slowest.Round(time.Microsecond))
 	})
 
 	t.Run("enormous work then garbage", func(t *testing.T) {
@@ -765,7 +766,7 @@ func TestHostileStatusClaims(t *testing.T) {
 			t.Fatalf("sync result %q, want a failure", rec.Result)
 		}
 		wantChain(t, n, tip.Hash)
-		t.Logf("sync failed after %v (%q), peer skipped; score %.0f; honest slowest %v", took.Round(time.Millisecond), rec.Result, n.scores.get(att.h.ID(), time.Now()), slowest.Round(time.Microsecond))
+		t.Logf("sync failed after %v (%q), peer skipped; score %.0f; honest slowest %v", took.Round(time.Millisecond), rec.Result, n.scores.Get(att.h.ID(), time.Now()), slowest.Round(time.Microsecond))
 	})
 
 	t.Run("enormous work then a valid lighter chain", func(t *testing.T) {
@@ -803,8 +804,8 @@ func TestHostileStatusClaims(t *testing.T) {
 		if !strings.Contains(rec.Result, "claimed work") || strings.Contains(rec.Result, "provable") {
 			t.Fatalf("sync result %q, want a refusal naming the claimed work, not a proven lie", rec.Result)
 		}
-		if v := n.scores.get(h.ID(), time.Now()); v < penalties[MisLiedWork]*0.99 || n.peers.isBanned(h.ID()) {
-			t.Fatalf("score %v after the lie (banned %v), want %v", v, n.peers.isBanned(h.ID()), penalties[MisLiedWork])
+		if v := n.scores.Get(h.ID(), time.Now()); v < peering.Penalty(peering.MisLiedWork)*0.99 || n.peers.IsBanned(h.ID()) {
+			t.Fatalf("score %v after the lie (banned %v), want %v", v, n.peers.IsBanned(h.ID()), peering.Penalty(peering.MisLiedWork))
 		}
 		wantChain(t, n, tip.Hash)
 		for _, b := range light {
@@ -816,7 +817,7 @@ func TestHostileStatusClaims(t *testing.T) {
 			t.Fatalf("sync record: %d blocks, %q; want none stored and the %d held named", rec.Blocks, rec.Result, len(light))
 		}
 		t.Logf("refused after %v (%q); score %.0f; honest slowest %v",
-			took.Round(time.Millisecond), rec.Result, n.scores.get(h.ID(), time.Now()), slowest.Round(time.Microsecond))
+			took.Round(time.Millisecond), rec.Result, n.scores.Get(h.ID(), time.Now()), slowest.Round(time.Microsecond))
 	})
 }
 
@@ -970,7 +971,7 @@ func TestHostileSlowRequests(t *testing.T) {
 	if got := n.server.Stats().Failed - failedBefore; got < protocol.MaxInflightPerPeer {
 		t.Errorf("server reset %d streams, want %d", got, protocol.MaxInflightPerPeer)
 	}
-	if v := n.scores.get(att.ID(), time.Now()); v != 0 {
+	if v := n.scores.Get(att.ID(), time.Now()); v != 0 {
 		t.Errorf("a slow requester scored %v", v)
 	}
 	wantChain(t, n, s.Tip().Hash)
@@ -979,7 +980,7 @@ func TestHostileSlowRequests(t *testing.T) {
 
 // TestHostileStalledResponse syncs the node from an attacker that claims
 // more work, then answers GetBlocks with nothing at all: the node gives up
-// at FirstByteTimeout, scores the stall (MisStalled, not a ban: an honest
+// at FirstByteTimeout, scores the stall (peering.MisStalled, not a ban: an honest
 // peer can be slow), and keeps its chain.
 func TestHostileStalledResponse(t *testing.T) {
 	if testing.Short() {
@@ -1005,18 +1006,18 @@ func TestHostileStalledResponse(t *testing.T) {
 		t.Fatal("the attacker was never asked for blocks")
 	}
 	nodetest.WaitFor(t, protocol.FirstByteTimeout+3*time.Second, "the stall scored", func() bool {
-		return n.scores.get(att.h.ID(), time.Now()) > 0
+		return n.scores.Get(att.h.ID(), time.Now()) > 0
 	})
 	took := time.Since(asked)
 	slowest := w.check(t)
 	if took < protocol.FirstByteTimeout-200*time.Millisecond || took > protocol.FirstByteTimeout+2*time.Second {
 		t.Errorf("gave up %v after asking, want about %v", took, protocol.FirstByteTimeout)
 	}
-	if v := n.scores.get(att.h.ID(), time.Now()); v < penalties[MisStalled]*0.99 || v >= BanScore {
-		t.Errorf("score %v after one stall, want %v", v, penalties[MisStalled])
+	if v := n.scores.Get(att.h.ID(), time.Now()); v < peering.Penalty(peering.MisStalled)*0.99 || v >= peering.BanScore {
+		t.Errorf("score %v after one stall, want %v", v, peering.Penalty(peering.MisStalled))
 	}
 	wantChain(t, n, tip.Hash)
-	t.Logf("gave up %v after asking; score %.0f; honest slowest %v", took.Round(time.Millisecond), n.scores.get(att.h.ID(), time.Now()), slowest.Round(time.Microsecond))
+	t.Logf("gave up %v after asking; score %.0f; honest slowest %v", took.Round(time.Millisecond), n.scores.Get(att.h.ID(), time.Now()), slowest.Round(time.Microsecond))
 }
 
 // TestHostileTrickledResponse syncs the node from an attacker that answers
@@ -1062,19 +1063,19 @@ func TestHostileTrickledResponse(t *testing.T) {
 		t.Fatal("the attacker was never asked for blocks")
 	}
 	nodetest.WaitFor(t, protocol.ResponseTimeout+5*time.Second, "the trickle scored", func() bool {
-		return n.scores.get(att.h.ID(), time.Now()) > 0
+		return n.scores.Get(att.h.ID(), time.Now()) > 0
 	})
 	took := time.Since(asked)
 	slowest := w.check(t)
 	if took < protocol.MinReceiveGrace-200*time.Millisecond || took > protocol.MinReceiveGrace+5*time.Second {
 		t.Errorf("gave up %v after asking, want about %v (the minimum rate's grace; ResponseTimeout is %v)", took, protocol.MinReceiveGrace, protocol.ResponseTimeout)
 	}
-	if v := n.scores.get(att.h.ID(), time.Now()); v < penalties[MisStalled]*0.99 || v >= BanScore {
-		t.Errorf("score %v after one stall, want %v", v, penalties[MisStalled])
+	if v := n.scores.Get(att.h.ID(), time.Now()); v < peering.Penalty(peering.MisStalled)*0.99 || v >= peering.BanScore {
+		t.Errorf("score %v after one stall, want %v", v, peering.Penalty(peering.MisStalled))
 	}
 	wantChain(t, n, tip.Hash, more[0].Hash)
 	t.Logf("gave up %v after asking (page of %d bytes at 10 B/s); score %.0f; honest slowest %v",
-		took.Round(time.Millisecond), len(raw), n.scores.get(att.h.ID(), time.Now()), slowest.Round(time.Microsecond))
+		took.Round(time.Millisecond), len(raw), n.scores.Get(att.h.ID(), time.Now()), slowest.Round(time.Microsecond))
 }
 
 // TestHostileRequestFlood has an attacker send valid requests, one per
@@ -1082,7 +1083,7 @@ func TestHostileTrickledResponse(t *testing.T) {
 // refused (by the resource manager, or answered RATE_LIMITED for
 // MaxInflightPerPeer) at no cost to the attacker; requests beyond the
 // per-peer token bucket are answered RATE_LIMITED unread and each costs
-// MisFlood, so the attacker is banned after ten of them. An honest peer is
+// peering.MisFlood, so the attacker is banned after ten of them. An honest peer is
 // served throughout.
 func TestHostileRequestFlood(t *testing.T) {
 	s := nodetest.NewStore(t, chain.TestNet())
@@ -1093,7 +1094,7 @@ func TestHostileRequestFlood(t *testing.T) {
 	// (under the race detector the server answers only a few hundred
 	// requests a second in all). The honest peer sends about 40 a second.
 	// Set before any peer connects: nothing reads it yet.
-	n.reqLimit = newPeerLimiter(requestRate/4, requestBurst/4)
+	n.reqLimit = peering.NewLimiter(peering.RequestRate/4, peering.RequestBurst/4)
 	hp := newHonestPeer(t, n)
 	att := rawHost(t)
 	dialNode(t, att, n)
@@ -1150,7 +1151,7 @@ func TestHostileRequestFlood(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	// The requests over the bucket are answered RATE_LIMITED, but the one
-	// that reaches BanScore closes the connection, and with sixteen
+	// that reaches peering.BanScore closes the connection, and with sixteen
 	// streams in flight the attacker may not have read any of those
 	// answers by then: its streams die with their answers unread. The
 	// server counts each answer it writes, after the penalty that may have
@@ -1280,7 +1281,7 @@ func TestHostileGossipOrphans(t *testing.T) {
 		t.Fatal(err)
 	}
 	nodetest.WaitFor(t, 15*time.Second, "the plausible orphan kept", func() bool { return n.gossip.orphans.len() == 1 })
-	if v := n.scores.get(att.ID(), time.Now()); v != 0 {
+	if v := n.scores.Get(att.ID(), time.Now()); v != 0 {
 		t.Fatalf("a well-mined orphan cost its sender %v", v)
 	}
 
@@ -1355,7 +1356,7 @@ func TestHostileOtherNetwork(t *testing.T) {
 	}
 	slowest := w.check(t)
 	wantChain(t, n, s.Tip().Hash)
-	if got := n.peers.bannedCount(); got != 6 {
+	if got := n.peers.BannedCount(); got != 6 {
 		t.Fatalf("%d peers banned, want 6", got)
 	}
 	t.Logf("other-network peers cut off after %v; reconnections refused; honest slowest %v", cuts, slowest.Round(time.Microsecond))

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/storage"
 )
 
@@ -87,17 +88,17 @@ type EntryJSON struct {
 // PeerJSON is one element of GET /peers. A banned peer is listed too,
 // never connected, with Ban set and what was known of it when banned.
 type PeerJSON struct {
-	ID        string      `json:"id"`
-	Addrs     []string    `json:"addrs"`
-	Source    Source      `json:"source"`
-	Connected bool        `json:"connected"`
-	Status    *PeerStatus `json:"status,omitempty"`
-	LastSync  *SyncRecord `json:"last_sync,omitempty"`
+	ID        string              `json:"id"`
+	Addrs     []string            `json:"addrs"`
+	Source    peering.Source      `json:"source"`
+	Connected bool                `json:"connected"`
+	Status    *PeerStatus         `json:"status,omitempty"`
+	LastSync  *peering.SyncRecord `json:"last_sync,omitempty"`
 	// DialError is the cause of the last failed dial since the peer was
-	// last connected (see PeerInfo.DialError), at DialErrorAt.
-	DialError   string    `json:"dial_error,omitempty"`
-	DialErrorAt time.Time `json:"dial_error_at,omitzero"`
-	Ban         *Ban      `json:"ban,omitempty"`
+	// last connected (see peering.PeerInfo.DialError), at DialErrorAt.
+	DialError   string       `json:"dial_error,omitempty"`
+	DialErrorAt time.Time    `json:"dial_error_at,omitzero"`
+	Ban         *peering.Ban `json:"ban,omitempty"`
 }
 
 // PeerStatus is a peer's last status as GET /peers shows it.
@@ -141,15 +142,15 @@ func (n *Node) Status() StatusJSON {
 // ones, each sorted by ID.
 func (n *Node) Peers() []PeerJSON {
 	out := []PeerJSON{}
-	for _, pi := range n.peers.list() {
-		if n.peers.isBanned(pi.ID) {
+	for _, pi := range n.peers.List() {
+		if n.peers.IsBanned(pi.ID) {
 			continue // banned while a status was on its way: listed below
 		}
 		pj := peerJSON(pi)
 		pj.Connected = n.host.Network().Connectedness(pi.ID) == network.Connected
 		out = append(out, pj)
 	}
-	for _, bp := range n.peers.bans() {
+	for _, bp := range n.peers.Bans() {
 		pj := peerJSON(bp.PeerInfo)
 		ban := bp.Ban
 		pj.Ban = &ban
@@ -158,7 +159,7 @@ func (n *Node) Peers() []PeerJSON {
 	return out
 }
 
-func peerJSON(pi PeerInfo) PeerJSON {
+func peerJSON(pi peering.PeerInfo) PeerJSON {
 	pj := PeerJSON{ID: pi.ID.String(), Addrs: []string{}, Source: pi.Source, LastSync: pi.LastSync,
 		DialError: pi.DialError, DialErrorAt: pi.DialErrorAt}
 	for _, a := range pi.Addrs {

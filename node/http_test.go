@@ -155,7 +155,7 @@ func TestMetrics(t *testing.T) {
 	// The tip moves inside the store's commit; the sync's counters and its
 	// progress are updated after it, when the sync ends and records it.
 	nodetest.WaitFor(t, 15*time.Second, "the sync to end", func() bool {
-		pi, ok := nodes[1].peers.get(nodes[0].ID())
+		pi, ok := nodes[1].peers.Get(nodes[0].ID())
 		return sb.Tip().Hash == sa.Tip().Hash && ok && pi.LastSync != nil && !nodes[1].sync.progress().Syncing
 	})
 	srv := httptest.NewServer(nodes[1].Handler())

@@ -1,6 +1,11 @@
 package node
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/jbc-project/jbc/node/peering"
+	"github.com/jbc-project/jbc/protocol"
+)
 
 // TestHonestEntryRatesFitPeerLimits pins how the entry limits relate: what
 // one node may publish (submissions taken over POST /data plus its own
@@ -16,5 +21,22 @@ func TestHonestEntryRatesFitPeerLimits(t *testing.T) {
 	if own := submitBurst + reannounceBurst; 2*own > gossipDataBurst {
 		t.Errorf("a node may publish a burst of %d entries (submit %d + re-announce %d); twice that is over a peer's burst %d",
 			own, submitBurst, reannounceBurst, gossipDataBurst)
+	}
+}
+
+// TestLimitsConsistent pins how the numbers of several concerns relate:
+// admission's inbound slots to the connection manager's watermarks and to
+// the resource manager's inbound connections, and admission's status
+// deadline to the status exchange's timeout. (Admission's own numbers are
+// pinned in package peering.)
+func TestLimitsConsistent(t *testing.T) {
+	if peering.InboundSlots >= connHighWater {
+		t.Errorf("inbound slots %d leave no room under the connection manager's high watermark %d for the peers a node chooses", peering.InboundSlots, connHighWater)
+	}
+	if maxConnsInbound-peering.InboundSlots < 2*protocol.MaxInflight/protocol.MaxInflightPerPeer {
+		t.Errorf("the resource manager's %d inbound connections leave %d beyond the slots for newcomers' handshakes", maxConnsInbound, maxConnsInbound-peering.InboundSlots)
+	}
+	if peering.StatusDeadline > statusTimeout {
+		t.Errorf("status deadline %v is longer than our own status request may take (%v)", peering.StatusDeadline, statusTimeout)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/storage"
 )
 
@@ -148,8 +149,8 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descWork, prometheus.GaugeValue, work)
 	ch <- prometheus.MustNewConstMetric(descIndex, prometheus.GaugeValue, float64(n.store.IndexBytes()))
 
-	bySource := map[Source]int{SourceMDNS: 0, SourceDHT: 0, SourceBootstrap: 0, SourceDirect: 0, SourceInbound: 0}
-	for _, pi := range n.peers.list() {
+	bySource := map[peering.Source]int{peering.SourceMDNS: 0, peering.SourceDHT: 0, peering.SourceBootstrap: 0, peering.SourceDirect: 0, peering.SourceInbound: 0}
+	for _, pi := range n.peers.List() {
 		if n.host.Network().Connectedness(pi.ID) == network.Connected {
 			bySource[pi.Source]++
 		}
@@ -184,5 +185,5 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(st.TotalIn), p, "in")
 		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(st.TotalOut), p, "out")
 	}
-	ch <- prometheus.MustNewConstMetric(descBanned, prometheus.GaugeValue, float64(n.peers.bannedCount()))
+	ch <- prometheus.MustNewConstMetric(descBanned, prometheus.GaugeValue, float64(n.peers.BannedCount()))
 }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/storage"
 )
@@ -100,10 +101,10 @@ type Node struct {
 	store  *storage.Store
 	host   host.Host
 	log    *slog.Logger
-	peers  *peerSet
-	scores *scores
+	peers  *peering.Set
+	scores *peering.Scores
 	// adm decides who gets and keeps a connection (admission.go).
-	adm *admission
+	adm *peering.Admission
 	// rootLog is the logger given in Config, for parts that name their own
 	// component (the miner).
 	rootLog *slog.Logger
@@ -129,7 +130,7 @@ type Node struct {
 	http     *http.Server
 	httpLn   net.Listener
 	// reqLimit rate-limits each peer's /jbc/chain/1.0.0 requests.
-	reqLimit *peerLimiter
+	reqLimit *peering.Limiter
 	// submitLimit rate-limits POST /data.
 	submitLimit *rate.Limiter
 	// minedLimit rate-limits POST /mined (legacy.go).
@@ -181,14 +182,14 @@ func New(cfg Config) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, store: cfg.Store, log: log.With("component", "node"), rootLog: log, peers: newPeerSet(), pool: newPool(), scores: newScores(),
+	n := &Node{cfg: cfg, store: cfg.Store, log: log.With("component", "node"), rootLog: log, peers: peering.NewSet(), pool: newPool(),
 		submitLimit: rate.NewLimiter(submitRate, submitBurst),
 		minedLimit:  newMinedLimit(),
-		reqLimit:    newPeerLimiter(requestRate, requestBurst)}
+		reqLimit:    peering.NewLimiter(peering.RequestRate, peering.RequestBurst)}
 	n.miner = &chain.Miner{Threads: cfg.MineThreads}
 	n.disk = newStorageHealth(cfg.Store, n.log)
 	n.metrics = newNodeMetrics(n)
-	n.adm = newAdmission(n.peers, n.log, n.metrics.admission)
+	n.adm = peering.NewAdmission(n.peers, n.log, n.metrics.admission)
 	if cfg.Host != nil {
 		n.host = cfg.Host
 	} else {
@@ -220,7 +221,9 @@ func New(cfg Config) (*Node, error) {
 		}
 		n.host = h
 	}
-	n.adm.setHost(n.host)
+	n.adm.SetHost(n.host)
+	n.scores = peering.NewScores(peering.ScoresConfig{Host: n.host, Peers: n.peers, Logger: n.log,
+		Count: func(m peering.Misbehaviour) { n.metrics.misbehaved.WithLabelValues(string(m)).Inc() }})
 	var err error
 	n.server, err = protocol.NewServer(protocol.ServerConfig{
 		Host:     n.host,
@@ -228,18 +231,18 @@ func New(cfg Config) (*Node, error) {
 		Agent:    agent(),
 		OnStatus: n.onStatus,
 		Allow: func(p peer.ID) bool {
-			if n.peers.isBanned(p) {
+			if n.peers.IsBanned(p) {
 				// Banned for a bad request, its connection stays open
 				// only until the answer is out (badRequestLinger).
 				return false
 			}
-			if n.reqLimit.allow(p) {
+			if n.reqLimit.Allow(p) {
 				return true
 			}
-			n.penalise(p, MisFlood, "requests over the rate limit")
+			n.scores.Penalise(p, peering.MisFlood, "requests over the rate limit")
 			return false
 		},
-		OnMalformed: func(p peer.ID, err error) { n.penalise(p, MisBadRequest, err.Error()) },
+		OnMalformed: func(p peer.ID, err error) { n.scores.Penalise(p, peering.MisBadRequest, err.Error()) },
 		Logger:      log,
 	})
 	if err != nil {
@@ -305,7 +308,7 @@ func (n *Node) Start(ctx context.Context) error {
 	if len(n.cfg.LegacyPeers) > 0 {
 		n.goRun(n.legacyLoop)
 	}
-	n.goRun(n.adm.run)
+	n.goRun(n.adm.Run)
 	if n.cfg.Mine {
 		n.SetMining(true)
 	}
@@ -315,7 +318,7 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	// Peers already connected (a host handed to us) get a status too.
 	for _, p := range n.host.Network().Peers() {
-		n.peers.found(p, nil, SourceDirect)
+		n.peers.Found(p, nil, peering.SourceDirect)
 		n.goRun(func(ctx context.Context) { n.exchangeStatus(ctx, p) })
 	}
 	return nil
@@ -353,27 +356,27 @@ func (n *Node) Close() error {
 // peer, both ways: each side sends its own status request.
 func (n *Node) onConnected(c network.Conn) {
 	p := c.RemotePeer()
-	if n.peers.isBanned(p) {
+	if n.peers.IsBanned(p) {
 		go c.Close()
 		return
 	}
 	// Our own dials record their source before dialling; an outbound
 	// connection nobody recorded was opened by the DHT's own queries (or,
 	// without a DHT, by whoever holds the host, e.g. a test).
-	src := SourceInbound
+	src := peering.SourceInbound
 	if c.Stat().Direction == network.DirOutbound {
-		src = SourceDirect
+		src = peering.SourceDirect
 		if n.disc != nil && n.disc.dht != nil {
-			src = SourceDHT
+			src = peering.SourceDHT
 		}
 	}
-	n.peers.found(p, []ma.Multiaddr{c.RemoteMultiaddr()}, src)
-	n.peers.setConnected(p, true)
+	n.peers.Found(p, []ma.Multiaddr{c.RemoteMultiaddr()}, src)
+	n.peers.SetConnected(p, true)
 	n.sync.reconnected(p)
 	if n.ctx == nil || n.ctx.Err() != nil {
 		return
 	}
-	n.adm.connected(c)
+	n.adm.Connected(c)
 	n.goRun(func(ctx context.Context) { n.exchangeStatus(ctx, p) })
 }
 
@@ -385,12 +388,12 @@ func (n *Node) onDisconnected(nw network.Network, c network.Conn) {
 	if nw.Connectedness(p) == network.Connected {
 		return
 	}
-	n.adm.disconnected(nw, p)
-	if pi, ok := n.peers.get(p); ok && pi.Source == SourceInbound {
-		n.peers.forget(p)
+	n.adm.Disconnected(nw, p)
+	if pi, ok := n.peers.Get(p); ok && pi.Source == peering.SourceInbound {
+		n.peers.Forget(p)
 		return
 	}
-	n.peers.setConnected(p, false)
+	n.peers.SetConnected(p, false)
 }
 
 // requestStatus exchanges statuses with p in the background, unless an
@@ -422,15 +425,15 @@ func (n *Node) exchangeStatus(ctx context.Context, p peer.ID) {
 // work than we have wakes the syncer.
 func (n *Node) onStatus(p peer.ID, st protocol.Status) {
 	if st.Genesis != n.store.Params().ID() {
-		if !n.peers.isBanned(p) {
+		if !n.peers.IsBanned(p) {
 			n.log.Info("peer is on another network; disconnecting", "peer", p, "genesis", st.Genesis.Short(), "agent", st.Agent)
 		}
-		n.peers.ban(p, "on another network (genesis "+st.Genesis.Short()+")")
+		n.peers.Ban(p, "on another network (genesis "+st.Genesis.Short()+")")
 		time.AfterFunc(wrongNetworkLinger, func() { _ = n.host.Network().ClosePeer(p) })
 		return
 	}
-	n.peers.setStatus(p, st)
-	n.adm.proven(p)
+	n.peers.SetStatus(p, st)
+	n.adm.Proven(p)
 	tip := n.store.Tip()
 	if st.Work != nil && st.Work.Cmp(tip.Work) > 0 {
 		n.sync.kick()

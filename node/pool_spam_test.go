@@ -84,7 +84,7 @@ func dataSpammer(t testing.TB, n *Node, ip string) (host.Host, *pubsub.Topic) {
 // the HTTP API: it must be accepted (202) and mined in the node's next
 // block. No ID may hold more than its share of the pool: half of it for a
 // node's only peer, which it reaches within two seconds, and pays for
-// every entry it sends past it (MisPoolShare) until it is banned; an
+// every entry it sends past it (peering.MisPoolShare) until it is banned; an
 // eighth each for poolSpamIDs IDs, which they never reach sending 3
 // entries a second, so that the pool fills, and the entry submitted here
 // evicts the largest contributor's.
@@ -199,7 +199,7 @@ func poolSpam(t *testing.T, ids int) {
 	}
 	banned := 0
 	for i := range sp {
-		if n.peers.isBanned(sp[i].h.ID()) {
+		if n.peers.IsBanned(sp[i].h.ID()) {
 			banned++
 		}
 	}

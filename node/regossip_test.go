@@ -80,10 +80,10 @@ func checkNoPenalties(t testing.TB, nodes ...*Node) {
 			if n == m {
 				continue
 			}
-			if v := n.scores.get(m.ID(), now); v != 0 {
+			if v := n.scores.Get(m.ID(), now); v != 0 {
 				t.Errorf("node %s penalised honest node %s: score %.0f", n.ID().ShortString(), m.ID().ShortString(), v)
 			}
-			if n.peers.isBanned(m.ID()) {
+			if n.peers.IsBanned(m.ID()) {
 				t.Errorf("node %s banned honest node %s", n.ID().ShortString(), m.ID().ShortString())
 			}
 		}

@@ -239,11 +239,11 @@ func TestSimulation50(t *testing.T) {
 	now := time.Now()
 	for i, n := range nodes {
 		for _, j := range sn.graph.adj[i] {
-			if v := n.scores.get(nodes[j].ID(), now); v != 0 {
+			if v := n.scores.Get(nodes[j].ID(), now); v != 0 {
 				t.Errorf("node %d holds a misbehaviour score of %.0f against honest node %d", i, v, j)
 			}
 		}
-		if b := n.peers.bannedCount(); b != 0 {
+		if b := n.peers.BannedCount(); b != 0 {
 			t.Errorf("node %d banned %d honest peers", i, b)
 		}
 		if err := n.store.Verify(nil); err != nil {
@@ -684,12 +684,12 @@ func nodeState(n *Node) string {
 	var scored []string
 	now := time.Now()
 	for _, p := range n.host.Network().Peers() {
-		if v := n.scores.get(p, now); v != 0 {
+		if v := n.scores.Get(p, now); v != 0 {
 			scored = append(scored, fmt.Sprintf("%s:%.0f", p.ShortString(), v))
 		}
 	}
 	return fmt.Sprintf("tip %d %s, %d peers (%d in the block topic), %d banned, gossip accepted %d ignored %d rejected %d, orphans %d, scores %v",
-		tip.Height, tip.Hash.Short(), len(n.host.Network().Peers()), len(n.gossip.blocks.ListPeers()), n.peers.bannedCount(),
+		tip.Height, tip.Hash.Short(), len(n.host.Network().Peers()), len(n.gossip.blocks.ListPeers()), n.peers.BannedCount(),
 		n.gossip.accepted.Load(), n.gossip.ignored.Load(), n.gossip.rejected.Load(), n.gossip.orphans.len(), scored)
 }
 

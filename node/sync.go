@@ -14,6 +14,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/storage"
 )
@@ -166,7 +167,7 @@ func (s *syncer) pick() (peer.ID, protocol.Status, bool) {
 		bestSt protocol.Status
 		work   = s.n.store.Tip().Work
 	)
-	for _, pi := range s.n.peers.list() {
+	for _, pi := range s.n.peers.List() {
 		if pi.Status == nil || pi.Status.Work == nil || !pi.Connected {
 			continue
 		}
@@ -197,10 +198,10 @@ const (
 	syncBatchBlocks = 8 * protocol.MaxBlocksPerPage
 	// syncPageRate bounds the GetBlocks requests per second a sync sends
 	// to one peer: three quarters of what a jbc peer's request limiter
-	// allows (requestRate), leaving the rest for status requests, so that a
+	// allows (peering.RequestRate), leaving the rest for status requests, so that a
 	// fast sync never runs into the peer's flood penalty. With full pages
 	// it caps a sync at 150 x 512 = 76 800 blocks/s.
-	syncPageRate = requestRate * 3 / 4
+	syncPageRate = peering.RequestRate * 3 / 4
 	// syncHoldBytes bounds the blocks of a fetched side branch kept in
 	// memory, validated but not stored, until the branch outweighs our
 	// chain (see branchHold), counting each block as its data plus 128
@@ -477,13 +478,13 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 	log := s.n.log.With("peer", p)
 	start := time.Now()
 	tipBefore := s.n.store.Tip()
-	rec := SyncRecord{At: start}
+	rec := peering.SyncRecord{At: start}
 	pauseFor, slow := failedPeerPause, false
 	level := slog.LevelInfo
 	finish := func(result string, fail bool) {
 		rec.Duration = time.Since(start)
 		rec.Result = result
-		s.n.peers.setSync(p, rec)
+		s.n.peers.SetSync(p, rec)
 		s.setProgress(SyncProgress{})
 		if fail {
 			s.skip(p, pauseFor, slow)
@@ -581,10 +582,10 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 				var re *chain.RuleError
 				switch {
 				case errors.As(err, &re):
-					s.n.penalise(p, MisInvalidBlock, err.Error())
+					s.n.scores.Penalise(p, peering.MisInvalidBlock, err.Error())
 					finish("refused: invalid block: "+err.Error(), true)
 				case errors.Is(err, storage.ErrOrphan):
-					s.n.penalise(p, MisUnasked, err.Error())
+					s.n.scores.Penalise(p, peering.MisUnasked, err.Error())
 					finish("refused: blocks do not attach to the fork it named: "+err.Error(), true)
 				case errors.Is(err, errBranchTooDeep):
 					// Not a proven lie: the branch may outweigh ours further
@@ -621,14 +622,14 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 			}
 			switch {
 			case errors.Is(fetchErr, protocol.ErrMalformed):
-				s.n.penalise(p, MisMalformed, fetchErr.Error())
+				s.n.scores.Penalise(p, peering.MisMalformed, fetchErr.Error())
 			case errors.Is(fetchErr, protocol.ErrTimeout):
-				s.n.penalise(p, MisStalled, fetchErr.Error())
+				s.n.scores.Penalise(p, peering.MisStalled, fetchErr.Error())
 				slow = true
 			case errors.Is(fetchErr, protocol.ErrNoCommonAncestor):
 				// Every locator ends in the genesis, which a peer of our
 				// network has on its best chain: it cannot honestly say this.
-				s.n.penalise(p, MisUnasked, fetchErr.Error())
+				s.n.scores.Penalise(p, peering.MisUnasked, fetchErr.Error())
 			case errors.Is(fetchErr, protocol.ErrRateLimited), errors.Is(fetchErr, protocol.ErrUnavailable):
 				// Load, not fault: try this peer again soon.
 				pauseFor, slow = busyPeerPause, true
@@ -653,7 +654,7 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 	s.n.chainMu.Unlock()
 	switch {
 	case tip.Hash != tipBefore.Hash && tip.Work.Cmp(tipBefore.Work) > 0 && rec.Blocks > 0:
-		s.n.adm.served(p, rec.Blocks)
+		s.n.adm.Served(p, rec.Blocks)
 		finish("adopted", false)
 	case claimed.Work != nil && tip.Work.Cmp(claimed.Work) < 0 && !s.claimHolds(claimed):
 		gave := tip.Work
@@ -665,14 +666,14 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 		if e, ok := s.claimedTip(claimed, claimSeen); ok && e.Work.Cmp(claimed.Work) < 0 {
 			// Whatever happened since, the tip it named has the work its
 			// blocks give it, which we validated: the claim was false.
-			s.n.penalise(p, MisFalseClaim, fmt.Sprintf("tip %s claimed with work %s, has %s", claimed.Tip.Short(), claimed.Work, e.Work))
+			s.n.scores.Penalise(p, peering.MisFalseClaim, fmt.Sprintf("tip %s claimed with work %s, has %s", claimed.Tip.Short(), claimed.Work, e.Work))
 			result += fmt.Sprintf("; the tip it named (%s) has work %s: a provable lie", claimed.Tip.Short(), e.Work)
 		} else {
-			s.n.penalise(p, MisLiedWork, "claimed "+claimed.Work.String())
+			s.n.scores.Penalise(p, peering.MisLiedWork, "claimed "+claimed.Work.String())
 		}
 		finish(result, true)
 	default:
-		finish(resultNoMoreWork, false)
+		finish(peering.ResultNoMoreWork, false)
 	}
 }
 

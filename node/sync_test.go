@@ -12,6 +12,7 @@ import (
 
 	"github.com/jbc-project/jbc/chain"
 	"github.com/jbc-project/jbc/node/internal/nodetest"
+	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/storage"
 )
@@ -36,9 +37,9 @@ func TestSyncFromEmpty(t *testing.T) {
 	if err := sb.Verify(nil); err != nil {
 		t.Fatal(err)
 	}
-	pi, ok := nodes[1].peers.get(nodes[0].ID())
+	pi, ok := nodes[1].peers.Get(nodes[0].ID())
 	nodetest.WaitFor(t, 15*time.Second, "sync record", func() bool {
-		pi, ok = nodes[1].peers.get(nodes[0].ID())
+		pi, ok = nodes[1].peers.Get(nodes[0].ID())
 		return ok && pi.LastSync != nil
 	})
 	if pi.LastSync.Result != "adopted" || pi.LastSync.Blocks != int(sa.Tip().Height) {
@@ -82,9 +83,9 @@ func TestIncrementalSyncFetchesOnlyMissing(t *testing.T) {
 	nodetest.Extend(t, sa, 3000, 10, "new")
 	_, nodes := mockNodes(t, sa, sb)
 	connect(t, nodes[1], nodes[0])
-	var pi PeerInfo
+	var pi peering.PeerInfo
 	nodetest.WaitFor(t, 15*time.Second, "B to catch up", func() bool {
-		pi, _ = nodes[1].peers.get(nodes[0].ID())
+		pi, _ = nodes[1].peers.Get(nodes[0].ID())
 		return sb.Tip().Hash == sa.Tip().Hash && pi.LastSync != nil
 	})
 	if pi.LastSync.Blocks != 10 {
@@ -128,7 +129,7 @@ func TestLyingPeerClaimsWork(t *testing.T) {
 	}
 	// Its status names its real tip with work that tip does not have:
 	// once B has validated the blocks up to it, a provable lie.
-	nodetest.WaitFor(t, 10*time.Second, "the liar banned", func() bool { return nb.peers.isBanned(hl.ID()) })
+	nodetest.WaitFor(t, 10*time.Second, "the liar banned", func() bool { return nb.peers.IsBanned(hl.ID()) })
 	if sb.Tip() != bTip && sb.Tip().Hash != bTip.Hash {
 		t.Fatalf("B's tip moved to %s", sb.Tip().Hash.Short())
 	}
@@ -148,7 +149,7 @@ func TestGenesisMismatchDisconnects(t *testing.T) {
 	connect(t, nodes[0], nodes[1])
 	nodetest.WaitFor(t, 15*time.Second, "disconnect of the other network's peer", func() bool {
 		return nodes[0].Host().Network().Connectedness(nodes[1].ID()) != network.Connected &&
-			nodes[0].peers.isBanned(nodes[1].ID())
+			nodes[0].peers.IsBanned(nodes[1].ID())
 	})
 	t.Logf("disconnected after %s", time.Since(start))
 	// Not dialled again: the gater refuses our own dials to it. (mocknet
@@ -186,9 +187,9 @@ func TestPeerDiesMidSync(t *testing.T) {
 	connect(t, nb, nc)
 	// The sync record is written when the sync ends, just after the last
 	// page is stored.
-	var pi PeerInfo
+	var pi peering.PeerInfo
 	nodetest.WaitFor(t, 30*time.Second, "B to finish from C", func() bool {
-		pi, _ = nb.peers.get(hc.ID())
+		pi, _ = nb.peers.Get(hc.ID())
 		return sb.Tip().Hash == sc.Tip().Hash && pi.LastSync != nil
 	})
 	if pi.LastSync == nil || pi.LastSync.Result != "adopted" {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jbc-project/jbc/node"
+	"github.com/jbc-project/jbc/node/peering"
 )
 
 // TestDoctorOffline runs jbc doctor with no node answering: it must say it
@@ -56,9 +57,9 @@ func TestDoctorPrintsBansAndCauses(t *testing.T) {
 	var buf strings.Builder
 	now := time.Now()
 	printReport(&app{stdout: &buf}, node.Report{
-		Bootstrap: []node.PeerCheck{{ID: "12D3KooWBoot", Source: node.SourceBootstrap,
+		Bootstrap: []node.PeerCheck{{ID: "12D3KooWBoot", Source: peering.SourceBootstrap,
 			Error: "/ip4/127.0.0.1/tcp/4801: dial tcp4 127.0.0.1:4801: connect: connection refused", ErrorAt: now.Add(-3 * time.Second)}},
-		Banned: []node.BanCheck{{ID: "12D3KooWBanned", Source: node.SourceDirect,
+		Banned: []node.BanCheck{{ID: "12D3KooWBanned", Source: peering.SourceDirect,
 			Reason: "on another network (genesis 727c5957421f)", Until: now.Add(time.Hour)}},
 		Notes: []string{"The node listens on loopback only."},
 	})

@@ -1,4 +1,4 @@
-package node
+package peering
 
 import (
 	"errors"
@@ -26,10 +26,10 @@ const (
 	SourceInbound   Source = "inbound"
 )
 
-// banDuration is how long a peer on another network is refused: long
+// BanDuration is how long a peer on another network is refused: long
 // enough that it does not keep costing a handshake, short enough that a
 // peer that rejoins our network is not shut out for good.
-const banDuration = time.Hour
+const BanDuration = time.Hour
 
 // maxBanReason bounds the reason kept with a ban: a sentence and the
 // error that caused it, enough to act on, while a long error (or text a
@@ -71,15 +71,16 @@ const (
 	SyncStopped SyncOutcome = "stopped"
 )
 
-// resultNoMoreWork is the Result of a sync that found nothing to take.
-const resultNoMoreWork = "refused: no more work than ours"
+// ResultNoMoreWork is the Result of a sync that found nothing to take.
+const ResultNoMoreWork = "refused: no more work than ours"
 
-// outcomeOf sorts a sync's Result (as syncFrom words it).
+// outcomeOf sorts a sync's Result (as the syncer words it, package
+// chainsync).
 func outcomeOf(result string) SyncOutcome {
 	switch {
 	case result == string(SyncAdopted):
 		return SyncAdopted
-	case result == resultNoMoreWork:
+	case result == ResultNoMoreWork:
 		return SyncNoMoreWork
 	case result == string(SyncStopped):
 		return SyncStopped
@@ -121,20 +122,21 @@ type PeerInfo struct {
 	DialFailures int
 }
 
-// peerSet tracks known peers and banned ones. It is safe for concurrent use.
-type peerSet struct {
+// Set tracks known peers and banned ones. It is safe for concurrent use.
+type Set struct {
 	mu     sync.Mutex
 	peers  map[peer.ID]*PeerInfo
 	banned map[peer.ID]*BannedPeer
 }
 
-func newPeerSet() *peerSet {
-	return &peerSet{peers: map[peer.ID]*PeerInfo{}, banned: map[peer.ID]*BannedPeer{}}
+// NewSet returns an empty peer set.
+func NewSet() *Set {
+	return &Set{peers: map[peer.ID]*PeerInfo{}, banned: map[peer.ID]*BannedPeer{}}
 }
 
-// found records that p was found by src. The first source sticks: a peer
+// Found records that p was found by src. The first source sticks: a peer
 // found by mDNS and then connecting to us stays "mdns".
-func (ps *peerSet) found(p peer.ID, addrs []ma.Multiaddr, src Source) {
+func (ps *Set) Found(p peer.ID, addrs []ma.Multiaddr, src Source) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	pi, ok := ps.peers[p]
@@ -147,7 +149,9 @@ func (ps *peerSet) found(p peer.ID, addrs []ma.Multiaddr, src Source) {
 	}
 }
 
-func (ps *peerSet) setConnected(p peer.ID, c bool) {
+// SetConnected records whether p is connected; a connection clears the
+// error of its last failed dial.
+func (ps *Set) SetConnected(p peer.ID, c bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if pi, ok := ps.peers[p]; ok {
@@ -158,12 +162,12 @@ func (ps *peerSet) setConnected(p peer.ID, c bool) {
 	}
 }
 
-// dialFailed records a failed dial of p. A dial refused by the swarm's
+// DialFailed records a failed dial of p. A dial refused by the swarm's
 // backoff (which follows every failure for a while, and says only "dial
 // backoff") keeps the error of the real attempt before it. It reports
 // whether this is the first real failure since p was last connected (or
 // found): the one worth telling the operator about.
-func (ps *peerSet) dialFailed(p peer.ID, err error) (first bool) {
+func (ps *Set) DialFailed(p peer.ID, err error) (first bool) {
 	if err == nil || errors.Is(err, swarm.ErrDialBackoff) {
 		return false
 	}
@@ -174,15 +178,15 @@ func (ps *peerSet) dialFailed(p peer.ID, err error) (first bool) {
 		return false
 	}
 	pi.DialFailures++
-	pi.DialError, pi.DialErrorAt = dialCause(err), time.Now()
+	pi.DialError, pi.DialErrorAt = DialCause(err), time.Now()
 	return pi.DialFailures == 1
 }
 
-// dialCause says on one line why a dial failed: for each address tried,
+// DialCause says on one line why a dial failed: for each address tried,
 // the transport's error ("/ip4/127.0.0.1/tcp/4801: dial tcp4
 // 127.0.0.1:4801: connect: connection refused"), rather than the swarm's
 // several lines that repeat the peer ID.
-func dialCause(err error) string {
+func DialCause(err error) string {
 	var de *swarm.DialError
 	if errors.As(err, &de) && len(de.DialErrors) > 0 {
 		parts := make([]string, 0, len(de.DialErrors))
@@ -194,7 +198,9 @@ func dialCause(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
-func (ps *peerSet) setStatus(p peer.ID, st protocol.Status) {
+// SetStatus records the last status p sent; a peer not known yet is
+// recorded as inbound.
+func (ps *Set) SetStatus(p peer.ID, st protocol.Status) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	pi, ok := ps.peers[p]
@@ -206,7 +212,9 @@ func (ps *peerSet) setStatus(p peer.ID, st protocol.Status) {
 	pi.StatusAt = time.Now()
 }
 
-func (ps *peerSet) setSync(p peer.ID, r SyncRecord) {
+// SetSync records the outcome of the last sync with p, sorting its
+// Result into an Outcome.
+func (ps *Set) SetSync(p peer.ID, r SyncRecord) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if pi, ok := ps.peers[p]; ok {
@@ -215,14 +223,15 @@ func (ps *peerSet) setSync(p peer.ID, r SyncRecord) {
 	}
 }
 
-// forget drops a peer that no longer answers; it is added again if found.
-func (ps *peerSet) forget(p peer.ID) {
+// Forget drops a peer that no longer answers; it is added again if found.
+func (ps *Set) Forget(p peer.ID) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	delete(ps.peers, p)
 }
 
-func (ps *peerSet) get(p peer.ID) (PeerInfo, bool) {
+// Get returns what is known of p, and whether it is known.
+func (ps *Set) Get(p peer.ID) (PeerInfo, bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	pi, ok := ps.peers[p]
@@ -232,8 +241,8 @@ func (ps *peerSet) get(p peer.ID) (PeerInfo, bool) {
 	return *pi, true
 }
 
-// list returns a copy of every known peer, sorted by ID.
-func (ps *peerSet) list() []PeerInfo {
+// List returns a copy of every known peer, sorted by ID.
+func (ps *Set) List() []PeerInfo {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	out := make([]PeerInfo, 0, len(ps.peers))
@@ -244,14 +253,14 @@ func (ps *peerSet) list() []PeerInfo {
 	return out
 }
 
-// ban refuses p for banDuration: a peer on another network. reason says
+// Ban refuses p for BanDuration: a peer on another network. reason says
 // why, for the operator (GET /peers, doctor, the dashboard).
-func (ps *peerSet) ban(p peer.ID, reason string) { ps.banFor(p, banDuration, reason) }
+func (ps *Set) Ban(p peer.ID, reason string) { ps.BanFor(p, BanDuration, reason) }
 
-// banFor refuses p for d, for the given reason, and moves what we knew of
+// BanFor refuses p for d, for the given reason, and moves what we knew of
 // it from the known peers to the banned ones, where it stays until the
 // ban ends.
-func (ps *peerSet) banFor(p peer.ID, d time.Duration, reason string) {
+func (ps *Set) BanFor(p peer.ID, d time.Duration, reason string) {
 	if len(reason) > maxBanReason {
 		reason = strings.ToValidUTF8(reason[:maxBanReason-3], "") + "..."
 	}
@@ -270,7 +279,9 @@ func (ps *peerSet) banFor(p peer.ID, d time.Duration, reason string) {
 	bp.Ban = Ban{Reason: reason, Until: time.Now().Add(d)}
 }
 
-func (ps *peerSet) isBanned(p peer.ID) bool {
+// IsBanned reports whether p is refused now; a ban that has ended is
+// dropped.
+func (ps *Set) IsBanned(p peer.ID) bool {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	bp, ok := ps.banned[p]
@@ -284,9 +295,9 @@ func (ps *peerSet) isBanned(p peer.ID) bool {
 	return true
 }
 
-// bans returns a copy of every peer refused now, sorted by ID, and drops
+// Bans returns a copy of every peer refused now, sorted by ID, and drops
 // the bans that have ended.
-func (ps *peerSet) bans() []BannedPeer {
+func (ps *Set) Bans() []BannedPeer {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	now := time.Now()
@@ -302,8 +313,8 @@ func (ps *peerSet) bans() []BannedPeer {
 	return out
 }
 
-// bannedCount returns how many peers are refused now.
-func (ps *peerSet) bannedCount() int {
+// BannedCount returns how many peers are refused now.
+func (ps *Set) BannedCount() int {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	n := 0

@@ -1,4 +1,4 @@
-package node
+package peering
 
 import (
 	"math"
@@ -9,14 +9,14 @@ import (
 )
 
 func TestScoreDecays(t *testing.T) {
-	s := newScores()
+	s := NewScores(ScoresConfig{})
 	p := peer.ID("p")
 	t0 := time.Unix(1000, 0)
 	if v := s.add(p, MisStalled, t0); v != penalties[MisStalled] {
 		t.Fatalf("first penalty: %v", v)
 	}
 	// One half-life later the score has halved.
-	if v := s.get(p, t0.Add(scoreHalfLife)); math.Abs(v-penalties[MisStalled]/2) > 1e-9 {
+	if v := s.Get(p, t0.Add(scoreHalfLife)); math.Abs(v-penalties[MisStalled]/2) > 1e-9 {
 		t.Fatalf("after a half-life: %v, want %v", v, penalties[MisStalled]/2)
 	}
 	// Penalties add on top of the decayed score.
@@ -25,17 +25,17 @@ func TestScoreDecays(t *testing.T) {
 		t.Fatalf("second penalty: %v", v)
 	}
 	s.forget(p)
-	if s.get(p, t0) != 0 {
+	if s.Get(p, t0) != 0 {
 		t.Fatal("forget kept the score")
 	}
 }
 
 func TestStallsBanOnlyWhenRepeated(t *testing.T) {
-	s := newScores()
+	s := NewScores(ScoresConfig{})
 	p := peer.ID("p")
 	now := time.Unix(1000, 0)
 	n := 0
-	for s.get(p, now) < BanScore {
+	for s.Get(p, now) < BanScore {
 		s.add(p, MisStalled, now)
 		n++
 	}
@@ -43,14 +43,14 @@ func TestStallsBanOnlyWhenRepeated(t *testing.T) {
 		t.Fatalf("a peer is banned after %d stalls; an honest slow peer must survive a few", n)
 	}
 	// Stalls spread over hours never ban.
-	s2 := newScores()
+	s2 := NewScores(ScoresConfig{})
 	for i := 0; i < 50; i++ {
 		if v := s2.add(p, MisStalled, now.Add(time.Duration(i)*time.Hour)); v >= BanScore {
 			t.Fatalf("hourly stalls banned at stall %d (score %v)", i, v)
 		}
 	}
 	// One invalid block bans at once.
-	if v := newScores().add(p, MisInvalidBlock, now); v < BanScore {
+	if v := NewScores(ScoresConfig{}).add(p, MisInvalidBlock, now); v < BanScore {
 		t.Fatalf("an invalid block scores %v, below the ban", v)
 	}
 }

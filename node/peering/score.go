@@ -1,4 +1,4 @@
-package node
+package peering
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -47,7 +48,7 @@ const (
 	// that the answer arrives (docs/protocol.md, section 2).
 	MisBadRequest Misbehaviour = "bad-request"
 	// MisPoolShare: a gossiped entry from a peer that holds its share of
-	// the data pool already (pool.addGossip).
+	// the data pool already (package gossip, Pool.AddGossip).
 	MisPoolShare Misbehaviour = "pool-share"
 )
 
@@ -77,8 +78,8 @@ const (
 	// scoreHalfLife: a peer's score halves every 10 minutes, so old
 	// faults are forgiven and only a steady stream of them bans.
 	scoreHalfLife = 10 * time.Minute
-	// misbehaviourBan is how long a peer that reached BanScore is refused.
-	misbehaviourBan = 30 * time.Minute
+	// MisbehaviourBan is how long a peer that reached BanScore is refused.
+	MisbehaviourBan = 30 * time.Minute
 	// badRequestLinger is how long the connection of a peer banned for a
 	// bad request stays open after our CODE_BAD_REQUEST answer was written.
 	// The multiplexer queues what a stream writes and drops the queue when
@@ -89,11 +90,27 @@ const (
 	badRequestLinger = time.Second
 )
 
-// scores keeps each peer's decaying misbehaviour score. It is safe for
+// Scores keeps each peer's decaying misbehaviour score, and disconnects
+// and bans a peer whose score reaches BanScore (Penalise). It is safe for
 // concurrent use.
-type scores struct {
-	mu sync.Mutex
-	m  map[peer.ID]*score
+type Scores struct {
+	cfg ScoresConfig
+	mu  sync.Mutex
+	m   map[peer.ID]*score
+}
+
+// ScoresConfig is what Penalise needs besides the scores.
+type ScoresConfig struct {
+	// Host is the node's host: its own ID is never penalised, and a banned
+	// peer's connections are closed on its network.
+	Host host.Host
+	// Peers records the bans.
+	Peers *Set
+	// Count, if set, counts each penalty (the metric
+	// jbc_misbehaviour_total).
+	Count func(Misbehaviour)
+	// Logger receives a line per penalty and per ban.
+	Logger *slog.Logger
 }
 
 type score struct {
@@ -102,10 +119,16 @@ type score struct {
 	last  Misbehaviour
 }
 
-func newScores() *scores { return &scores{m: map[peer.ID]*score{}} }
+// NewScores returns empty scores that penalise as cfg says.
+func NewScores(cfg ScoresConfig) *Scores {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Scores{cfg: cfg, m: map[peer.ID]*score{}}
+}
 
 // add records misbehaviour m by p and returns p's new score.
-func (s *scores) add(p peer.ID, m Misbehaviour, now time.Time) float64 {
+func (s *Scores) add(p peer.ID, m Misbehaviour, now time.Time) float64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sc, ok := s.m[p]
@@ -118,8 +141,8 @@ func (s *scores) add(p peer.ID, m Misbehaviour, now time.Time) float64 {
 	return sc.value
 }
 
-// get returns p's current score.
-func (s *scores) get(p peer.ID, now time.Time) float64 {
+// Get returns p's current score.
+func (s *Scores) Get(p peer.ID, now time.Time) float64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sc, ok := s.m[p]
@@ -130,7 +153,7 @@ func (s *scores) get(p peer.ID, now time.Time) float64 {
 }
 
 // forget drops p's score (after a ban: the ban is the penalty).
-func (s *scores) forget(p peer.ID) {
+func (s *Scores) forget(p peer.ID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.m, p)
@@ -143,27 +166,34 @@ func decay(v float64, d time.Duration) float64 {
 	return v * math.Exp2(-d.Seconds()/scoreHalfLife.Seconds())
 }
 
-// penalise records misbehaviour by p; at BanScore the peer is disconnected
-// and banned.
-func (n *Node) penalise(p peer.ID, m Misbehaviour, detail string) {
-	if p == "" || p == n.host.ID() {
+// Penalise records misbehaviour m by p, detail saying what it was; at
+// BanScore the peer is disconnected and banned.
+func (s *Scores) Penalise(p peer.ID, m Misbehaviour, detail string) {
+	h := s.cfg.Host
+	if p == "" || p == h.ID() {
 		return
 	}
-	v := n.scores.add(p, m, time.Now())
-	n.metrics.misbehaved.WithLabelValues(string(m)).Inc()
+	v := s.add(p, m, time.Now())
+	if s.cfg.Count != nil {
+		s.cfg.Count(m)
+	}
+	log := s.cfg.Logger
 	level := slog.LevelInfo
 	if m == MisFlood || m == MisPoolShare {
 		level = slog.LevelDebug // one line per dropped message would flood the log
 	}
-	n.log.Log(context.Background(), level, "peer misbehaved", "peer", p, "what", string(m), "score", int(v), "detail", detail)
+	log.Log(context.Background(), level, "peer misbehaved", "peer", p, "what", string(m), "score", int(v), "detail", detail)
 	if v >= BanScore {
-		n.log.Warn("banning peer", "peer", p, "score", int(v), "for", misbehaviourBan, "last", string(m))
-		n.scores.forget(p)
-		n.peers.banFor(p, misbehaviourBan, fmt.Sprintf("misbehaved: %s (score %d): %s", m, int(v), detail))
+		log.Warn("banning peer", "peer", p, "score", int(v), "for", MisbehaviourBan, "last", string(m))
+		s.forget(p)
+		s.cfg.Peers.BanFor(p, MisbehaviourBan, fmt.Sprintf("misbehaved: %s (score %d): %s", m, int(v), detail))
 		if m == MisBadRequest {
-			time.AfterFunc(badRequestLinger, func() { _ = n.host.Network().ClosePeer(p) })
+			time.AfterFunc(badRequestLinger, func() { _ = h.Network().ClosePeer(p) })
 		} else {
-			go n.host.Network().ClosePeer(p)
+			go h.Network().ClosePeer(p)
 		}
 	}
 }
+
+// Penalty returns what misbehaviour m adds to a peer's score.
+func Penalty(m Misbehaviour) float64 { return penalties[m] }
