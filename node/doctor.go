@@ -286,7 +286,7 @@ func (n *Node) Doctor(ctx context.Context) Report {
 // runtimeProblems judges the running node's discovery.
 func (n *Node) runtimeProblems(r Report) []Problem {
 	var out []Problem
-	if p := n.disk.problem(); p != "" {
+	if p := n.disk.Problem(); p != "" {
 		out = append(out, Problem{
 			Problem: "The node cannot write its chain: " + p + ". Syncing and mining are paused and retried with a growing pause (up to a minute).",
 			Fix:     "Free space on that filesystem (or give the data directory more room); the node resumes by itself once a write succeeds. The chain stored so far is intact.",

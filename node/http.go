@@ -134,7 +134,7 @@ func (n *Node) Status() StatusJSON {
 		HashRate:  n.metrics.hashRate(n.miner.Attempts(), n.Mining()),
 		Pending:   n.pool.size(),
 
-		StorageError: n.disk.problem(),
+		StorageError: n.disk.Problem(),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/disk"
 )
 
 // MinedBy returns the data a miner puts in a block when it has nothing else
@@ -44,7 +45,7 @@ func (n *Node) mineLoop(ctx context.Context) {
 	log.Info("mining", "threads", n.miner.Workers())
 	defer log.Info("mining stopped")
 	for ctx.Err() == nil {
-		if n.disk.paused(time.Now()) {
+		if n.disk.Paused(time.Now()) {
 			// Our store cannot take the block: wait rather than mine it
 			// again and again.
 			select {
@@ -113,7 +114,7 @@ func (n *Node) mineLoop(ctx context.Context) {
 		}
 		res, err := n.addBlocksVia(viaMiner, []chain.Block{b})
 		if err != nil {
-			if !localStoreError(err) { // which n.disk has logged
+			if !disk.LocalError(err) { // which n.disk has logged
 				log.Warn("mined block refused", "height", b.Index, "err", err)
 			}
 			continue

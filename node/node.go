@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/disk"
 	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/storage"
@@ -136,7 +137,7 @@ type Node struct {
 	// minedLimit rate-limits POST /mined (legacy.go).
 	minedLimit *rate.Limiter
 	// disk records failures of the store, which pause syncing and mining.
-	disk *storageHealth
+	disk *disk.Health
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -187,7 +188,7 @@ func New(cfg Config) (*Node, error) {
 		minedLimit:  newMinedLimit(),
 		reqLimit:    peering.NewLimiter(peering.RequestRate, peering.RequestBurst)}
 	n.miner = &chain.Miner{Threads: cfg.MineThreads}
-	n.disk = newStorageHealth(cfg.Store, n.log)
+	n.disk = disk.New(cfg.Store, n.log)
 	n.metrics = newNodeMetrics(n)
 	n.adm = peering.NewAdmission(n.peers, n.log, n.metrics.admission)
 	if cfg.Host != nil {
@@ -478,10 +479,10 @@ func (n *Node) addBlocksVia(via string, blocks []chain.Block) (storage.Result, e
 	res, err := n.store.AddBlocks(blocks)
 	n.metrics.observe(via, len(blocks), res, err)
 	if res.Added > 0 {
-		n.disk.ok()
+		n.disk.OK()
 	}
-	if localStoreError(err) {
-		n.disk.failed(err)
+	if disk.LocalError(err) {
+		n.disk.Failed(err)
 	}
 	if res.Extended {
 		n.log.Debug("new tip", "height", res.Tip.Height, "hash", res.Tip.Hash.Short(), "added", res.Added, "reorg", res.Reorg)
@@ -497,8 +498,8 @@ func (n *Node) addBlocksVia(via string, blocks []chain.Block) (storage.Result, e
 			for _, b := range kids {
 				r, oerr := n.store.AddBlocks([]chain.Block{b})
 				n.metrics.observe(viaOrphan, 1, r, oerr)
-				if localStoreError(oerr) {
-					n.disk.failed(oerr)
+				if disk.LocalError(oerr) {
+					n.disk.Failed(oerr)
 				}
 				if oerr != nil {
 					n.log.Debug("orphan refused", "hash", b.Hash.Short(), "err", oerr)

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/disk"
 	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/storage"
@@ -99,7 +100,7 @@ func (s *syncer) run(ctx context.Context) {
 		for ctx.Err() == nil {
 			// A store that failed to write is given time (or space) before
 			// the next try, rather than a page refetched every time.
-			if s.n.disk.paused(time.Now()) {
+			if s.n.disk.Paused(time.Now()) {
 				break
 			}
 			p, st, ok := s.pick()
@@ -495,7 +496,7 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 
 	base, err := s.n.store.Locator(protocol.MaxLocatorLen)
 	if err != nil {
-		s.n.disk.failed(err)
+		s.n.disk.Failed(err)
 		level = slog.LevelDebug // the store's failure is logged once, at ERROR
 		finish("local error: "+err.Error(), false)
 		return
@@ -596,8 +597,8 @@ func (s *syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 					pauseFor = busyPeerPause
 					finish(fmt.Sprintf("refused: %v; %d blocks of the branch stored before", err, rec.Blocks), true)
 				default:
-					// Stop fetching: the store pauses the syncer (disk.go).
-					s.n.disk.failed(err)
+					// Stop fetching: the store pauses the syncer (package disk).
+					s.n.disk.Failed(err)
 					level = slog.LevelDebug // the store's failure is logged once, at ERROR
 					finish("local error: "+err.Error(), false)
 				}
@@ -701,7 +702,7 @@ func (s *syncer) claimedTip(claimed protocol.Status, seen *chain.Entry) (chain.E
 // them, or the store's failure) rather than from fetching them.
 func isStoreError(err error) bool {
 	var re *chain.RuleError
-	return errors.As(err, &re) || errors.Is(err, storage.ErrOrphan) || errors.Is(err, storage.ErrNotLinked) || localStoreError(err) && !isFetchError(err)
+	return errors.As(err, &re) || errors.Is(err, storage.ErrOrphan) || errors.Is(err, storage.ErrNotLinked) || disk.LocalError(err) && !isFetchError(err)
 }
 
 // isFetchError reports whether err came from the protocol client.

@@ -1,4 +1,4 @@
-package node
+package disk
 
 import "golang.org/x/sys/unix"
 

@@ -1,4 +1,4 @@
-package node
+package disk
 
 import (
 	"errors"
@@ -26,16 +26,17 @@ const (
 	storageRetryMax = time.Minute
 	// storageResumeFree ends a pause early: once the filesystem holding the
 	// store has this much more space free than when the write failed
-	// (looked at every syncTick), space has returned and the retry is
+	// (looked at whenever a writer asks whether to wait: the syncer every
+	// second), space has returned and the retry is
 	// worth its page. Two full pages; the next commit is at most a few.
 	storageResumeFree = 2 * protocol.MaxPageBytes
 )
 
-// storageHealth records failures of the node's own store, so that work
-// that writes to it (sync, the miner) pauses instead of retrying at once,
-// and so that /status and the doctor can say why the node is stuck. It is
+// Health records failures of the node's own store, so that work that
+// writes to it (sync, the miner) pauses instead of retrying at once, and
+// so that /status and the doctor can say why the node is stuck. It is
 // safe for concurrent use.
-type storageHealth struct {
+type Health struct {
 	dir string
 	log *slog.Logger
 	// free reads the space available to the store's filesystem; ok is
@@ -54,14 +55,15 @@ type storageHealth struct {
 	failures  int // failed writes this episode
 }
 
-func newStorageHealth(s *storage.Store, log *slog.Logger) *storageHealth {
-	return &storageHealth{dir: filepath.Dir(s.Path()), log: log, free: freeSpace}
+// New returns the health of store s, logging to log.
+func New(s *storage.Store, log *slog.Logger) *Health {
+	return &Health{dir: filepath.Dir(s.Path()), log: log, free: freeSpace}
 }
 
-// localStoreError reports whether err, returned by storing blocks, is a
+// LocalError reports whether err, returned by storing blocks, is a
 // failure of our own store (the disk, the file) rather than a verdict on
 // the blocks, which is a *chain.RuleError, ErrOrphan or ErrNotLinked.
-func localStoreError(err error) bool {
+func LocalError(err error) bool {
 	var re *chain.RuleError
 	return err != nil && !errors.As(err, &re) && !errors.Is(err, storage.ErrOrphan) && !errors.Is(err, storage.ErrNotLinked)
 }
@@ -71,7 +73,7 @@ func diskFull(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
-// failed records a local storage error and pauses writes. An episode of
+// Failed records a local storage error and pauses writes. An episode of
 // failures begins with a pause of storageRetryMin and one record at ERROR;
 // each failure after a pause ended doubles the pause, up to
 // storageRetryMax, and is logged at DEBUG. A failure during a pause (some
@@ -79,7 +81,7 @@ func diskFull(err error) bool {
 // between (a nearly full disk takes a gossiped block but not a page) does
 // not start a new episode: only a failure storageRetryMax after the last
 // one does.
-func (h *storageHealth) failed(err error) {
+func (h *Health) Failed(err error) {
 	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -104,8 +106,8 @@ func (h *storageHealth) failed(err error) {
 	h.log.Debug("store still failing", "dir", h.dir, "retry_in", h.pause, "failures", h.failures, "err", err)
 }
 
-// ok records that a write succeeded.
-func (h *storageHealth) ok() {
+// OK records that a write succeeded.
+func (h *Health) OK() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.err == nil {
@@ -115,9 +117,9 @@ func (h *storageHealth) ok() {
 	h.err, h.until = nil, time.Time{}
 }
 
-// paused reports whether writes should wait at now: a pause is under way
+// Paused reports whether writes should wait at now: a pause is under way
 // and space has not visibly returned.
-func (h *storageHealth) paused(now time.Time) bool {
+func (h *Health) Paused(now time.Time) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.err == nil || !now.Before(h.until) {
@@ -133,9 +135,9 @@ func (h *storageHealth) paused(now time.Time) bool {
 	return true
 }
 
-// problem describes the store's failure for /status and the doctor, or
+// Problem describes the store's failure for /status and the doctor, or
 // returns "" while it works.
-func (h *storageHealth) problem() string {
+func (h *Health) Problem() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.err == nil {
@@ -144,7 +146,7 @@ func (h *storageHealth) problem() string {
 	return h.problemLocked()
 }
 
-func (h *storageHealth) problemLocked() string {
+func (h *Health) problemLocked() string {
 	if h.full {
 		return "disk full at " + h.dir
 	}

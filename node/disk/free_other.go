@@ -1,6 +1,6 @@
 //go:build !linux
 
-package node
+package disk
 
 // freeSpace cannot tell the free space here: a paused store is retried
 // when its backoff ends (storageRetryMax at most).
