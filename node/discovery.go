@@ -17,12 +17,9 @@ import (
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/p2p"
 	"github.com/jbc-project/jbc/node/peering"
 )
-
-// DefaultDHTPrefix keeps jbc's DHT apart from the IPFS one: jbc nodes only
-// meet jbc nodes unless told otherwise (--dht-prefix /ipfs).
-const DefaultDHTPrefix = "/jbc"
 
 // Discovery timing.
 const (
@@ -97,16 +94,16 @@ type foundPeer struct {
 func newDiscovery(n *Node) (*discovery, error) {
 	d := &discovery{n: n, found: make(chan foundPeer, foundQueue)}
 	var err error
-	if d.boot, err = ParsePeerAddrs(n.cfg.Bootstrap); err != nil {
+	if d.boot, err = p2p.ParsePeerAddrs(n.cfg.Bootstrap); err != nil {
 		return nil, fmt.Errorf("--bootstrap: %w", err)
 	}
-	if d.direct, err = ParsePeerAddrs(n.cfg.Peers); err != nil {
+	if d.direct, err = p2p.ParsePeerAddrs(n.cfg.Peers); err != nil {
 		return nil, fmt.Errorf("--peer: %w", err)
 	}
 	if n.cfg.DHT {
 		prefix := n.cfg.DHTPrefix
 		if prefix == "" {
-			prefix = DefaultDHTPrefix
+			prefix = p2p.DefaultDHTPrefix
 		}
 		d.prefix = prefix
 		mode := dht.ModeServer

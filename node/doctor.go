@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/jbc-project/jbc/node/p2p"
 	"github.com/jbc-project/jbc/node/peering"
 )
 
@@ -56,7 +57,7 @@ type InterfaceCheck struct {
 	Addrs     []string `json:"addrs"`
 }
 
-// AddrCheck classifies one address (see AddrKind).
+// AddrCheck classifies one address (see p2p.AddrKind).
 type AddrCheck struct {
 	Addr string `json:"addr"`
 	Kind string `json:"kind"`
@@ -127,7 +128,7 @@ func CheckInterfaces() []InterfaceCheck {
 func CheckAddrs(addrs []ma.Multiaddr) []AddrCheck {
 	out := make([]AddrCheck, 0, len(addrs))
 	for _, a := range addrs {
-		out = append(out, AddrCheck{Addr: a.String(), Kind: AddrKind(a)})
+		out = append(out, AddrCheck{Addr: a.String(), Kind: p2p.AddrKind(a)})
 	}
 	return out
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jbc-project/jbc/chain"
 	"github.com/jbc-project/jbc/node/internal/nodetest"
+	"github.com/jbc-project/jbc/node/p2p"
 	"github.com/jbc-project/jbc/node/peering"
 )
 
@@ -67,7 +68,7 @@ func TestOfflineProblems(t *testing.T) {
 	if ps, notes := OfflineProblems(eth, lan, nil, true, nil); len(ps) != 0 || len(notes) != 0 {
 		t.Errorf("a healthy LAN node has problems %+v or notes %q", ps, notes)
 	}
-	if k := AddrKind(ma.StringCast("/ip4/8.8.8.8/tcp/1")); k != "public" {
+	if k := p2p.AddrKind(ma.StringCast("/ip4/8.8.8.8/tcp/1")); k != "public" {
 		t.Errorf("8.8.8.8 is %s", k)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/p2p"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/protocol/pb"
 )
@@ -160,8 +161,8 @@ func FuzzGossipBlock(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(again) > maxGossipBlock {
-			t.Fatalf("a decoded block re-encodes to %d bytes, over the gossip limit %d", len(again), maxGossipBlock)
+		if len(again) > p2p.MaxGossipBlock {
+			t.Fatalf("a decoded block re-encodes to %d bytes, over the gossip limit %d", len(again), p2p.MaxGossipBlock)
 		}
 		if b2, err := decodeGossipBlock(again); err != nil || b2 != b {
 			t.Fatalf("round trip changed the block:\n%+v\n%+v (%v)", b, b2, err)

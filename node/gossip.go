@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/p2p"
 	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/protocol/pb"
@@ -36,9 +37,6 @@ const (
 	// recentRelay is how far below our tip a block we already hold may be
 	// and still be relayed: a few blocks covers the forks of a busy network.
 	recentRelay = 6
-	// maxGossipBlock bounds a gossiped block message: one block of the
-	// largest data the wire allows, plus the envelope.
-	maxGossipBlock = protocol.MaxDataBytes + 1024
 	// minedAnnounceGap is the least time between two announcements of
 	// blocks a node mined (see announceMined): at most 4 a second, under
 	// half of what a peer allows of blocks that add nothing
@@ -169,7 +167,7 @@ func entryMsgID(m *pubsubpb.Message) string {
 func newGossip(ctx context.Context, n *Node) (*gossip, error) {
 	ps, err := pubsub.NewGossipSub(ctx, n.host,
 		pubsub.WithMessageIdFn(msgID),
-		pubsub.WithMaxMessageSize(maxGossipBlock),
+		pubsub.WithMaxMessageSize(p2p.MaxGossipBlock),
 		// What we publish ourselves (blocks we mined, entries submitted to
 		// us) goes to every peer in the topic, not only to the mesh: it
 		// reaches them at once, before the first heartbeat forms a mesh.

@@ -3,6 +3,7 @@ package node
 import (
 	"testing"
 
+	"github.com/jbc-project/jbc/node/p2p"
 	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
 )
@@ -30,11 +31,11 @@ func TestHonestEntryRatesFitPeerLimits(t *testing.T) {
 // deadline to the status exchange's timeout. (Admission's own numbers are
 // pinned in package peering.)
 func TestLimitsConsistent(t *testing.T) {
-	if peering.InboundSlots >= connHighWater {
-		t.Errorf("inbound slots %d leave no room under the connection manager's high watermark %d for the peers a node chooses", peering.InboundSlots, connHighWater)
+	if peering.InboundSlots >= p2p.ConnHighWater {
+		t.Errorf("inbound slots %d leave no room under the connection manager's high watermark %d for the peers a node chooses", peering.InboundSlots, p2p.ConnHighWater)
 	}
-	if maxConnsInbound-peering.InboundSlots < 2*protocol.MaxInflight/protocol.MaxInflightPerPeer {
-		t.Errorf("the resource manager's %d inbound connections leave %d beyond the slots for newcomers' handshakes", maxConnsInbound, maxConnsInbound-peering.InboundSlots)
+	if p2p.MaxConnsInbound-peering.InboundSlots < 2*protocol.MaxInflight/protocol.MaxInflightPerPeer {
+		t.Errorf("the resource manager's %d inbound connections leave %d beyond the slots for newcomers' handshakes", p2p.MaxConnsInbound, p2p.MaxConnsInbound-peering.InboundSlots)
 	}
 	if peering.StatusDeadline > statusTimeout {
 		t.Errorf("status deadline %v is longer than our own status request may take (%v)", peering.StatusDeadline, statusTimeout)

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/jbc-project/jbc/chain"
 	"github.com/jbc-project/jbc/node/disk"
+	"github.com/jbc-project/jbc/node/p2p"
 	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/storage"
@@ -54,13 +54,13 @@ type Config struct {
 	// Store is the chain the node serves and extends. The node does not
 	// close it.
 	Store *storage.Store
-	// DataDir holds the identity key (KeyFile). Required unless Host is set.
+	// DataDir holds the identity key (p2p.KeyFile). Required unless Host is set.
 	DataDir string
 	// Host, if set, is used instead of building one from DataDir, Listen
 	// and Announce (tests use mocknet hosts). The node closes it.
 	Host host.Host
 	// Listen and Announce are multiaddrs; Listen defaults to
-	// DefaultListenAddrs, Announce to the listen addresses.
+	// p2p.DefaultListenAddrs, Announce to the listen addresses.
 	Listen, Announce []string
 	// Bootstrap peers (multiaddrs with /p2p/) seed the DHT.
 	Bootstrap []string
@@ -69,7 +69,7 @@ type Config struct {
 	// MDNS turns on LAN discovery.
 	MDNS bool
 	// DHT turns on the Kademlia DHT; DHTPrefix is its protocol prefix
-	// (default DefaultDHTPrefix); DHTClient puts it in client mode.
+	// (default p2p.DefaultDHTPrefix); DHTClient puts it in client mode.
 	DHT       bool
 	DHTPrefix string
 	DHTClient bool
@@ -144,15 +144,6 @@ type Node struct {
 	wg     sync.WaitGroup
 }
 
-// agent is the agent version sent in statuses and identify.
-func agent() string {
-	v := "devel"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		v = bi.Main.Version
-	}
-	return "jbc/" + v
-}
-
 // New builds a node from cfg; Start runs it.
 func New(cfg Config) (*Node, error) {
 	if cfg.Store == nil {
@@ -197,26 +188,26 @@ func New(cfg Config) (*Node, error) {
 		if cfg.DataDir == "" {
 			return nil, errors.New("node: Config.DataDir is required")
 		}
-		key, err := LoadOrCreateKey(cfg.DataDir)
+		key, err := p2p.LoadOrCreateKey(cfg.DataDir)
 		if err != nil {
 			return nil, err
 		}
 		ls := cfg.Listen
 		if len(ls) == 0 {
-			ls = DefaultListenAddrs()
+			ls = p2p.DefaultListenAddrs()
 		}
-		listen, err := ParseAddrs(ls)
+		listen, err := p2p.ParseAddrs(ls)
 		if err != nil {
 			return nil, fmt.Errorf("--listen: %w", err)
 		}
-		if err := CheckListenAddrs(listen); err != nil {
+		if err := p2p.CheckListenAddrs(listen); err != nil {
 			return nil, err
 		}
-		announce, err := ParseAddrs(cfg.Announce)
+		announce, err := p2p.ParseAddrs(cfg.Announce)
 		if err != nil {
 			return nil, fmt.Errorf("--announce: %w", err)
 		}
-		h, err := newHost(key, listen, announce, cfg.DHTPrefix, n.adm, n.metrics.bandwidth)
+		h, err := p2p.NewHost(key, listen, announce, cfg.DHTPrefix, n.adm, n.metrics.bandwidth)
 		if err != nil {
 			return nil, fmt.Errorf("node: libp2p host: %w", err)
 		}
@@ -229,7 +220,7 @@ func New(cfg Config) (*Node, error) {
 	n.server, err = protocol.NewServer(protocol.ServerConfig{
 		Host:     n.host,
 		Source:   n.store,
-		Agent:    agent(),
+		Agent:    p2p.Agent(),
 		OnStatus: n.onStatus,
 		Allow: func(p peer.ID) bool {
 			if n.peers.IsBanned(p) {
@@ -250,7 +241,7 @@ func New(cfg Config) (*Node, error) {
 		n.host.Close()
 		return nil, err
 	}
-	n.client, err = protocol.NewClient(n.host, n.store, agent(), log)
+	n.client, err = protocol.NewClient(n.host, n.store, p2p.Agent(), log)
 	if err != nil {
 		n.host.Close()
 		return nil, err
@@ -273,7 +264,7 @@ func (n *Node) Store() *storage.Store { return n.store }
 func (n *Node) ID() peer.ID { return n.host.ID() }
 
 // Addrs returns the node's full multiaddrs, each ending in /p2p/<id>.
-func (n *Node) Addrs() []ma.Multiaddr { return FullAddrs(n.host.ID(), n.host.Addrs()) }
+func (n *Node) Addrs() []ma.Multiaddr { return p2p.FullAddrs(n.host.ID(), n.host.Addrs()) }
 
 // HTTPAddr returns the address the HTTP API listens on, or "" if off.
 func (n *Node) HTTPAddr() string {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/jbc-project/jbc/node"
+	"github.com/jbc-project/jbc/node/p2p"
 )
 
 // doctorTimeout bounds the wait for a running node's doctor report, which
@@ -90,15 +91,15 @@ func fetchDoctor(base string) (node.Report, error) {
 }
 
 func offlineDoctor(nf netFlags, mdns bool) (node.Report, error) {
-	listen, err := node.ParseAddrs(nf.listenAddrs())
+	listen, err := p2p.ParseAddrs(nf.listenAddrs())
 	if err != nil {
 		return node.Report{}, usagef("--listen: %v", err)
 	}
-	announce, err := node.ParseAddrs(nf.announce)
+	announce, err := p2p.ParseAddrs(nf.announce)
 	if err != nil {
 		return node.Report{}, usagef("--announce: %v", err)
 	}
-	dialable, err := node.DialableAddrs(listen, announce)
+	dialable, err := p2p.DialableAddrs(listen, announce)
 	if err != nil {
 		return node.Report{}, err
 	}

@@ -48,7 +48,7 @@ const (
 	// InboundSlots is how many peers connected to us only inbound, and
 	// not chosen by us, the node keeps: two thirds of the connection
 	// manager's high watermark, leaving a third for the peers it chose,
-	// and far below the resource manager's maxConnsInbound, so that the
+	// and far below the resource manager's p2p.MaxConnsInbound, so that the
 	// handshakes of newcomers (counted there from their first byte) always
 	// find room while admission closes the surplus.
 	InboundSlots = 64

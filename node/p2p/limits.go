@@ -1,102 +1,33 @@
-package node
+package p2p
 
 import (
-	"fmt"
-	"net"
-	"strconv"
-
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	"github.com/libp2p/go-libp2p/core/connmgr"
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/peer"
 	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
-	p2pconnmgr "github.com/libp2p/go-libp2p/p2p/net/connmgr"
-	ma "github.com/multiformats/go-multiaddr"
-	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/jbc-project/jbc/protocol"
 )
 
-// DefaultPort is the TCP and UDP (QUIC) port a node listens on unless told
-// otherwise: fixed, so that a multiaddr written down once keeps working and
-// firewall or docker port rules can name it.
-const DefaultPort = 4747
-
-// Connection manager watermarks: a chain node needs a handful of peers to
-// sync from and to spread blocks through; beyond HighWater the least useful
-// connections are trimmed back to LowWater.
-const (
-	connLowWater  = 32
-	connHighWater = 96
-)
-
-// DefaultListenAddrs returns the listen multiaddrs used when none are given:
-// TCP and QUIC on DefaultPort on every IPv4 and IPv6 interface.
-func DefaultListenAddrs() []string {
-	p := strconv.Itoa(DefaultPort)
-	return []string{
-		"/ip4/0.0.0.0/tcp/" + p,
-		"/ip4/0.0.0.0/udp/" + p + "/quic-v1",
-		"/ip6/::/tcp/" + p,
-		"/ip6/::/udp/" + p + "/quic-v1",
-	}
-}
-
-// ParseAddrs parses multiaddr strings, naming the bad one in the error and
-// saying in plain words what is wrong with it (ParseAddr).
-func ParseAddrs(ss []string) ([]ma.Multiaddr, error) {
-	out := make([]ma.Multiaddr, 0, len(ss))
-	for _, s := range ss {
-		a, err := ParseAddr(s)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, nil
-}
-
-// ParsePeerAddrs parses multiaddrs that end in /p2p/<id>, grouping them by
-// peer.
-func ParsePeerAddrs(ss []string) ([]peer.AddrInfo, error) {
-	addrs := make([]ma.Multiaddr, 0, len(ss))
-	for _, s := range ss {
-		a, err := ParsePeerAddr(s)
-		if err != nil {
-			return nil, err
-		}
-		addrs = append(addrs, a)
-	}
-	infos, err := peer.AddrInfosFromP2pAddrs(addrs...)
-	if err != nil {
-		return nil, fmt.Errorf("peer multiaddrs must end in /p2p/<peer id>: %w", err)
-	}
-	return infos, nil
-}
-
 // Connection limits, in the go-libp2p resource manager. The connection
 // manager keeps the node between its watermarks gracefully: above
-// connHighWater it closes the least useful connections, sparing new ones
+// ConnHighWater it closes the least useful connections, sparing new ones
 // for a grace period, until connLowWater remain. The resource manager
 // refuses outright, so its limits sit above the high watermark and only
 // stop what the connection manager cannot trim in time: a flood of dials.
 const (
 	// maxConns bounds connections over all peers, both directions: twice
-	// connHighWater, room for the new connections the connection manager
+	// ConnHighWater, room for the new connections the connection manager
 	// spares while it trims, while a flood cannot take the file
 	// descriptors and memory of thousands of connections.
-	maxConns = 2 * connHighWater
-	// maxConnsInbound bounds connections peers open to us: all of
+	maxConns = 2 * ConnHighWater
+	// MaxConnsInbound bounds connections peers open to us: all of
 	// maxConns but connLowWater, so that however many peers dial us, the
 	// node can still dial a low watermark's worth of peers it chose itself
 	// (bootstrap, --peer, discovery). Outbound connections are bounded by
 	// maxConns alone.
-	maxConnsInbound = maxConns - connLowWater
+	MaxConnsInbound = maxConns - connLowWater
 	// maxPeerConns bounds connections with one peer, each direction and in
 	// all: one is all a peer needs; a dial from each side at once, over TCP
 	// and QUIC, makes four. The default (8) matches go-libp2p's parallel
@@ -136,9 +67,9 @@ const (
 	gossipPeerStreams = 2
 	// gossipMemory: sixteen of the largest gossip messages (one block of
 	// the largest data the wire allows) in flight over all peers.
-	gossipMemory = 16 * maxGossipBlock
+	gossipMemory = 16 * MaxGossipBlock
 	// gossipPeerMemory: two of them per peer, one each way.
-	gossipPeerMemory = 2 * maxGossipBlock
+	gossipPeerMemory = 2 * MaxGossipBlock
 )
 
 // Resource limits for the Kademlia DHT, whose protocol ID depends on the
@@ -221,7 +152,7 @@ func resourceLimits(dhtPrefix string) rcmgr.ConcreteLimitConfig {
 		rcmgr.BaseLimitIncrease{})
 
 	conns := rcmgr.PartialLimitConfig{
-		System:      rcmgr.ResourceLimits{Conns: maxConns, ConnsInbound: maxConnsInbound, ConnsOutbound: maxConns},
+		System:      rcmgr.ResourceLimits{Conns: maxConns, ConnsInbound: MaxConnsInbound, ConnsOutbound: maxConns},
 		PeerDefault: rcmgr.ResourceLimits{Conns: maxPeerConns, ConnsInbound: maxPeerConns, ConnsOutbound: maxPeerConns},
 	}
 	return conns.Build(limits.AutoScale())
@@ -236,101 +167,3 @@ func newResourceManager(dhtPrefix string) (network.ResourceManager, error) {
 	}
 	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits(dhtPrefix)), rcmgr.WithTraceReporter(str))
 }
-
-// newHost builds the node's libp2p host; dhtPrefix is the DHT's protocol
-// prefix, for the resource limits. NAT port mapping stays off: a node must
-// not reconfigure the network it runs on; a node behind NAT announces its
-// public address with --announce instead.
-func newHost(key crypto.PrivKey, listen, announce []ma.Multiaddr, dhtPrefix string, gater connmgr.ConnectionGater, bw metrics.Reporter) (host.Host, error) {
-	cm, err := p2pconnmgr.NewConnManager(connLowWater, connHighWater)
-	if err != nil {
-		return nil, err
-	}
-	rm, err := newResourceManager(dhtPrefix)
-	if err != nil {
-		return nil, err
-	}
-	opts := []libp2p.Option{
-		libp2p.Identity(key),
-		libp2p.ListenAddrs(listen...),
-		libp2p.ConnectionManager(cm),
-		libp2p.ResourceManager(rm),
-		libp2p.ConnectionGater(gater),
-		libp2p.DisableRelay(),
-		libp2p.UserAgent(agent()),
-		libp2p.BandwidthReporter(bw),
-	}
-	if len(announce) > 0 {
-		opts = append(opts, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return announce }))
-	}
-	return libp2p.New(opts...)
-}
-
-// FullAddrs returns addrs each with /p2p/<id> appended: what another node
-// passes to --bootstrap or --peer.
-func FullAddrs(id peer.ID, addrs []ma.Multiaddr) []ma.Multiaddr {
-	out := make([]ma.Multiaddr, 0, len(addrs))
-	for _, a := range addrs {
-		full, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{a}})
-		if err == nil {
-			out = append(out, full...)
-		}
-	}
-	return out
-}
-
-// DialableAddrs returns the addresses a node with these listen and announce
-// addresses can be reached on, without starting it: the announce addresses
-// if any, else the listen addresses with unspecified IPs (0.0.0.0, ::)
-// expanded to this machine's interface addresses.
-func DialableAddrs(listen, announce []ma.Multiaddr) ([]ma.Multiaddr, error) {
-	if len(announce) > 0 {
-		return announce, nil
-	}
-	ifaces, err := manet.InterfaceMultiaddrs()
-	if err != nil {
-		return nil, err
-	}
-	var out []ma.Multiaddr
-	for _, a := range listen {
-		ip, err := manet.ToIP(a)
-		if err != nil || !ip.IsUnspecified() {
-			out = append(out, a)
-			continue
-		}
-		resolved, err := manet.ResolveUnspecifiedAddress(a, ifaces)
-		if err != nil {
-			continue
-		}
-		for _, r := range resolved {
-			if rip, err := manet.ToIP(r); err == nil && rip.IsLinkLocalUnicast() {
-				continue // link-local needs a zone; not worth printing
-			}
-			out = append(out, r)
-		}
-	}
-	return out, nil
-}
-
-// AddrKind classifies an address for people reading logs and /doctor:
-// loopback, private, docker-bridge (172.17.0.0/16, docker's default) or
-// public.
-func AddrKind(a ma.Multiaddr) string {
-	ip, err := manet.ToIP(a)
-	if err != nil {
-		return "other"
-	}
-	switch {
-	case ip.IsLoopback():
-		return "loopback"
-	case dockerBridge.Contains(ip):
-		return "docker-bridge"
-	case ip.IsPrivate() || ip.IsLinkLocalUnicast():
-		return "private"
-	case ip.IsUnspecified():
-		return "unspecified"
-	}
-	return "public"
-}
-
-var dockerBridge = &net.IPNet{IP: net.IPv4(172, 17, 0, 0), Mask: net.CIDRMask(16, 32)}

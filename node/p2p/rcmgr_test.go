@@ -1,4 +1,4 @@
-package node
+package p2p
 
 import (
 	"errors"
@@ -49,7 +49,7 @@ func checkLimit(t *testing.T, scope string, got rcmgr.Limit, want wantLimit) {
 
 // The limits each scope should have.
 var (
-	wantSystem = wantLimit{conns: maxConns, connsIn: maxConnsInbound, connsOut: maxConns,
+	wantSystem = wantLimit{conns: maxConns, connsIn: MaxConnsInbound, connsOut: maxConns,
 		streams: -1, streamsIn: -1, streamsOut: -1, memory: -1}
 	wantPeer = wantLimit{conns: maxPeerConns, connsIn: maxPeerConns, connsOut: maxPeerConns,
 		streams: -1, streamsIn: -1, streamsOut: -1, memory: -1}
@@ -70,14 +70,14 @@ var (
 // TestResourceLimitsConsistent: the limits agree with the connection
 // manager's watermarks and with what the protocols need.
 func TestResourceLimitsConsistent(t *testing.T) {
-	if maxConns <= connHighWater {
-		t.Errorf("maxConns %d does not leave the connection manager room above its high watermark %d", maxConns, connHighWater)
+	if maxConns <= ConnHighWater {
+		t.Errorf("maxConns %d does not leave the connection manager room above its high watermark %d", maxConns, ConnHighWater)
 	}
-	if maxConns-maxConnsInbound < connLowWater {
-		t.Errorf("inbound connections may leave %d for our own dials, under the low watermark %d", maxConns-maxConnsInbound, connLowWater)
+	if maxConns-MaxConnsInbound < connLowWater {
+		t.Errorf("inbound connections may leave %d for our own dials, under the low watermark %d", maxConns-MaxConnsInbound, connLowWater)
 	}
-	if maxConnsInbound < connHighWater {
-		t.Errorf("inbound connections %d cannot reach the high watermark %d", maxConnsInbound, connHighWater)
+	if MaxConnsInbound < ConnHighWater {
+		t.Errorf("inbound connections %d cannot reach the high watermark %d", MaxConnsInbound, ConnHighWater)
 	}
 	if gossipStreams < maxConns || dhtStreams < maxConns {
 		t.Errorf("gossip (%d) or DHT (%d) streams fewer than the connections (%d) that each hold one", gossipStreams, dhtStreams, maxConns)
@@ -201,7 +201,7 @@ func TestResourceManagerEnforces(t *testing.T) {
 		}
 	}
 
-	// Connections: maxPeerConns with one peer, then maxConnsInbound
+	// Connections: maxPeerConns with one peer, then MaxConnsInbound
 	// inbound over all peers and outbound ones up to maxConns. Loopback
 	// endpoints are exempt from go-libp2p's per-IP limits.
 	endpoint := ma.StringCast("/ip4/127.0.0.1/tcp/4747")
@@ -232,17 +232,17 @@ func TestResourceManagerEnforces(t *testing.T) {
 	if err := conn(network.DirOutbound, one); !errors.Is(err, network.ErrResourceLimitExceeded) {
 		t.Fatalf("connection %d with one peer: err = %v, want the limit exceeded", maxPeerConns+1, err)
 	}
-	for len(conns) < maxConnsInbound {
+	for len(conns) < MaxConnsInbound {
 		if err := conn(network.DirInbound, test.RandPeerIDFatal(t)); err != nil {
-			t.Fatalf("inbound connection %d of %d refused: %v", len(conns)+1, maxConnsInbound, err)
+			t.Fatalf("inbound connection %d of %d refused: %v", len(conns)+1, MaxConnsInbound, err)
 		}
 	}
 	if err := conn(network.DirInbound, test.RandPeerIDFatal(t)); !errors.Is(err, network.ErrResourceLimitExceeded) {
-		t.Fatalf("inbound connection %d: err = %v, want the limit exceeded", maxConnsInbound+1, err)
+		t.Fatalf("inbound connection %d: err = %v, want the limit exceeded", MaxConnsInbound+1, err)
 	}
 	for len(conns) < maxConns {
 		if err := conn(network.DirOutbound, test.RandPeerIDFatal(t)); err != nil {
-			t.Fatalf("connection %d of %d (outbound, after %d inbound) refused: %v", len(conns)+1, maxConns, maxConnsInbound, err)
+			t.Fatalf("connection %d of %d (outbound, after %d inbound) refused: %v", len(conns)+1, maxConns, MaxConnsInbound, err)
 		}
 	}
 	if err := conn(network.DirOutbound, test.RandPeerIDFatal(t)); !errors.Is(err, network.ErrResourceLimitExceeded) {
