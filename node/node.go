@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/discovery"
 	"github.com/jbc-project/jbc/node/disk"
 	"github.com/jbc-project/jbc/node/p2p"
 	"github.com/jbc-project/jbc/node/peering"
@@ -32,10 +33,6 @@ const (
 	StatusInterval = 10 * time.Second
 	// statusTimeout bounds one status round trip.
 	statusTimeout = 5 * time.Second
-	// dialTimeout bounds one attempt to connect to a found peer.
-	dialTimeout = 10 * time.Second
-	// directRedial: how often a --peer that dropped is dialled again.
-	directRedial = 5 * time.Second
 	// tipPushDelay gathers tip changes that come in bursts (a synced page,
 	// a fast miner) into one status push.
 	tipPushDelay = 100 * time.Millisecond
@@ -115,7 +112,7 @@ type Node struct {
 	metrics    *nodeMetrics
 	server     *protocol.Server
 	client     *protocol.Client
-	disc       *discovery
+	disc       *discovery.Discovery
 	sync       *syncer
 	pool       *pool
 	gossip     *gossip
@@ -247,7 +244,10 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.sync = newSyncer(n)
-	if n.disc, err = newDiscovery(n); err != nil {
+	n.disc, err = discovery.New(discovery.Config{Host: n.host, Network: cfg.Store.Params().ID(), Peers: n.peers,
+		Bootstrap: cfg.Bootstrap, Direct: cfg.Peers, MDNS: cfg.MDNS, DHT: cfg.DHT, DHTPrefix: cfg.DHTPrefix, DHTClient: cfg.DHTClient,
+		Go: n.goRun, Logger: n.log})
+	if err != nil {
 		n.host.Close()
 		return nil, err
 	}
@@ -304,7 +304,7 @@ func (n *Node) Start(ctx context.Context) error {
 	if n.cfg.Mine {
 		n.SetMining(true)
 	}
-	if err := n.disc.start(n.ctx); err != nil {
+	if err := n.disc.Start(n.ctx); err != nil {
 		n.cancel()
 		return err
 	}
@@ -324,6 +324,13 @@ func (n *Node) goRun(f func(context.Context)) {
 	}()
 }
 
+// Doctor checks the running node: why it does or does not see peers
+// (package discovery), and whether it can write its chain. It takes up to
+// a few seconds, dialling the peers not connected.
+func (n *Node) Doctor(ctx context.Context) discovery.Report {
+	return n.disc.Doctor(ctx, n.disk.Problem)
+}
+
 // Close stops the node and its host. It does not close the store.
 func (n *Node) Close() error {
 	if n.cancel != nil {
@@ -334,7 +341,7 @@ func (n *Node) Close() error {
 		n.http.Shutdown(ctx)
 		cancel()
 	}
-	n.disc.close()
+	n.disc.Close()
 	if n.gossip != nil {
 		n.gossip.close()
 	}
@@ -358,7 +365,7 @@ func (n *Node) onConnected(c network.Conn) {
 	src := peering.SourceInbound
 	if c.Stat().Direction == network.DirOutbound {
 		src = peering.SourceDirect
-		if n.disc != nil && n.disc.dht != nil {
+		if n.disc != nil && n.disc.RunsDHT() {
 			src = peering.SourceDHT
 		}
 	}

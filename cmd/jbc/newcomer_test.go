@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/jbc-project/jbc/node"
+	"github.com/jbc-project/jbc/node/discovery"
 )
 
 // The tests in this file follow a newcomer's first hour (issue 13): the
@@ -42,7 +43,7 @@ func fakeAPI(t *testing.T, st node.StatusJSON) (*httptest.Server, *atomic.Int32)
 	})
 	mux.HandleFunc("GET /doctor", func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
-		json.NewEncoder(w).Encode(node.Report{})
+		json.NewEncoder(w).Encode(discovery.Report{})
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)

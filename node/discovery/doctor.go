@@ -1,10 +1,11 @@
-package node
+package discovery
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -104,6 +105,17 @@ type Problem struct {
 	Fix     string `json:"fix"`
 }
 
+// HasProblem reports whether ps holds a problem whose text contains substr
+// and that says what to do about it.
+func HasProblem(ps []Problem, substr string) bool {
+	for _, p := range ps {
+		if strings.Contains(p.Problem, substr) && p.Fix != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // CheckInterfaces lists this machine's interfaces, for doctor.
 func CheckInterfaces() []InterfaceCheck {
 	ifs, err := net.Interfaces()
@@ -194,25 +206,27 @@ func OfflineProblems(ifs []InterfaceCheck, listen, announce []AddrCheck, mdns bo
 
 // Doctor checks the running node: interfaces, addresses, discovery state,
 // and whether bootstrap and known peers can be reached (dialling those not
-// connected). It takes up to doctorDialTimeout.
-func (n *Node) Doctor(ctx context.Context) Report {
+// connected); storeProblem says what keeps the node from writing its chain
+// ("" when nothing does: package disk's Health.Problem). It takes up to
+// doctorDialTimeout.
+func (d *Discovery) Doctor(ctx context.Context, storeProblem func() string) Report {
 	r := Report{
 		Interfaces: CheckInterfaces(),
-		Listen:     CheckAddrs(n.host.Network().ListenAddresses()),
-		Announce:   CheckAddrs(n.host.Addrs()),
-		MDNS:       n.cfg.MDNS,
+		Listen:     CheckAddrs(d.host.Network().ListenAddresses()),
+		Announce:   CheckAddrs(d.host.Addrs()),
+		MDNS:       d.cfg.MDNS,
 		Bootstrap:  []PeerCheck{},
 		Peers:      []PeerCheck{},
 		Banned:     []BanCheck{},
 	}
-	if n.disc.dht != nil {
-		r.DHT = n.disc.state()
+	if d.dht != nil {
+		r.DHT = d.state()
 	}
 	// Dial what is not connected, all at once.
 	var wg sync.WaitGroup
 	check := func(pi peer.AddrInfo, src peering.Source) *PeerCheck {
 		pc := &PeerCheck{ID: pi.ID.String(), Source: src}
-		if n.host.Network().Connectedness(pi.ID) == network.Connected {
+		if d.host.Network().Connectedness(pi.ID) == network.Connected {
 			pc.Connected, pc.Reachable = true, true
 			return pc
 		}
@@ -221,16 +235,16 @@ func (n *Node) Doctor(ctx context.Context) Report {
 			defer wg.Done()
 			dctx, cancel := context.WithTimeout(ctx, doctorDialTimeout)
 			defer cancel()
-			err := n.host.Connect(dctx, pi)
+			err := d.host.Connect(dctx, pi)
 			if err == nil {
 				pc.Reachable = true
 				return
 			}
-			n.peers.DialFailed(pi.ID, err)
+			d.peers.DialFailed(pi.ID, err)
 			pc.Error = peering.DialCause(err)
 			// The swarm refuses to dial a peer for a while after a failed
 			// dial, saying only "dial backoff": show the real cause.
-			if known, ok := n.peers.Get(pi.ID); ok && known.DialError != "" && errors.Is(err, swarm.ErrDialBackoff) {
+			if known, ok := d.peers.Get(pi.ID); ok && known.DialError != "" && errors.Is(err, swarm.ErrDialBackoff) {
 				pc.Error, pc.ErrorAt = known.DialError, known.DialErrorAt
 			}
 		}()
@@ -238,18 +252,18 @@ func (n *Node) Doctor(ctx context.Context) Report {
 	}
 	var boot, known []*PeerCheck
 	isBoot := map[peer.ID]bool{}
-	for _, pi := range n.disc.boot {
+	for _, pi := range d.boot {
 		isBoot[pi.ID] = true
-		if n.peers.IsBanned(pi.ID) {
+		if d.peers.IsBanned(pi.ID) {
 			continue // under Banned
 		}
 		boot = append(boot, check(pi, peering.SourceBootstrap))
 	}
-	for _, pi := range n.peers.List() {
-		if isBoot[pi.ID] || n.peers.IsBanned(pi.ID) {
+	for _, pi := range d.peers.List() {
+		if isBoot[pi.ID] || d.peers.IsBanned(pi.ID) {
 			continue
 		}
-		addrs := n.host.Peerstore().Addrs(pi.ID)
+		addrs := d.host.Peerstore().Addrs(pi.ID)
 		if len(addrs) == 0 {
 			addrs = pi.Addrs
 		}
@@ -262,7 +276,7 @@ func (n *Node) Doctor(ctx context.Context) Report {
 	for _, pc := range known {
 		r.Peers = append(r.Peers, *pc)
 	}
-	for _, bp := range n.peers.Bans() {
+	for _, bp := range d.peers.Bans() {
 		src := bp.Source
 		if isBoot[bp.ID] {
 			src = peering.SourceBootstrap
@@ -270,11 +284,11 @@ func (n *Node) Doctor(ctx context.Context) Report {
 		r.Banned = append(r.Banned, BanCheck{ID: bp.ID.String(), Source: src, Reason: bp.Ban.Reason, Until: bp.Ban.Until})
 	}
 	var given []ma.Multiaddr
-	for _, pi := range append(append([]peer.AddrInfo{}, n.disc.boot...), n.disc.direct...) {
+	for _, pi := range append(append([]peer.AddrInfo{}, d.boot...), d.direct...) {
 		given = append(given, pi.Addrs...)
 	}
 	r.Problems, r.Notes = OfflineProblems(r.Interfaces, r.Listen, r.Announce, r.MDNS, CheckAddrs(given))
-	r.Problems = append(r.Problems, n.runtimeProblems(r)...)
+	r.Problems = append(r.Problems, d.runtimeProblems(r, storeProblem)...)
 	if r.Problems == nil {
 		r.Problems = []Problem{}
 	}
@@ -285,9 +299,9 @@ func (n *Node) Doctor(ctx context.Context) Report {
 }
 
 // runtimeProblems judges the running node's discovery.
-func (n *Node) runtimeProblems(r Report) []Problem {
+func (d *Discovery) runtimeProblems(r Report, storeProblem func() string) []Problem {
 	var out []Problem
-	if p := n.disk.Problem(); p != "" {
+	if p := storeProblem(); p != "" {
 		out = append(out, Problem{
 			Problem: "The node cannot write its chain: " + p + ". Syncing and mining are paused and retried with a growing pause (up to a minute).",
 			Fix:     "Free space on that filesystem (or give the data directory more room); the node resumes by itself once a write succeeds. The chain stored so far is intact.",
@@ -347,7 +361,7 @@ func (n *Node) runtimeProblems(r Report) []Problem {
 			})
 		}
 	}
-	if connected == 0 && !r.MDNS && r.DHT == nil && len(n.disc.direct) == 0 {
+	if connected == 0 && !r.MDNS && r.DHT == nil && len(d.direct) == 0 {
 		out = append(out, Problem{
 			Problem: "All discovery is off (no mDNS, no DHT, no --peer): this node only waits for others to dial it.",
 			Fix:     "Turn on mDNS (drop --no-mdns) on a LAN, or give --bootstrap or --peer.",
@@ -357,7 +371,7 @@ func (n *Node) runtimeProblems(r Report) []Problem {
 }
 
 // state returns the DHT's discovery state.
-func (d *discovery) state() *DHTCheck {
+func (d *Discovery) state() *DHTCheck {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	c := &DHTCheck{
