@@ -173,7 +173,7 @@ func loopbackNode(tb testing.TB, s *storage.Store, keyDir string) *Node {
 func waitTip(n *Node, want chain.Hash, timeout time.Duration) (time.Time, error) {
 	deadline := time.After(timeout)
 	for {
-		ch := n.tips.wait()
+		ch := n.tips.Wait()
 		if n.store.Tip().Hash == want {
 			return time.Now(), nil
 		}

@@ -60,7 +60,7 @@ const (
 	defaultRecent = 10
 	maxRecent     = 100
 	// defaultPending and maxPending: entries GET /pending returns by
-	// default and at most; the pool holds up to MaxPoolEntries and its
+	// default and at most; the pool holds up to gossip.MaxPoolEntries and its
 	// size is in GET /status.
 	defaultPending = 20
 	maxPending     = 100
@@ -198,7 +198,7 @@ func (n *Node) Pending(max int) []PendingJSON {
 	if max <= 0 {
 		return out
 	}
-	for _, text := range n.pool.pending(max) {
+	for _, text := range n.pool.Pending(max) {
 		out = append(out, PendingJSON{ID: chain.EntryID(text).String(), Text: text})
 	}
 	return out

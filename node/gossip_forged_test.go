@@ -37,12 +37,12 @@ func TestForgedKnownBlockNotRelayed(t *testing.T) {
 		t.Fatal(err)
 	}
 	nodetest.WaitFor(t, 15*time.Second, "A to judge the forged block", func() bool {
-		return na.gossip.rejected.Load()+na.gossip.accepted.Load()+na.gossip.ignored.Load() > 0
+		return na.gossip.Rejected()+na.gossip.Accepted()+na.gossip.Ignored() > 0
 	})
-	if got := na.gossip.accepted.Load(); got != 0 {
+	if got := na.gossip.Accepted(); got != 0 {
 		t.Errorf("A accepted (relayed) %d forged copies of its block", got)
 	}
-	if na.gossip.rejected.Load() == 0 {
+	if na.gossip.Rejected() == 0 {
 		t.Error("A did not reject the forged copy")
 	}
 	nodetest.WaitFor(t, 15*time.Second, "A to ban the attacker", func() bool { return na.peers.IsBanned(hEvil.ID()) })
@@ -50,7 +50,7 @@ func TestForgedKnownBlockNotRelayed(t *testing.T) {
 	if nb.peers.IsBanned(na.ID()) {
 		t.Fatal("B banned A, an honest node, for relaying the forged block")
 	}
-	if n := nb.gossip.accepted.Load() + nb.gossip.rejected.Load() + nb.gossip.ignored.Load(); n != 0 {
+	if n := nb.gossip.Accepted() + nb.gossip.Rejected() + nb.gossip.Ignored(); n != 0 {
 		t.Fatalf("A relayed the forged block to B (B judged %d gossiped blocks)", n)
 	}
 	if got, err := sa.Block(side[0].Hash); err != nil || *got != side[0] {

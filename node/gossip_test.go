@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/gossip"
 	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/storage"
@@ -33,7 +34,7 @@ func mineOn(t testing.TB, n *Node, data string) chain.Block {
 	if _, err := n.addBlocks([]chain.Block{b}); err != nil {
 		t.Fatal(err)
 	}
-	n.gossip.publishBlock(context.Background(), &b)
+	n.gossip.PublishBlock(context.Background(), &b)
 	return b
 }
 
@@ -61,7 +62,7 @@ func waitMesh(t testing.TB, nodes []*Node) {
 			if i == 0 || i == len(nodes)-1 {
 				want = 1
 			}
-			if len(n.gossip.blocks.ListPeers()) < want || len(n.gossip.data.ListPeers()) < want {
+			if len(n.gossip.BlockPeers()) < want || len(n.gossip.DataPeers()) < want {
 				return false
 			}
 		}
@@ -83,11 +84,11 @@ func TestBlockGossipRelays(t *testing.T) {
 	}
 	// The middle node stored and relayed the blocks by gossip, not only by
 	// status-triggered sync.
-	t.Logf("B: accepted %d rejected %d ignored %d", nodes[1].gossip.accepted.Load(), nodes[1].gossip.rejected.Load(), nodes[1].gossip.ignored.Load())
-	if got := nodes[1].gossip.accepted.Load(); got == 0 {
+	t.Logf("B: accepted %d rejected %d ignored %d", nodes[1].gossip.Accepted(), nodes[1].gossip.Rejected(), nodes[1].gossip.Ignored())
+	if got := nodes[1].gossip.Accepted(); got == 0 {
 		t.Fatal("middle node accepted no gossiped block")
 	}
-	if got := nodes[2].gossip.accepted.Load(); got == 0 {
+	if got := nodes[2].gossip.Accepted(); got == 0 {
 		t.Fatal("last node accepted no gossiped block")
 	}
 }
@@ -103,13 +104,13 @@ func TestInvalidGossipBlockNotRelayed(t *testing.T) {
 	if err := topic.Publish(context.Background(), data); err != nil {
 		t.Fatal(err)
 	}
-	nodetest.WaitFor(t, 15*time.Second, "A to reject the block", func() bool { return na.gossip.rejected.Load() > 0 })
+	nodetest.WaitFor(t, 15*time.Second, "A to reject the block", func() bool { return na.gossip.Rejected() > 0 })
 	if sa.Has(tmpl.Hash) || sa.Tip().Height != 0 {
 		t.Fatal("A stored the forged block")
 	}
 	nodetest.WaitFor(t, 15*time.Second, "A to ban the attacker", func() bool { return na.peers.IsBanned(hEvil.ID()) })
 	time.Sleep(200 * time.Millisecond)
-	if nb.gossip.accepted.Load()+nb.gossip.rejected.Load()+nb.gossip.ignored.Load() != 0 {
+	if nb.gossip.Accepted()+nb.gossip.Rejected()+nb.gossip.Ignored() != 0 {
 		t.Fatal("A relayed the forged block to B")
 	}
 }
@@ -122,8 +123,8 @@ func TestSubmittedEntryMinedEverywhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodetest.WaitFor(t, 15*time.Second, "entry to reach the miner's pool", func() bool { return nodes[0].pool.has(id) })
-	b := mineOn(t, nodes[0], nodes[0].pool.blockData(p.MaxDataSize, "none"))
+	nodetest.WaitFor(t, 15*time.Second, "entry to reach the miner's pool", func() bool { return nodes[0].pool.Has(id) })
+	b := mineOn(t, nodes[0], nodes[0].pool.BlockData(p.MaxDataSize, "none"))
 	if got := chain.UnpackEntries(b.Data); len(got) != 1 || got[0] != "pay alice 5" {
 		t.Fatalf("mined block data %q", b.Data)
 	}
@@ -134,7 +135,7 @@ func TestSubmittedEntryMinedEverywhere(t *testing.T) {
 		})
 		// The block is in the store before its entries leave the pool.
 		nodetest.WaitFor(t, 15*time.Second, fmt.Sprintf("node %d's pool to drop the mined entry", i), func() bool {
-			return n.pool.size() == 0
+			return n.pool.Size() == 0
 		})
 	}
 }
@@ -148,9 +149,9 @@ func TestReorgReturnsEntriesToPool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mineOn(t, na, na.pool.blockData(p.MaxDataSize, "none"))
-	if e, _ := na.Entry(id); e.Status != "mined" || na.pool.size() != 0 {
-		t.Fatalf("after mining: %+v, pool %d", e, na.pool.size())
+	mineOn(t, na, na.pool.BlockData(p.MaxDataSize, "none"))
+	if e, _ := na.Entry(id); e.Status != "mined" || na.pool.Size() != 0 {
+		t.Fatalf("after mining: %+v, pool %d", e, na.pool.Size())
 	}
 	// B's heavier chain, without the entry, replaces A's block.
 	nodetest.Extend(t, sb, 0, 3, "heavier")
@@ -182,11 +183,11 @@ func mockGossipAttack(t testing.TB, sa, sb *storage.Store) (na, nb *Node, evil h
 	nb = startNode(t, hb, sb)
 	mn.LinkAll()
 	connect(t, na, nb)
-	ps, err := pubsub.NewGossipSub(context.Background(), evil, pubsub.WithMessageIdFn(msgID))
+	ps, err := pubsub.NewGossipSub(context.Background(), evil, pubsub.WithMessageIdFn(gossip.MsgID))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if topic, err = ps.Join(BlockTopic(sa.Params().ID())); err != nil {
+	if topic, err = ps.Join(gossip.BlockTopic(sa.Params().ID())); err != nil {
 		t.Fatal(err)
 	}
 	if err := evil.Connect(context.Background(), peer.AddrInfo{ID: ha.ID(), Addrs: ha.Addrs()}); err != nil {

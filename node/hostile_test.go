@@ -42,6 +42,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/gossip"
 	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
@@ -1175,7 +1176,7 @@ func gossipAttacker(t testing.TB, n *Node) (host.Host, *pubsub.Topic) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	topic, err := ps.Join(BlockTopic(n.store.Params().ID()))
+	topic, err := ps.Join(gossip.BlockTopic(n.store.Params().ID()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1242,12 +1243,12 @@ func TestHostileGossipFlood(t *testing.T) {
 	}
 	took := wantBanned(t, n, att, start, banWithin)
 	slowest := w.check(t)
-	if n.gossip.rejected.Load() == 0 {
+	if n.gossip.Rejected() == 0 {
 		t.Fatal("the node rejected no gossiped block")
 	}
 	wantChain(t, n, tip.Hash, forged...)
 	t.Logf("published %d of %d; node rejected %d, ignored %d; banned and cut off after %v; honest slowest %v",
-		published, len(msgs), n.gossip.rejected.Load(), n.gossip.ignored.Load(), took.Round(time.Millisecond), slowest.Round(time.Microsecond))
+		published, len(msgs), n.gossip.Rejected(), n.gossip.Ignored(), took.Round(time.Millisecond), slowest.Round(time.Microsecond))
 }
 
 // TestHostileGossipOrphans has an attacker publish blocks whose parent is
@@ -1280,7 +1281,7 @@ func TestHostileGossipOrphans(t *testing.T) {
 	if err := topic.Publish(context.Background(), mustMarshal(t, protocol.BlockToPB(&valid[1]))); err != nil {
 		t.Fatal(err)
 	}
-	nodetest.WaitFor(t, 15*time.Second, "the plausible orphan kept", func() bool { return n.gossip.orphans.len() == 1 })
+	nodetest.WaitFor(t, 15*time.Second, "the plausible orphan kept", func() bool { return n.gossip.Orphans().Len() == 1 })
 	if v := n.scores.Get(att.ID(), time.Now()); v != 0 {
 		t.Fatalf("a well-mined orphan cost its sender %v", v)
 	}
@@ -1289,7 +1290,7 @@ func TestHostileGossipOrphans(t *testing.T) {
 	// invalidity can stop them.
 	start := time.Now()
 	var forged []chain.Hash
-	for i := 0; i < gossipBlockBurst/2; i++ {
+	for i := 0; i < gossip.BlockBurst/2; i++ {
 		b := chain.Block{Index: tip.Height + 5, Timestamp: tip.Time + 5, Data: fmt.Sprint("orphan ", i),
 			PrevHash: chain.Hash{0xee, byte(i)}, Hash: chain.Hash{0, 0, 0, 0, byte(i), 1}}
 		forged = append(forged, b.Hash)
@@ -1301,12 +1302,12 @@ func TestHostileGossipOrphans(t *testing.T) {
 		}
 	}
 	took := wantBanned(t, n, att, start, banWithin)
-	if got := n.gossip.orphans.len(); got != 1 {
+	if got := n.gossip.Orphans().Len(); got != 1 {
 		t.Fatalf("the orphan pool holds %d blocks, want only the well-mined one", got)
 	}
 	wantChain(t, n, tip.Hash, forged...)
 	t.Logf("well-mined orphan kept at no cost; forged ones: rejected %d, ignored %d; banned and cut off after %v",
-		n.gossip.rejected.Load(), n.gossip.ignored.Load(), took.Round(time.Millisecond))
+		n.gossip.Rejected(), n.gossip.Ignored(), took.Round(time.Millisecond))
 }
 
 // TestHostileOtherNetwork has peers of another network connect to the

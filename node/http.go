@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/gossip"
 	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/storage"
 )
@@ -50,8 +51,8 @@ const (
 	httpIdleTimeout = time.Minute
 	// submitRate and submitBurst limit POST /data over all clients: far
 	// above what people type, low enough that a script gone wrong cannot
-	// fill the pool (MaxPoolEntries) in under a minute, and well inside
-	// what each peer accepts by gossip from us (gossipDataRate).
+	// fill the pool (gossip.MaxPoolEntries) in under a minute, and well inside
+	// what each peer accepts by gossip from us (gossip.DataRate).
 	submitRate  = 50
 	submitBurst = 250
 )
@@ -132,7 +133,7 @@ func (n *Node) Status() StatusJSON {
 		Mining:    n.Mining(),
 		Hashes:    n.miner.Attempts(),
 		HashRate:  n.metrics.hashRate(n.miner.Attempts(), n.Mining()),
-		Pending:   n.pool.size(),
+		Pending:   n.pool.Size(),
 
 		StorageError: n.disk.Problem(),
 	}
@@ -317,7 +318,7 @@ func (n *Node) Entry(id chain.Hash) (EntryJSON, error) {
 		return out, err
 	case found:
 		out.Status, out.Block, out.Height = "mined", h.String(), height
-	case n.pool.has(id):
+	case n.pool.Has(id):
 		out.Status = "pending"
 	}
 	return out, nil
@@ -354,7 +355,7 @@ func (n *Node) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &re):
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
-	case errors.Is(err, ErrPoolFull):
+	case errors.Is(err, gossip.ErrPoolFull):
 		httpError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	case err != nil:

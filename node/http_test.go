@@ -214,7 +214,7 @@ func TestSubmitRefusesLoneSurrogate(t *testing.T) {
 		}
 	}
 	for _, text := range []string{"a\ufffdb", "\ufffd", "\ufffdA", "end\ufffd"} {
-		if n.pool.has(chain.EntryID(text)) {
+		if n.pool.Has(chain.EntryID(text)) {
 			t.Errorf("the pool holds %q, a lone surrogate read as U+FFFD", text)
 		}
 	}
@@ -224,7 +224,7 @@ func TestSubmitRefusesLoneSurrogate(t *testing.T) {
 		`{"data":"\\ud800"}`:        `\ud800`,
 		`{"data":"\ufffd as such"}`: "\ufffd as such",
 	} {
-		if code, msg := post(body); code != http.StatusAccepted || !n.pool.has(chain.EntryID(want)) {
+		if code, msg := post(body); code != http.StatusAccepted || !n.pool.Has(chain.EntryID(want)) {
 			t.Errorf("POST %s: %d %s; want 202 and %q pending", body, code, msg, want)
 		}
 	}

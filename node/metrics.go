@@ -167,13 +167,13 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSyncTgt, prometheus.GaugeValue, float64(prog.Target))
 	orphans := 0
 	if n.gossip != nil {
-		orphans = n.gossip.orphans.len()
-		ch <- prometheus.MustNewConstMetric(descGossipRes, prometheus.CounterValue, float64(n.gossip.accepted.Load()), "accepted")
-		ch <- prometheus.MustNewConstMetric(descGossipRes, prometheus.CounterValue, float64(n.gossip.rejected.Load()), "rejected")
-		ch <- prometheus.MustNewConstMetric(descGossipRes, prometheus.CounterValue, float64(n.gossip.ignored.Load()), "ignored")
+		orphans = n.gossip.Orphans().Len()
+		ch <- prometheus.MustNewConstMetric(descGossipRes, prometheus.CounterValue, float64(n.gossip.Accepted()), "accepted")
+		ch <- prometheus.MustNewConstMetric(descGossipRes, prometheus.CounterValue, float64(n.gossip.Rejected()), "rejected")
+		ch <- prometheus.MustNewConstMetric(descGossipRes, prometheus.CounterValue, float64(n.gossip.Ignored()), "ignored")
 	}
 	ch <- prometheus.MustNewConstMetric(descOrphans, prometheus.GaugeValue, float64(orphans))
-	ch <- prometheus.MustNewConstMetric(descPool, prometheus.GaugeValue, float64(n.pool.size()))
+	ch <- prometheus.MustNewConstMetric(descPool, prometheus.GaugeValue, float64(n.pool.Size()))
 	attempts := n.miner.Attempts()
 	ch <- prometheus.MustNewConstMetric(descHashes, prometheus.CounterValue, float64(attempts))
 	ch <- prometheus.MustNewConstMetric(descHashRate, prometheus.GaugeValue, n.metrics.hashRate(attempts, n.Mining()))

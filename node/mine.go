@@ -54,11 +54,11 @@ func (n *Node) mineLoop(ctx context.Context) {
 			}
 			continue
 		}
-		tipCh := n.tips.wait()
-		poolCh := n.pool.changed.wait()
-		localCh := n.pool.localAdded.wait()
+		tipCh := n.tips.Wait()
+		poolCh := n.pool.Changed()
+		localCh := n.pool.LocalAdded()
 		fallback := MinedBy(n)
-		data := n.pool.blockData(n.store.Params().MaxDataSize, fallback)
+		data := n.pool.BlockData(n.store.Params().MaxDataSize, fallback)
 		tmpl, bits, err := n.store.Template(data)
 		if err != nil {
 			log.Error("template", "err", err)
@@ -121,7 +121,7 @@ func (n *Node) mineLoop(ctx context.Context) {
 		}
 		if res.Extended {
 			log.Info("mined block", "height", b.Index, "hash", b.Hash.Short(), "bits", bits, "entries", len(chain.UnpackEntries(b.Data)))
-			n.gossip.announceMined(b)
+			n.gossip.AnnounceMined(b)
 		}
 	}
 }

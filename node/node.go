@@ -19,6 +19,8 @@ import (
 	"github.com/jbc-project/jbc/chain"
 	"github.com/jbc-project/jbc/node/discovery"
 	"github.com/jbc-project/jbc/node/disk"
+	"github.com/jbc-project/jbc/node/gossip"
+	"github.com/jbc-project/jbc/node/internal/notify"
 	"github.com/jbc-project/jbc/node/p2p"
 	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
@@ -78,7 +80,7 @@ type Config struct {
 	// ReannounceInterval is how often the entries still pending are
 	// announced again, so that nodes that missed them (joined later, or
 	// were across a partition) learn them; 0 means
-	// DefaultReannounceInterval.
+	// gossip.DefaultReannounceInterval.
 	ReannounceInterval time.Duration
 	// LegacyPeers are the URLs of Python JackBlockChain nodes to follow
 	// (legacy.go): http://HOST:PORT or the URL of their /blockchain.json.
@@ -114,8 +116,8 @@ type Node struct {
 	client     *protocol.Client
 	disc       *discovery.Discovery
 	sync       *syncer
-	pool       *pool
-	gossip     *gossip
+	pool       *gossip.Pool
+	gossip     *gossip.Gossip
 	miner      *chain.Miner
 	// chainMu serialises adding blocks with the pool and orphan upkeep
 	// that follows, so that a reorg's restored entries and an append's
@@ -124,7 +126,7 @@ type Node struct {
 	// mineMu guards mineStop, which cancels the running miner (nil: off).
 	mineMu   sync.Mutex
 	mineStop context.CancelFunc
-	tips     tipWatch
+	tips     notify.Watch
 	http     *http.Server
 	httpLn   net.Listener
 	// reqLimit rate-limits each peer's /jbc/chain/1.0.0 requests.
@@ -150,7 +152,7 @@ func New(cfg Config) (*Node, error) {
 	case cfg.ReannounceInterval < 0:
 		return nil, fmt.Errorf("node: Config.ReannounceInterval %s is negative", cfg.ReannounceInterval)
 	case cfg.ReannounceInterval == 0:
-		cfg.ReannounceInterval = DefaultReannounceInterval
+		cfg.ReannounceInterval = gossip.DefaultReannounceInterval
 	}
 	switch {
 	case cfg.LegacyPollInterval < 0:
@@ -171,7 +173,7 @@ func New(cfg Config) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, store: cfg.Store, log: log.With("component", "node"), rootLog: log, peers: peering.NewSet(), pool: newPool(),
+	n := &Node{cfg: cfg, store: cfg.Store, log: log.With("component", "node"), rootLog: log, peers: peering.NewSet(), pool: gossip.NewPool(),
 		submitLimit: rate.NewLimiter(submitRate, submitBurst),
 		minedLimit:  newMinedLimit(),
 		reqLimit:    peering.NewLimiter(peering.RequestRate, peering.RequestBurst)}
@@ -280,7 +282,14 @@ func (n *Node) HTTPAddr() string {
 func (n *Node) Start(ctx context.Context) error {
 	n.ctx, n.cancel = context.WithCancel(ctx)
 	var err error
-	if n.gossip, err = newGossip(n.ctx, n); err != nil {
+	n.gossip, err = gossip.New(n.ctx, gossip.Config{Host: n.host, Store: n.store, Pool: n.pool, Interval: n.cfg.ReannounceInterval,
+		Add:       func(blocks []chain.Block) (storage.Result, error) { return n.addBlocksVia(viaGossip, blocks) },
+		Penalise:  n.scores.Penalise,
+		AskStatus: n.requestStatus,
+		Served:    n.adm.Served,
+		Go:        n.goRun,
+		Logger:    n.log})
+	if err != nil {
 		n.cancel()
 		return err
 	}
@@ -343,7 +352,7 @@ func (n *Node) Close() error {
 	}
 	n.disc.Close()
 	if n.gossip != nil {
-		n.gossip.close()
+		n.gossip.Close()
 	}
 	n.server.Close()
 	err := n.host.Close()
@@ -445,7 +454,7 @@ func (n *Node) statusLoop(ctx context.Context) {
 	t := time.NewTicker(StatusInterval)
 	defer t.Stop()
 	for {
-		tipCh := n.tips.wait()
+		tipCh := n.tips.Wait()
 		select {
 		case <-ctx.Done():
 			return
@@ -487,9 +496,9 @@ func (n *Node) addBlocksVia(via string, blocks []chain.Block) (storage.Result, e
 		n.updatePool(res)
 	}
 	extended := res.Extended
-	if res.Added > 0 && n.gossip != nil && n.gossip.orphans.len() > 0 {
+	if res.Added > 0 && n.gossip != nil && n.gossip.Orphans().Len() > 0 {
 		for {
-			kids := n.gossip.orphans.takeChildren(n.store.Has)
+			kids := n.gossip.Orphans().TakeChildren(n.store.Has)
 			if len(kids) == 0 {
 				break
 			}
@@ -510,7 +519,7 @@ func (n *Node) addBlocksVia(via string, blocks []chain.Block) (storage.Result, e
 		}
 	}
 	if extended {
-		n.tips.fire()
+		n.tips.Fire()
 	}
 	return res, err
 }
@@ -536,7 +545,7 @@ func (n *Node) updatePool(res storage.Result) {
 				if n.store.Params().CheckEntry(e) != nil {
 					continue
 				}
-				if _, _, found, _ := n.store.EntryBlock(chain.EntryID(e)); !found && n.pool.restore(e) {
+				if _, _, found, _ := n.store.EntryBlock(chain.EntryID(e)); !found && n.pool.Restore(e) {
 					restored = true
 				}
 			}
@@ -544,14 +553,14 @@ func (n *Node) updatePool(res storage.Result) {
 		}
 		// The nodes that mined the new chain may never have heard of them.
 		if restored && n.gossip != nil {
-			n.gossip.entriesRestored()
+			n.gossip.EntriesRestored()
 		}
 	}
-	if n.pool.size() == 0 {
+	if n.pool.Size() == 0 {
 		return
 	}
 	err := n.store.ForEach(res.ForkHeight+1, res.Tip.Height, func(b *chain.Block) error {
-		n.pool.remove(chain.UnpackEntries(b.Data))
+		n.pool.Remove(chain.UnpackEntries(b.Data))
 		return nil
 	})
 	if err != nil {
@@ -571,37 +580,12 @@ func (n *Node) Submit(ctx context.Context, text string) (chain.Hash, error) {
 	if _, _, found, err := n.store.EntryBlock(id); err != nil || found {
 		return id, err
 	}
-	_, added, err := n.pool.add(text)
+	_, added, err := n.pool.Add(text)
 	if err != nil {
 		return id, err
 	}
 	if added && n.gossip != nil {
-		n.gossip.publishEntry(ctx, text)
+		n.gossip.PublishEntry(ctx, text)
 	}
 	return id, nil
-}
-
-// tipWatch lets goroutines wait for the next change of the best chain.
-type tipWatch struct {
-	mu sync.Mutex
-	ch chan struct{}
-}
-
-// wait returns a channel closed at the next fire.
-func (w *tipWatch) wait() <-chan struct{} {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.ch == nil {
-		w.ch = make(chan struct{})
-	}
-	return w.ch
-}
-
-func (w *tipWatch) fire() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.ch != nil {
-		close(w.ch)
-	}
-	w.ch = make(chan struct{})
 }

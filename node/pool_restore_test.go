@@ -45,10 +45,10 @@ func TestReorgRestoresOnlyAcceptableEntries(t *testing.T) {
 		t.Fatalf("reorg: %+v, %v", res, err)
 	}
 	n.updatePool(res)
-	if !n.pool.has(chain.EntryID(good)) {
+	if !n.pool.Has(chain.EntryID(good)) {
 		t.Fatal("the good entry of the dropped block was not restored")
 	}
-	if n.pool.has(chain.EntryID(bad)) {
+	if n.pool.Has(chain.EntryID(bad)) {
 		t.Fatal("an entry too big to pack was restored into the pool")
 	}
 }

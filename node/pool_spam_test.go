@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/gossip"
 	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/protocol"
 )
@@ -51,7 +52,7 @@ func dataSpammer(t testing.TB, n *Node, ip string) (host.Host, *pubsub.Topic) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	topic, err := ps.Join(DataTopic(n.store.Params().ID()))
+	topic, err := ps.Join(gossip.DataTopic(n.store.Params().ID()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,20 +153,15 @@ func poolSpam(t *testing.T, ids int) {
 	go func() {
 		defer close(watchDone)
 		for time.Since(start) < poolSpamFor {
-			n.pool.mu.Lock()
-			for _, c := range n.pool.peers {
-				if int64(c.bytes) > maxShare.Load() {
-					maxShare.Store(int64(c.bytes))
-				}
+			if b := int64(n.pool.Stats().PeerBytes); b > maxShare.Load() {
+				maxShare.Store(b)
 			}
-			n.pool.mu.Unlock()
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
 	time.Sleep(poolSpamSubmit)
-	n.pool.mu.Lock()
-	poolBytes, evictedBefore := n.pool.bytes, n.pool.evicted
-	n.pool.mu.Unlock()
+	st := n.pool.Stats()
+	poolBytes, evictedBefore := st.Bytes, st.Evicted
 
 	entry := "an honest entry " + strings.Repeat("h", 2<<10)
 	resp, err := http.Post(api.URL+"/data", "text/plain", strings.NewReader(entry))
@@ -191,10 +187,8 @@ func poolSpam(t *testing.T, ids int) {
 	wg.Wait()
 	<-watchDone
 
-	n.pool.mu.Lock()
-	evicted := n.pool.evicted - evictedBefore
-	n.pool.mu.Unlock()
-	if share := int64(MaxPoolBytes / min(poolShares, ids+1)); maxShare.Load() > share {
+	evicted := n.pool.Stats().Evicted - evictedBefore
+	if share := int64(gossip.MaxPoolBytes / min(gossip.PoolShares, ids+1)); maxShare.Load() > share {
 		t.Errorf("an ID held %d bytes of the pool, over its share of %d", maxShare.Load(), share)
 	}
 	banned := 0

@@ -132,7 +132,7 @@ func TestSimulation50(t *testing.T) {
 			t.Fatal(err)
 		}
 		w.track(b.Hash, m, b.Index, label, time.Now())
-		n.gossip.publishBlock(context.Background(), &b)
+		n.gossip.PublishBlock(context.Background(), &b)
 		if work.Cmp(maxWork) > 0 {
 			maxWork.Set(work)
 		}
@@ -199,7 +199,7 @@ func TestSimulation50(t *testing.T) {
 		ms(converged), len(staleReach), strings.Join(staleReach, ", "), forkSplit[0], forkSplit[1])
 	var rejected uint64
 	for _, n := range nodes {
-		rejected += n.gossip.rejected.Load()
+		rejected += n.gossip.Rejected()
 	}
 	via, err := blocksVia(nodes)
 	if err != nil {
@@ -328,7 +328,7 @@ func startSimNet(t testing.TB, rng *rand.Rand, log *slog.Logger) *simNet {
 	nodetest.WaitFor(t, sn.slack*30*time.Second, "every node to see its peers in both topics", func() bool {
 		for i, n := range sn.nodes {
 			d := len(sn.graph.adj[i])
-			if len(n.gossip.blocks.ListPeers()) < d || len(n.gossip.data.ListPeers()) < d {
+			if len(n.gossip.BlockPeers()) < d || len(n.gossip.DataPeers()) < d {
 				return false
 			}
 		}
@@ -367,7 +367,7 @@ func (sn *simNet) rivals(t testing.TB, w *propWatch, a, b int, maxWork *big.Int)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sn.nodes[i].gossip.publishBlock(context.Background(), &blocks[k])
+			sn.nodes[i].gossip.PublishBlock(context.Background(), &blocks[k])
 		}()
 	}
 	wg.Wait()
@@ -689,8 +689,8 @@ func nodeState(n *Node) string {
 		}
 	}
 	return fmt.Sprintf("tip %d %s, %d peers (%d in the block topic), %d banned, gossip accepted %d ignored %d rejected %d, orphans %d, scores %v",
-		tip.Height, tip.Hash.Short(), len(n.host.Network().Peers()), len(n.gossip.blocks.ListPeers()), n.peers.BannedCount(),
-		n.gossip.accepted.Load(), n.gossip.ignored.Load(), n.gossip.rejected.Load(), n.gossip.orphans.len(), scored)
+		tip.Height, tip.Hash.Short(), len(n.host.Network().Peers()), len(n.gossip.BlockPeers()), n.peers.BannedCount(),
+		n.gossip.Accepted(), n.gossip.Ignored(), n.gossip.Rejected(), n.gossip.Orphans().Len(), scored)
 }
 
 // last returns a copy of the block tracked last.

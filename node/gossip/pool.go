@@ -1,4 +1,4 @@
-package node
+package gossip
 
 import (
 	"cmp"
@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/internal/notify"
 )
 
 // Pool limits. A pool holds entries until a block on the best chain holds
@@ -21,14 +22,14 @@ const (
 	// MaxPoolBytes bounds the pending entries' text: 256 full blocks of the
 	// default 64 KiB.
 	MaxPoolBytes = 16 << 20
-	// poolShares is what a peer's share of the pool never falls below: an
+	// PoolShares is what a peer's share of the pool never falls below: an
 	// eighth of each bound (2 MiB, 1 250 entries). The pool is shared
 	// among the peers that can send us entries and ourselves, so that a
 	// node with one peer lets it fill half the pool, a node with seven
 	// peers or more an eighth each: one peer, however fast, never holds
 	// more than its part, and a node with few peers does not refuse most
 	// of what its only relay passes on.
-	poolShares = 8
+	PoolShares = 8
 )
 
 // ErrPoolFull is returned when the pool holds MaxPoolEntries entries or
@@ -40,7 +41,7 @@ var ErrPoolFull = errors.New("node: data pool is full; retry later")
 // the pool already.
 var errOverShare = errors.New("node: the peer holds its share of the data pool")
 
-// pool is the set of pending data entries: bounded, deduplicated by entry
+// Pool is the set of pending data entries: bounded, deduplicated by entry
 // ID, kept in arrival order. Entries submitted to this node (and those a
 // reorg returned) are local: they are admitted ahead of gossiped ones,
 // evicting them when the pool is full, and mined first. Gossiped entries
@@ -49,17 +50,17 @@ var errOverShare = errors.New("node: the peer holds its share of the data pool")
 // entry of the largest contributor, if that peer holds more than the
 // sender would. The pool also remembers when each entry was last
 // announced to the network, for the gossip's re-announcements
-// (gossip.reannounce). It is safe for concurrent use.
-type pool struct {
+// (Gossip's re-announcements). It is safe for concurrent use.
+type Pool struct {
 	mu      sync.Mutex
 	entries map[chain.Hash]*poolEntry
 	order   []chain.Hash // arrival order; may hold IDs already removed
 	bytes   int
 	peers   map[peer.ID]*contribution // what each peer's gossip holds
-	changed tipWatch                  // fired when an entry is added
+	changed notify.Watch              // fired when an entry is added
 	// localAdded is fired when an entry is submitted here, so that the
 	// miner takes it into its next block at once.
-	localAdded tipWatch
+	localAdded notify.Watch
 	evicted    int // gossiped entries evicted so far
 }
 
@@ -86,16 +87,17 @@ func (c *contribution) use(extraBytes, extraCount int) int64 {
 	return max(int64(c.bytes+extraBytes)*MaxPoolEntries, int64(c.count+extraCount)*MaxPoolBytes)
 }
 
-func newPool() *pool {
-	return &pool{entries: map[chain.Hash]*poolEntry{}, peers: map[peer.ID]*contribution{}}
+// NewPool returns an empty pool.
+func NewPool() *Pool {
+	return &Pool{entries: map[chain.Hash]*poolEntry{}, peers: map[peer.ID]*contribution{}}
 }
 
-// add adds text submitted to us (a local entry), which counts as announced
+// Add adds text submitted to us (a local entry), which counts as announced
 // now, and reports whether it is new. A full pool evicts gossiped entries
 // for it, the largest contributor's first; only a pool full of local
 // entries refuses it (ErrPoolFull). An entry pending from gossip becomes
 // local.
-func (p *pool) add(text string) (chain.Hash, bool, error) {
+func (p *Pool) Add(text string) (chain.Hash, bool, error) {
 	id := chain.EntryID(text)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -114,15 +116,15 @@ func (p *pool) add(text string) (chain.Hash, bool, error) {
 		p.evictNewest(victim)
 	}
 	p.insert(id, text, "")
-	p.localAdded.fire()
+	p.localAdded.Fire()
 	return id, true, nil
 }
 
-// addGossip adds text gossiped to us by from, when peers peers may send us
+// AddGossip adds text gossiped to us by from, when peers peers may send us
 // entries, and reports whether it is new. It refuses it with errOverShare
 // when from holds its share of the pool already, and with ErrPoolFull when
 // the pool is full and no peer holds more of it than from would.
-func (p *pool) addGossip(text string, from peer.ID, peers int) (chain.Hash, bool, error) {
+func (p *Pool) AddGossip(text string, from peer.ID, peers int) (chain.Hash, bool, error) {
 	id := chain.EntryID(text)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -133,7 +135,7 @@ func (p *pool) addGossip(text string, from peer.ID, peers int) (chain.Hash, bool
 	if c == nil {
 		c = &contribution{}
 	}
-	shares := min(poolShares, max(peers, 1)+1)
+	shares := min(PoolShares, max(peers, 1)+1)
 	if c.bytes+len(text) > MaxPoolBytes/shares || c.count+1 > MaxPoolEntries/shares {
 		return id, false, errOverShare
 	}
@@ -149,12 +151,12 @@ func (p *pool) addGossip(text string, from peer.ID, peers int) (chain.Hash, bool
 }
 
 // roomFor reports whether an entry of n bytes fits. p.mu must be held.
-func (p *pool) roomFor(n int) bool {
+func (p *Pool) roomFor(n int) bool {
 	return len(p.entries) < MaxPoolEntries && p.bytes+n <= MaxPoolBytes
 }
 
 // insert adds a new entry, announced now. p.mu must be held.
-func (p *pool) insert(id chain.Hash, text string, from peer.ID) {
+func (p *Pool) insert(id chain.Hash, text string, from peer.ID) {
 	now := time.Now()
 	p.entries[id] = &poolEntry{text: text, added: now, announced: now, from: from}
 	p.order = append(p.order, id)
@@ -169,12 +171,12 @@ func (p *pool) insert(id chain.Hash, text string, from peer.ID) {
 		c.count++
 		c.ids = append(c.ids, id)
 	}
-	p.changed.fire()
+	p.changed.Fire()
 }
 
 // largest returns the contribution that holds most of the pool, or nil if
 // no gossiped entry is pending. p.mu must be held.
-func (p *pool) largest() *contribution {
+func (p *Pool) largest() *contribution {
 	var (
 		top *contribution
 		use int64
@@ -188,7 +190,7 @@ func (p *pool) largest() *contribution {
 }
 
 // evictNewest drops c's newest pending entry. p.mu must be held.
-func (p *pool) evictNewest(c *contribution) {
+func (p *Pool) evictNewest(c *contribution) {
 	for len(c.ids) > 0 {
 		id := c.ids[len(c.ids)-1]
 		c.ids = c.ids[:len(c.ids)-1]
@@ -202,14 +204,14 @@ func (p *pool) evictNewest(c *contribution) {
 }
 
 // drop removes a pending entry. p.mu must be held.
-func (p *pool) drop(id chain.Hash, e *poolEntry) {
+func (p *Pool) drop(id chain.Hash, e *poolEntry) {
 	p.uncount(e, id)
 	p.bytes -= len(e.text)
 	delete(p.entries, id)
 }
 
 // uncount takes e out of its sender's contribution. p.mu must be held.
-func (p *pool) uncount(e *poolEntry, id chain.Hash) {
+func (p *Pool) uncount(e *poolEntry, id chain.Hash) {
 	c := p.peers[e.from]
 	if e.from == "" || c == nil {
 		return
@@ -234,13 +236,13 @@ func (p *pool) uncount(e *poolEntry, id chain.Hash) {
 	}
 }
 
-// restore puts back an entry of a block a reorg dropped and reports
+// Restore puts back an entry of a block a reorg dropped and reports
 // whether it was not pending already. It ignores the pool's bounds: what
 // was submitted must not be lost, and a reorg's depth bounds how much comes
 // back. The entry is local (whoever sent it first, it was mined) and counts
 // as never announced: the nodes that took the other branch may never have
 // heard of it.
-func (p *pool) restore(text string) bool {
+func (p *Pool) Restore(text string) bool {
 	id := chain.EntryID(text)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -251,12 +253,12 @@ func (p *pool) restore(text string) bool {
 	// Restored entries are the oldest pending: mine them first.
 	p.order = append([]chain.Hash{id}, p.order...)
 	p.bytes += len(text)
-	p.changed.fire()
+	p.changed.Fire()
 	return true
 }
 
-// remove drops the entries with the given texts (they are in a block).
-func (p *pool) remove(texts []string) {
+// Remove drops the entries with the given texts (they are in a block).
+func (p *Pool) Remove(texts []string) {
 	if len(texts) == 0 {
 		return
 	}
@@ -273,7 +275,7 @@ func (p *pool) remove(texts []string) {
 
 // compact drops stale IDs from the order list once they are most of it.
 // p.mu must be held.
-func (p *pool) compact() {
+func (p *Pool) compact() {
 	if len(p.order) > 2*len(p.entries)+64 {
 		live := p.order[:0]
 		kept := make(map[chain.Hash]struct{}, len(p.entries))
@@ -290,27 +292,27 @@ func (p *pool) compact() {
 	}
 }
 
-// has reports whether the entry id is pending.
-func (p *pool) has(id chain.Hash) bool {
+// Has reports whether the entry id is pending.
+func (p *Pool) Has(id chain.Hash) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	_, ok := p.entries[id]
 	return ok
 }
 
-// size returns the number of pending entries.
-func (p *pool) size() int {
+// Size returns the number of pending entries.
+func (p *Pool) Size() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.entries)
 }
 
-// pending returns pending entries up to max (0: all), in the order they
+// Pending returns pending entries up to max (0: all), in the order they
 // are mined: local entries first, oldest first; then gossiped ones, those
 // of the peers holding least of the pool first, each peer's oldest first.
 // A flood from some peers thus delays neither what was submitted here nor
 // what other peers sent.
-func (p *pool) pending(max int) []string {
+func (p *Pool) Pending(max int) []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var (
@@ -351,13 +353,13 @@ func (p *pool) pending(max int) []string {
 	return out
 }
 
-// due returns up to max pending entries last announced at or before
+// Due returns up to max pending entries last announced at or before
 // notAfter (a zero notAfter: only restored entries, never announced), least
 // recently announced first and then oldest first, and records them as
 // announced at now. Taking the least recently announced makes repeated
 // rounds go round the whole pool, however much larger than max it is,
 // restored entries first.
-func (p *pool) due(notAfter time.Time, max int, now time.Time) []string {
+func (p *Pool) Due(notAfter time.Time, max int, now time.Time) []string {
 	if max <= 0 {
 		return nil
 	}
@@ -387,14 +389,41 @@ func (p *pool) due(notAfter time.Time, max int, now time.Time) []string {
 	return out
 }
 
-// blockData returns the data field for the next block: pending entries
+// BlockData returns the data field for the next block: pending entries
 // packed by chain.PackEntries, or fallback when none is pending.
-func (p *pool) blockData(maxSize int, fallback string) string {
+func (p *Pool) BlockData(maxSize int, fallback string) string {
 	// A block holds at most maxSize bytes; no more entries than that can
 	// fit, each taking at least EntryOverhead-1 bytes.
-	entries := p.pending(maxSize/(chain.EntryOverhead-1) + 1)
+	entries := p.Pending(maxSize/(chain.EntryOverhead-1) + 1)
 	if data, n := chain.PackEntries(entries, maxSize); n > 0 {
 		return data
 	}
 	return fallback
+}
+
+// Changed returns a channel closed when an entry next joins the pool.
+func (p *Pool) Changed() <-chan struct{} { return p.changed.Wait() }
+
+// LocalAdded returns a channel closed when an entry is next submitted
+// here, which the miner takes into its very next block.
+func (p *Pool) LocalAdded() <-chan struct{} { return p.localAdded.Wait() }
+
+// PoolStats is what the pool holds.
+type PoolStats struct {
+	Entries, Bytes int
+	// PeerBytes is the most that one peer's gossiped entries hold.
+	PeerBytes int
+	// Evicted counts the gossiped entries evicted so far.
+	Evicted int
+}
+
+// Stats returns what the pool holds now.
+func (p *Pool) Stats() PoolStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := PoolStats{Entries: len(p.entries), Bytes: p.bytes, Evicted: p.evicted}
+	for _, c := range p.peers {
+		st.PeerBytes = max(st.PeerBytes, c.bytes)
+	}
+	return st
 }

@@ -1,4 +1,4 @@
-package node
+package gossip
 
 import (
 	"context"
@@ -27,7 +27,7 @@ import (
 // orphanPlausible, decodeGossipEntry) and the consensus checks a gossiped
 // block then meets, without a libp2p host. Run one with, for example,
 //
-//	go test ./node -run '^$' -fuzz '^FuzzGossipBlock$' -fuzztime 60s
+//	go test ./node/gossip -run '^$' -fuzz '^FuzzGossipBlock$' -fuzztime 60s
 //
 // Inputs that once failed are kept under testdata/fuzz and rerun by go test.
 
