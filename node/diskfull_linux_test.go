@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/chainsync"
 	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/storage"
@@ -44,7 +45,7 @@ const (
 	diskFullData   = 16 << 10
 	// diskFullWatch is how long the node is watched with its disk full.
 	// Backing off from storageRetryMin it retries at most four times in
-	// it, each fetching at most syncAhead+1 pages; retrying at once, it
+	// it, each fetching at most chainsync.SyncAhead+1 pages; retrying at once, it
 	// fetched about 20 pages a second.
 	diskFullWatch = 10 * time.Second
 )
@@ -187,7 +188,7 @@ func diskFullChild(t *testing.T) {
 	pages0, bytes0 := cs.pages.Load(), cs.bytes.Load()
 	time.Sleep(diskFullWatch)
 	pages, sent := cs.pages.Load()-pages0, cs.bytes.Load()-bytes0
-	if max := int64(4 * (syncAhead + 1)); pages > max {
+	if max := int64(4 * (chainsync.SyncAhead + 1)); pages > max {
 		t.Errorf("with its disk full the node fetched %d pages (%d bytes) in %v; backing off, it fetches at most %d", pages, sent, diskFullWatch, max)
 	}
 	if n := errs.Load(); n != 1 {

@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/chainsync"
 	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
@@ -25,7 +26,7 @@ import (
 // TestHostileLighterBranchBigBlocks is the attack of issue 11: a liar
 // whose status claims more work than it has serves a valid branch of 700
 // blocks of 64 KiB forking at the genesis, lighter than the node's chain
-// of 800 small blocks. The hold (syncHoldBytes, 32 MiB) fills after about
+// of 800 small blocks. The hold (chainsync.SyncHoldBytes, 32 MiB) fills after about
 // 511 of them; before the fix the rest were stored as a side branch (544
 // blocks, chain.db from 0.26 to 53 MB). Now none is stored (the file does
 // not grow by a byte), the data is dropped and only the hashes are kept
@@ -95,12 +96,12 @@ func TestHostileLighterBranchBigBlocks(t *testing.T) {
 	if after.Size() != fi.Size() {
 		t.Fatalf("chain.db grew from %d to %d bytes", fi.Size(), after.Size())
 	}
-	bound := int64(syncHoldBytes)
-	if peak := n.sync.heldPeak.Load(); peak > bound || peak < bound-int64(p.MaxDataSize+heldBlockOverhead) {
+	bound := int64(chainsync.SyncHoldBytes)
+	if peak := n.sync.HeldPeak(); peak > bound || peak < bound-int64(p.MaxDataSize+chainsync.HeldBlockOverhead) {
 		t.Fatalf("held at most %d bytes of the branch; want the hold filled, to at most %d", peak, bound)
 	}
 	t.Logf("700 blocks of 64 KiB: banned %v after connecting, none stored (chain.db %d bytes, unchanged); held at most %d bytes (bound %d); heap in use %d MiB before, %d MiB at its peak; honest slowest %v",
-		took.Round(time.Millisecond), after.Size(), n.sync.heldPeak.Load(), bound, base.HeapInuse>>20, peakHeap.Load()>>20, slowest.Round(time.Microsecond))
+		took.Round(time.Millisecond), after.Size(), n.sync.HeldPeak(), bound, base.HeapInuse>>20, peakHeap.Load()>>20, slowest.Round(time.Microsecond))
 }
 
 // pagedPeer is a peer serving a branch forking at the genesis in pages of
@@ -168,7 +169,7 @@ func TestSyncHoldRefetch(t *testing.T) {
 	s := nodetest.NewStore(t, p)
 	nodetest.Extend(t, s, 0, 20, "own")
 	n := hostileNode(t, s)
-	n.sync.holdBytes = 8 << 10
+	n.sync.SetHoldBytes(8 << 10)
 
 	src := nodetest.NewStore(t, p)
 	branch := nodetest.Extend(t, src, 0, 60, strings.Repeat("b", 2<<10))
@@ -192,11 +193,11 @@ func TestSyncHoldRefetch(t *testing.T) {
 	if err := s.Verify(nil); err != nil {
 		t.Fatal(err)
 	}
-	if peak := n.sync.heldPeak.Load(); peak > 8<<10 {
+	if peak := n.sync.HeldPeak(); peak > 8<<10 {
 		t.Fatalf("held %d bytes at most, over the 8 KiB hold", peak)
 	}
 	t.Logf("adopted %d blocks in %v, %d refetch requests; held at most %d bytes", pi.LastSync.Blocks,
-		pi.LastSync.Duration.Round(time.Millisecond), refetches.Load(), n.sync.heldPeak.Load())
+		pi.LastSync.Duration.Round(time.Millisecond), refetches.Load(), n.sync.HeldPeak())
 }
 
 // TestSyncRefetchDiffers: a peer serves a heavier branch whose data the
@@ -214,7 +215,7 @@ func TestSyncRefetchDiffers(t *testing.T) {
 			s := nodetest.NewStore(t, p)
 			nodetest.Extend(t, s, 0, 20, "own")
 			n := hostileNode(t, s)
-			n.sync.holdBytes = 8 << 10
+			n.sync.SetHoldBytes(8 << 10)
 			tip := s.Tip()
 
 			sa, sb := nodetest.NewStore(t, p), nodetest.NewStore(t, p)

@@ -861,7 +861,7 @@ func lighterLiar(t *testing.T, p *chain.Params, n int, data string, as protocol.
 }
 
 // TestSyncHoldLimit lowers the syncer's hold limit to one byte: no block
-// of a forked branch fits, so, as for a branch past syncHoldBytes, only
+// of a forked branch fits, so, as for a branch past chainsync.SyncHoldBytes, only
 // the hashes of its blocks are kept while validation goes on. A lighter branch from a liar naming its
 // real tip is still never stored (before the fix it was stored as a side
 // branch past the limit), and its sender is banned.
@@ -870,7 +870,7 @@ func TestSyncHoldLimit(t *testing.T) {
 	s := nodetest.NewStore(t, p)
 	nodetest.Extend(t, s, 0, 20, "target")
 	n := hostileNode(t, s)
-	n.sync.holdBytes = 1
+	n.sync.SetHoldBytes(1)
 	tip := s.Tip()
 	count, err := s.Count()
 	if err != nil {
@@ -890,10 +890,10 @@ func TestSyncHoldLimit(t *testing.T) {
 		t.Fatalf("store holds %d blocks, %v; want the %d it had", c, err, count)
 	}
 	// No block's data fits: hashes only.
-	if peak, bound := n.sync.heldPeak.Load(), len(light)*chain.HashSize; peak > int64(bound) {
+	if peak, bound := n.sync.HeldPeak(), len(light)*chain.HashSize; peak > int64(bound) {
 		t.Fatalf("held %d bytes of the branch at most, want at most %d: its hashes", peak, bound)
 	}
-	t.Logf("banned %v after connecting; none of the branch stored; held at most %d bytes", took.Round(time.Millisecond), n.sync.heldPeak.Load())
+	t.Logf("banned %v after connecting; none of the branch stored; held at most %d bytes", took.Round(time.Millisecond), n.sync.HeldPeak())
 }
 
 // TestHostileSlowRequests holds all of an attacker's request slots the

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/chainsync"
 	"github.com/jbc-project/jbc/node/gossip"
 	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/storage"
@@ -59,19 +60,19 @@ const (
 
 // StatusJSON is the body of GET /status.
 type StatusJSON struct {
-	PeerID    string       `json:"peer_id"`
-	Addrs     []string     `json:"addrs"`
-	Network   string       `json:"network"`
-	Height    uint64       `json:"height"`
-	Tip       string       `json:"tip"`
-	TotalWork string       `json:"total_work"`
-	Peers     int          `json:"peers"`
-	Syncing   bool         `json:"syncing"`
-	Sync      SyncProgress `json:"sync"`
-	Mining    bool         `json:"mining"`
-	Hashes    uint64       `json:"hashes"`
-	HashRate  float64      `json:"hash_rate"`
-	Pending   int          `json:"pending"`
+	PeerID    string             `json:"peer_id"`
+	Addrs     []string           `json:"addrs"`
+	Network   string             `json:"network"`
+	Height    uint64             `json:"height"`
+	Tip       string             `json:"tip"`
+	TotalWork string             `json:"total_work"`
+	Peers     int                `json:"peers"`
+	Syncing   bool               `json:"syncing"`
+	Sync      chainsync.Progress `json:"sync"`
+	Mining    bool               `json:"mining"`
+	Hashes    uint64             `json:"hashes"`
+	HashRate  float64            `json:"hash_rate"`
+	Pending   int                `json:"pending"`
 	// StorageError says why the node cannot write its chain ("disk full
 	// at DIR"); empty while it can.
 	StorageError string `json:"storage_error,omitempty"`
@@ -115,7 +116,7 @@ type PeerStatus struct {
 // Status returns what GET /status serves.
 func (n *Node) Status() StatusJSON {
 	tip := n.store.Tip()
-	prog := n.sync.progress()
+	prog := n.sync.Progress()
 	addrs := []string{}
 	for _, a := range n.Addrs() {
 		addrs = append(addrs, a.String())
@@ -167,8 +168,12 @@ func peerJSON(pi peering.PeerInfo) PeerJSON {
 		pj.Addrs = append(pj.Addrs, a.String())
 	}
 	if st := pi.Status; st != nil {
+		work := "0"
+		if st.Work != nil {
+			work = st.Work.String()
+		}
 		pj.Status = &PeerStatus{Network: st.Genesis.String(), Tip: st.Tip.String(), Height: st.Height,
-			TotalWork: workOr(st.Work), Agent: st.Agent, At: pi.StatusAt}
+			TotalWork: work, Agent: st.Agent, At: pi.StatusAt}
 	}
 	return pj
 }

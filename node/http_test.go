@@ -156,7 +156,7 @@ func TestMetrics(t *testing.T) {
 	// progress are updated after it, when the sync ends and records it.
 	nodetest.WaitFor(t, 15*time.Second, "the sync to end", func() bool {
 		pi, ok := nodes[1].peers.Get(nodes[0].ID())
-		return sb.Tip().Hash == sa.Tip().Hash && ok && pi.LastSync != nil && !nodes[1].sync.progress().Syncing
+		return sb.Tip().Hash == sa.Tip().Hash && ok && pi.LastSync != nil && !nodes[1].sync.Progress().Syncing
 	})
 	srv := httptest.NewServer(nodes[1].Handler())
 	defer srv.Close()

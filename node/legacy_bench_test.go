@@ -9,12 +9,13 @@ import (
 	"testing"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/chainsync"
 	"github.com/jbc-project/jbc/storage"
 )
 
 // BenchmarkImportPythonURL100k measures `jbc import --from URL` of the
 // 100 000-block benchmark chain served as a Python node serves it (one
-// JSON list, from memory over loopback): FetchLegacyChain streaming and
+// JSON list, from memory over loopback): chainsync.FetchLegacyChain streaming and
 // decoding it, then storage.ImportPythonList validating it and writing a
 // new store, as the command does. Compare BenchmarkImportPython100k, the
 // same chain from a chaindata directory. One op is one whole import.
@@ -35,7 +36,7 @@ func BenchmarkImportPythonURL100k(b *testing.B) {
 		dataDir := filepath.Join(b.TempDir(), "data")
 		b.StartTimer()
 		var got []chain.Block
-		if err := FetchLegacyChain(context.Background(), srv.URL+"/blockchain.json", func(b chain.Block) error {
+		if err := chainsync.FetchLegacyChain(context.Background(), srv.URL+"/blockchain.json", func(b chain.Block) error {
 			got = append(got, b)
 			return nil
 		}); err != nil {

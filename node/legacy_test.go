@@ -173,28 +173,6 @@ func TestLegacyPeerInvalidChain(t *testing.T) {
 	}
 }
 
-// TestLegacyPeerURLs: only http:// URLs are legacy peers.
-func TestLegacyPeerURLs(t *testing.T) {
-	for in, want := range map[string]string{
-		"http://127.0.0.1:5000":                 "http://127.0.0.1:5000/blockchain.json",
-		"http://127.0.0.1:5000/":                "http://127.0.0.1:5000/blockchain.json",
-		"http://127.0.0.1:5000/blockchain.json": "http://127.0.0.1:5000/blockchain.json",
-		"http://127.0.0.1:5000/chain?x=1":       "http://127.0.0.1:5000/chain?x=1",
-	} {
-		if got, err := LegacyChainURL(in); err != nil || got != want {
-			t.Errorf("LegacyChainURL(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"127.0.0.1:5000", "https://127.0.0.1:5000", "file:///etc/passwd", "http://u:p@127.0.0.1:5000", "http://", ""} {
-		if got, err := LegacyChainURL(in); err == nil {
-			t.Errorf("LegacyChainURL(%q) = %q, want an error", in, got)
-		}
-	}
-	if _, err := New(Config{Store: nodetest.NewStore(t, chain.TestNet()), DataDir: t.TempDir(), LegacyPeers: []string{"ftp://x"}}); err == nil || !strings.Contains(err.Error(), "--legacy-peer") {
-		t.Errorf("New with a bad legacy peer: %v", err)
-	}
-}
-
 // TestMinedFromPython: POST /mined takes a block a Python miner found, as
 // the original's nodes do, and refuses bad ones with the reason.
 func TestMinedFromPython(t *testing.T) {
@@ -237,5 +215,13 @@ func TestMinedFromPython(t *testing.T) {
 	}
 	if s.Tip().Hash != next[0].Hash {
 		t.Fatal("a refused block moved the tip")
+	}
+}
+
+// TestNewRefusesBadLegacyPeer: New refuses a --legacy-peer that is not an
+// http:// URL (chainsync.LegacyChainURL), naming the flag.
+func TestNewRefusesBadLegacyPeer(t *testing.T) {
+	if _, err := New(Config{Store: nodetest.NewStore(t, chain.TestNet()), DataDir: t.TempDir(), LegacyPeers: []string{"ftp://x"}}); err == nil || !strings.Contains(err.Error(), "--legacy-peer") {
+		t.Errorf("New with a bad legacy peer: %v", err)
 	}
 }

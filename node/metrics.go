@@ -25,6 +25,7 @@ const (
 	viaGossip = "gossip"
 	viaMiner  = "miner"
 	viaOrphan = "orphan"
+	viaLegacy = "legacy"
 )
 
 // nodeMetrics holds the node's Prometheus metrics. Event counters are
@@ -158,7 +159,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	for src, k := range bySource {
 		ch <- prometheus.MustNewConstMetric(descPeers, prometheus.GaugeValue, float64(k), string(src))
 	}
-	prog := n.sync.progress()
+	prog := n.sync.Progress()
 	syncing := 0.0
 	if prog.Syncing {
 		syncing = 1

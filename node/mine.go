@@ -9,6 +9,10 @@ import (
 	"github.com/jbc-project/jbc/node/disk"
 )
 
+// storePausePoll is how often a miner paused by a failing store (package
+// disk) looks again: as often as the syncer does (chainsync's syncTick).
+const storePausePoll = time.Second
+
 // MinedBy returns the data a miner puts in a block when it has nothing else
 // to carry: which node mined it, as the Python original did.
 func MinedBy(n *Node) string { return "mined by " + n.ID().String() }
@@ -50,7 +54,7 @@ func (n *Node) mineLoop(ctx context.Context) {
 			// again and again.
 			select {
 			case <-ctx.Done():
-			case <-time.After(syncTick):
+			case <-time.After(storePausePoll):
 			}
 			continue
 		}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/chainsync"
 	"github.com/jbc-project/jbc/node/discovery"
 	"github.com/jbc-project/jbc/node/disk"
 	"github.com/jbc-project/jbc/node/gossip"
@@ -87,7 +88,7 @@ type Config struct {
 	// The node dials these and no other HTTP address.
 	LegacyPeers []string
 	// LegacyPollInterval is how often each legacy peer is polled; 0 means
-	// DefaultLegacyPollInterval.
+	// chainsync.DefaultLegacyPollInterval.
 	LegacyPollInterval time.Duration
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
@@ -115,7 +116,7 @@ type Node struct {
 	server     *protocol.Server
 	client     *protocol.Client
 	disc       *discovery.Discovery
-	sync       *syncer
+	sync       *chainsync.Syncer
 	pool       *gossip.Pool
 	gossip     *gossip.Gossip
 	miner      *chain.Miner
@@ -158,11 +159,11 @@ func New(cfg Config) (*Node, error) {
 	case cfg.LegacyPollInterval < 0:
 		return nil, fmt.Errorf("node: Config.LegacyPollInterval %s is negative", cfg.LegacyPollInterval)
 	case cfg.LegacyPollInterval == 0:
-		cfg.LegacyPollInterval = DefaultLegacyPollInterval
+		cfg.LegacyPollInterval = chainsync.DefaultLegacyPollInterval
 	}
 	legacy := make([]string, 0, len(cfg.LegacyPeers))
 	for _, u := range cfg.LegacyPeers {
-		cu, err := LegacyChainURL(u)
+		cu, err := chainsync.LegacyChainURL(u)
 		if err != nil {
 			return nil, fmt.Errorf("--legacy-peer: %w", err)
 		}
@@ -245,7 +246,12 @@ func New(cfg Config) (*Node, error) {
 		n.host.Close()
 		return nil, err
 	}
-	n.sync = newSyncer(n)
+	n.sync = chainsync.New(chainsync.Config{Store: n.store, Client: n.client, Peers: n.peers, Disk: n.disk,
+		Add:        n.addBlocks,
+		SettledTip: n.settledTip,
+		Penalise:   n.scores.Penalise,
+		Served:     n.adm.Served,
+		Logger:     n.log})
 	n.disc, err = discovery.New(discovery.Config{Host: n.host, Network: cfg.Store.Params().ID(), Peers: n.peers,
 		Bootstrap: cfg.Bootstrap, Direct: cfg.Peers, MDNS: cfg.MDNS, DHT: cfg.DHT, DHTPrefix: cfg.DHTPrefix, DHTClient: cfg.DHTClient,
 		Go: n.goRun, Logger: n.log})
@@ -304,10 +310,14 @@ func (n *Node) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	n.goRun(n.sync.run)
+	n.goRun(n.sync.Run)
 	n.goRun(n.statusLoop)
 	if len(n.cfg.LegacyPeers) > 0 {
-		n.goRun(n.legacyLoop)
+		n.goRun(func(ctx context.Context) {
+			chainsync.FollowLegacy(ctx, chainsync.LegacyConfig{Store: n.store, URLs: n.cfg.LegacyPeers, Interval: n.cfg.LegacyPollInterval,
+				Add:    func(blocks []chain.Block) (storage.Result, error) { return n.addBlocksVia(viaLegacy, blocks) },
+				Logger: n.log})
+		})
 	}
 	n.goRun(n.adm.Run)
 	if n.cfg.Mine {
@@ -380,7 +390,7 @@ func (n *Node) onConnected(c network.Conn) {
 	}
 	n.peers.Found(p, []ma.Multiaddr{c.RemoteMultiaddr()}, src)
 	n.peers.SetConnected(p, true)
-	n.sync.reconnected(p)
+	n.sync.Reconnected(p)
 	if n.ctx == nil || n.ctx.Err() != nil {
 		return
 	}
@@ -444,7 +454,7 @@ func (n *Node) onStatus(p peer.ID, st protocol.Status) {
 	n.adm.Proven(p)
 	tip := n.store.Tip()
 	if st.Work != nil && st.Work.Cmp(tip.Work) > 0 {
-		n.sync.kick()
+		n.sync.Kick()
 	}
 }
 
@@ -475,6 +485,13 @@ func (n *Node) statusLoop(ctx context.Context) {
 // addBlocks stores blocks fetched by sync; see addBlocksVia.
 func (n *Node) addBlocks(blocks []chain.Block) (storage.Result, error) {
 	return n.addBlocksVia(viaSync, blocks)
+}
+
+// settledTip returns the best chain's tip once no block is being stored.
+func (n *Node) settledTip() chain.Entry {
+	n.chainMu.Lock()
+	defer n.chainMu.Unlock()
+	return n.store.Tip()
 }
 
 // addBlocksVia stores blocks that came via sync, gossip or the miner; then

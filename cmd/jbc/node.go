@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/jbc-project/jbc/node"
+	"github.com/jbc-project/jbc/node/chainsync"
 	"github.com/jbc-project/jbc/node/p2p"
 )
 
@@ -122,7 +123,7 @@ other nodes pass to --bootstrap or --peer.`,
 				return usagef("--legacy-poll %s: want a positive duration", legacyPoll)
 			}
 			for _, u := range legacyPeers {
-				if _, err := node.LegacyChainURL(u); err != nil {
+				if _, err := chainsync.LegacyChainURL(u); err != nil {
 					return usagef("--legacy-peer: %v", err)
 				}
 			}
@@ -197,7 +198,7 @@ other nodes pass to --bootstrap or --peer.`,
 	f.StringArrayVar(&bootstrap, "bootstrap", nil, "DHT bootstrap peer multiaddr ending in /p2p/<id> (repeatable; env "+bootstrapEnv+", comma-separated)")
 	f.StringArrayVar(&peers, "peer", nil, "peer multiaddr ending in /p2p/<id> to dial directly and keep connected (repeatable)")
 	f.StringArrayVar(&legacyPeers, "legacy-peer", nil, "http:// URL of a Python JackBlockChain node to follow: its /blockchain.json is polled and a chain with more work adopted (repeatable)")
-	f.DurationVar(&legacyPoll, "legacy-poll", node.DefaultLegacyPollInterval, "how often each --legacy-peer's chain is fetched (each fetch costs a Python node a read of its whole chain)")
+	f.DurationVar(&legacyPoll, "legacy-poll", chainsync.DefaultLegacyPollInterval, "how often each --legacy-peer's chain is fetched (each fetch costs a Python node a read of its whole chain)")
 	f.BoolVar(&noMDNS, "no-mdns", false, "turn off mDNS discovery on the LAN")
 	f.BoolVar(&noDHT, "no-dht", false, "turn off the Kademlia DHT")
 	f.StringVar(&dhtPrefix, "dht-prefix", p2p.DefaultDHTPrefix, "DHT protocol prefix (/ipfs to meet over an IPFS DHT)")

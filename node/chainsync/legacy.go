@@ -1,16 +1,14 @@
-package node
+package chainsync
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/jbc-project/jbc/chain"
 	"github.com/jbc-project/jbc/storage"
@@ -20,18 +18,19 @@ import (
 // libp2p: each serves its whole chain at GET /blockchain.json (a JSON list of
 // blocks with string values; it has no way to ask for part of it) and takes
 // blocks its peers mined at POST /mined. A jbc node follows the legacy peers
-// it is given (Config.LegacyPeers, "jbc node --legacy-peer URL") by polling
-// their /blockchain.json and adopting a valid chain with more work than its
-// own, under the same rules and limits as any chain; Python nodes read jbc's
-// own /blockchain.json in turn. So a Python network can move to jbc one node
-// at a time.
+// it is given (node's Config.LegacyPeers, "jbc node --legacy-peer URL") by
+// polling their /blockchain.json and adopting a valid chain with more work
+// than its own (FollowLegacy), under the same rules and limits as any
+// chain; Python nodes read jbc's own /blockchain.json in turn. So a Python
+// network can move to jbc one node at a time.
 //
-// POST /mined is accepted too: a Python miner announces each block it finds
-// there, and taking it saves a poll's wait. It costs nothing that gossip
-// does not already cost: the block is validated like any other (its proof
-// of work first), the body is bounded and the rate limited, and it never
-// makes the node dial anything. It needs the HTTP API reachable by the
-// Python nodes, which on the default loopback address means the same host.
+// POST /mined is accepted too (the HTTP API serves it): a Python miner
+// announces each block it finds there, and taking it saves a poll's wait.
+// It costs nothing that gossip does not already cost: the block is
+// validated like any other (its proof of work first), the body is bounded
+// and the rate limited, and it never makes the node dial anything. It
+// needs the HTTP API reachable by the Python nodes, which on the default
+// loopback address means the same host.
 
 // Limits of legacy peers.
 const (
@@ -55,17 +54,9 @@ const (
 	DefaultLegacyPollInterval = 30 * time.Second
 	// legacyHoldBytes bounds the blocks of a legacy peer's branch held in
 	// memory, validated, until it outweighs our chain; past it they are
-	// stored as a side branch (as sync does, syncHoldBytes).
+	// stored as a side branch (as sync does, SyncHoldBytes).
 	legacyHoldBytes = 64 << 20
-	// minedRate and minedBurst limit POST /mined over all clients: a
-	// Python network finds a block every few seconds at most; the burst
-	// covers several miners finding one at once.
-	minedRate  = 10
-	minedBurst = 50
 )
-
-// viaLegacy labels blocks from legacy peers in the metrics.
-const viaLegacy = "legacy"
 
 // ErrLegacyRedirect: a legacy peer answered with a redirect. It is not
 // followed: the node dials only the addresses it was given.
@@ -127,19 +118,38 @@ func FetchLegacyChain(ctx context.Context, chainURL string, fn func(chain.Block)
 	return storage.ReadPythonList(resp.Body, chainURL, 0, MaxLegacyChainBytes, fn)
 }
 
+// LegacyConfig is what FollowLegacy needs. All fields but Logger are
+// required.
+type LegacyConfig struct {
+	// Store is the node's chain.
+	Store *storage.Store
+	// URLs are the legacy peers' chains (see LegacyChainURL).
+	URLs []string
+	// Interval is how often each is polled (DefaultLegacyPollInterval).
+	Interval time.Duration
+	// Add stores the blocks of a legacy peer's chain (the node's way of
+	// storing blocks).
+	Add func([]chain.Block) (storage.Result, error)
+	// Logger receives the follower's logs.
+	Logger *slog.Logger
+}
+
 // legacyFollower polls the legacy peers. It is used by one goroutine.
 type legacyFollower struct {
-	n    *Node
+	cfg  LegacyConfig
 	urls []string
 	// last is each peer's last outcome, logged only when it changes.
 	last map[string]string
 }
 
-// legacyLoop polls every legacy peer now and then every interval until ctx
-// ends.
-func (n *Node) legacyLoop(ctx context.Context) {
-	f := &legacyFollower{n: n, urls: n.cfg.LegacyPeers, last: map[string]string{}}
-	t := time.NewTicker(n.cfg.LegacyPollInterval)
+// FollowLegacy polls every legacy peer now and then every interval until
+// ctx ends, adopting a valid chain with more work than ours.
+func FollowLegacy(ctx context.Context, cfg LegacyConfig) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	f := &legacyFollower{cfg: cfg, urls: cfg.URLs, last: map[string]string{}}
+	t := time.NewTicker(cfg.Interval)
 	defer t.Stop()
 	for {
 		for _, u := range f.urls {
@@ -166,7 +176,7 @@ type legacyOutcome struct {
 }
 
 func (f *legacyFollower) report(u string, o legacyOutcome) {
-	log := f.n.log.With("legacy_peer", u)
+	log := f.cfg.Logger.With("legacy_peer", u)
 	if o.added > 0 {
 		log.Info("legacy peer: adopted its chain", "added", o.added, "height", o.tip.Height, "tip", o.tip.Hash.Short())
 	}
@@ -205,40 +215,40 @@ func (f *legacyFollower) report(u string, o legacyOutcome) {
 func (f *legacyFollower) poll(ctx context.Context, u string) (o legacyOutcome) {
 	ctx, cancel := context.WithTimeout(ctx, LegacyFetchTimeout)
 	defer cancel()
-	n := f.n
+	st := f.cfg.Store
 	var (
 		v         *chain.Validator
 		held      []chain.Block
 		heldBytes int
 	)
 	store := func(force bool) error {
-		if len(held) == 0 || (!force && v.Tip().Work.Cmp(n.store.Tip().Work) <= 0 && heldBytes <= legacyHoldBytes) {
+		if len(held) == 0 || (!force && v.Tip().Work.Cmp(st.Tip().Work) <= 0 && heldBytes <= legacyHoldBytes) {
 			return nil
 		}
-		res, err := n.addBlocksVia(viaLegacy, held)
+		res, err := f.cfg.Add(held)
 		o.added += res.Added
 		held, heldBytes = nil, 0
 		return err
 	}
 	err := FetchLegacyChain(ctx, u, func(b chain.Block) error {
 		o.theirs = b.Index
-		if b.Index == 0 && b.Hash != n.store.Params().Genesis.Hash {
-			return fmt.Errorf("its chain is of another network: genesis %s, ours %s", b.Hash.Short(), n.store.Params().ID().Short())
+		if b.Index == 0 && b.Hash != st.Params().Genesis.Hash {
+			return fmt.Errorf("its chain is of another network: genesis %s, ours %s", b.Hash.Short(), st.Params().ID().Short())
 		}
 		if v == nil {
-			if n.store.Has(b.Hash) {
+			if st.Has(b.Hash) {
 				return nil
 			}
 			var err error
-			if v, err = n.store.Validator(b.PrevHash); err != nil {
+			if v, err = st.Validator(b.PrevHash); err != nil {
 				return fmt.Errorf("block %d: parent %s: %w", b.Index, b.PrevHash.Short(), err)
 			}
 		}
-		if _, err := v.Next(&b, n.store.Now().Unix()); err != nil {
+		if _, err := v.Next(&b, st.Now().Unix()); err != nil {
 			return fmt.Errorf("block %d (%s): %w", b.Index, b.Hash.Short(), err)
 		}
 		held = append(held, b)
-		heldBytes += len(b.Data) + heldBlockOverhead
+		heldBytes += len(b.Data) + HeldBlockOverhead
 		if heldBytes > legacyHoldBytes {
 			return store(true)
 		}
@@ -250,60 +260,10 @@ func (f *legacyFollower) poll(ctx context.Context, u string) (o legacyOutcome) {
 		err = serr
 	}
 	o.err = err
-	o.tip = n.store.Tip()
+	o.tip = st.Tip()
 	if err == nil && o.added == 0 {
 		// Nothing new: in step if their tip is ours.
 		o.best = o.theirs == o.tip.Height && (v == nil)
 	}
 	return o
 }
-
-// handleMined takes a block a Python miner announces: POST /mined with the
-// block as JSON (values strings, as the original sends them, or numbers).
-// It answers as the original does, {"received": true}, once the block is
-// stored (or was already); a block that breaks a rule or whose parent is
-// unknown gets {"received": false} with the reason.
-func (n *Node) handleMined(w http.ResponseWriter, r *http.Request) {
-	if !n.minedLimit.Allow() {
-		httpError(w, http.StatusTooManyRequests, "too many blocks; retry later")
-		return
-	}
-	// The data field at its limit with every byte escaped (\u00XX), plus
-	// the other fields.
-	limit := 6*int64(n.store.Params().MaxDataSize) + 4096
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", limit))
-		return
-	}
-	var b chain.Block
-	if err := b.UnmarshalJSON(body); err != nil {
-		minedAnswer(w, http.StatusBadRequest, false, "bad block JSON: "+err.Error())
-		return
-	}
-	_, err = n.addBlocksVia(viaLegacy, []chain.Block{b})
-	var re *chain.RuleError
-	switch {
-	case err == nil:
-		minedAnswer(w, http.StatusOK, true, "")
-	case errors.As(err, &re):
-		minedAnswer(w, http.StatusBadRequest, false, err.Error())
-	case errors.Is(err, storage.ErrOrphan):
-		minedAnswer(w, http.StatusConflict, false, "its parent is not in this node's chain: "+err.Error())
-	default:
-		httpError(w, http.StatusInternalServerError, err.Error())
-	}
-}
-
-func minedAnswer(w http.ResponseWriter, code int, received bool, reason string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	body := map[string]any{"received": received}
-	if reason != "" {
-		body["error"] = reason
-	}
-	writeJSONBody(w, body)
-}
-
-// newMinedLimit is the rate limit of POST /mined.
-func newMinedLimit() *rate.Limiter { return rate.NewLimiter(minedRate, minedBurst) }
