@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/api"
 	"github.com/jbc-project/jbc/node/internal/nodetest"
 )
 
@@ -93,7 +94,7 @@ func TestDashboardPage(t *testing.T) {
 
 func TestDashboardRecent(t *testing.T) {
 	s := nodetest.NewStore(t, chain.TestNet())
-	blocks := nodetest.Extend(t, s, 0, maxRecent+5, "recent")
+	blocks := nodetest.Extend(t, s, 0, api.MaxRecent+5, "recent")
 	_, nodes := mockNodes(t, s)
 	srv := httptest.NewServer(nodes[0].Handler())
 	defer srv.Close()
@@ -125,8 +126,8 @@ func TestDashboardRecent(t *testing.T) {
 	}
 
 	checkNewest(recent("?n=3"), 3)
-	checkNewest(recent(""), defaultRecent)
-	checkNewest(recent(fmt.Sprint("?n=", 10*maxRecent)), maxRecent)
+	checkNewest(recent(""), api.DefaultRecent)
+	checkNewest(recent(fmt.Sprint("?n=", 10*api.MaxRecent)), api.MaxRecent)
 	if got := recent("?n=1"); got[0].Hash != s.Tip().Hash {
 		t.Fatalf("newest block %s, want the tip %s", got[0].Hash.Short(), s.Tip().Hash.Short())
 	}
@@ -138,7 +139,7 @@ func TestDashboardRecent(t *testing.T) {
 	s2 := nodetest.NewStore(t, chain.TestNet())
 	nodetest.Extend(t, s2, 0, 2, "short")
 	_, nodes2 := mockNodes(t, s2)
-	got, err := nodes2[0].Recent(10)
+	got, err := nodes2[0].api.Recent(10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,14 +155,14 @@ func TestDashboardPending(t *testing.T) {
 	srv := httptest.NewServer(n.Handler())
 	defer srv.Close()
 
-	pending := func(query string) []PendingJSON {
+	pending := func(query string) []api.PendingJSON {
 		t.Helper()
 		_, body := dashGet(t, srv, "/pending"+query, http.StatusOK)
 		// An empty pool is an empty list, not null.
 		if strings.TrimSpace(string(body)) == "null" {
 			t.Fatalf("GET /pending%s: null, want a list", query)
 		}
-		var out []PendingJSON
+		var out []api.PendingJSON
 		if err := json.Unmarshal(body, &out); err != nil {
 			t.Fatalf("GET /pending%s: %v", query, err)
 		}
@@ -174,7 +175,7 @@ func TestDashboardPending(t *testing.T) {
 	// Entries come back oldest first, verbatim (markup included: escaping
 	// is the page's job), with their IDs.
 	texts := []string{"first", `<img src=x onerror="alert(1)">`, "third"}
-	for i := 0; i < maxPending+10; i++ {
+	for i := 0; i < api.MaxPending+10; i++ {
 		if i >= len(texts) {
 			texts = append(texts, fmt.Sprint("entry ", i))
 		}
@@ -191,11 +192,11 @@ func TestDashboardPending(t *testing.T) {
 			t.Fatalf("entry %d: %+v, want text %q id %s", i, e, texts[i], chain.EntryID(texts[i]))
 		}
 	}
-	if got := pending(""); len(got) != defaultPending {
-		t.Fatalf("default: %d entries, want %d", len(got), defaultPending)
+	if got := pending(""); len(got) != api.DefaultPending {
+		t.Fatalf("default: %d entries, want %d", len(got), api.DefaultPending)
 	}
-	if got := pending("?n=100000"); len(got) != maxPending {
-		t.Fatalf("capped: %d entries, want %d", len(got), maxPending)
+	if got := pending("?n=100000"); len(got) != api.MaxPending {
+		t.Fatalf("capped: %d entries, want %d", len(got), api.MaxPending)
 	}
 	dashGet(t, srv, "/pending?n=0", http.StatusBadRequest)
 	dashGet(t, srv, "/pending?n=many", http.StatusBadRequest)
@@ -203,7 +204,7 @@ func TestDashboardPending(t *testing.T) {
 
 // firstStateOf returns the state a dashboard page carries, checking that
 // it is embedded so that no markup in it can end its script element.
-func firstStateOf(t *testing.T, page string) FirstState {
+func firstStateOf(t *testing.T, page string) api.FirstState {
 	t.Helper()
 	const open = `<script type="application/json" id="first-state">`
 	i := strings.Index(page, open)
@@ -219,7 +220,7 @@ func firstStateOf(t *testing.T, page string) FirstState {
 	if strings.ContainsAny(js, "<>") {
 		t.Fatalf("the first state holds raw markup characters: %.200s", js)
 	}
-	var st FirstState
+	var st api.FirstState
 	if err := json.Unmarshal([]byte(js), &st); err != nil {
 		t.Fatalf("first state: %v: %.200s", err, js)
 	}
@@ -251,7 +252,7 @@ func TestDashboardFirstState(t *testing.T) {
 	if st.Status.Tip != tip.Hash.String() || st.Status.Height != tip.Height || st.Status.PeerID != n.ID().String() {
 		t.Errorf("first state's status %+v, want tip %s at %d", st.Status, tip.Hash, tip.Height)
 	}
-	if len(st.Recent) != defaultRecent || st.Recent[0].Hash != tip.Hash {
+	if len(st.Recent) != api.DefaultRecent || st.Recent[0].Hash != tip.Hash {
 		t.Errorf("first state's recent blocks: %d, newest %v", len(st.Recent), st.Recent)
 	}
 	if p := findPeer(st.Peers, nodes[1].ID().String()); p == nil || !p.Connected || p.Status == nil {
@@ -281,10 +282,10 @@ func TestHistory(t *testing.T) {
 	srv := httptest.NewServer(nodes[0].Handler())
 	defer srv.Close()
 
-	get := func(query string) HistoryJSON {
+	get := func(query string) api.HistoryJSON {
 		t.Helper()
 		_, body := dashGet(t, srv, "/history"+query, http.StatusOK)
-		var h HistoryJSON
+		var h api.HistoryJSON
 		if err := json.Unmarshal(body, &h); err != nil {
 			t.Fatal(err)
 		}
@@ -315,7 +316,7 @@ func TestHistory(t *testing.T) {
 	if len(h.Blocks) != 3 || h.Blocks[0].Height != 23 || h.Blocks[2].Height != 25 || h.Blocks[0].HashRate == nil {
 		t.Fatalf("?n=3: %+v", h.Blocks)
 	}
-	if got := get(fmt.Sprint("?n=", 10*maxHistory)); len(got.Blocks) != 25 {
+	if got := get(fmt.Sprint("?n=", 10*api.MaxHistory)); len(got.Blocks) != 25 {
 		t.Fatalf("capped: %d", len(got.Blocks))
 	}
 	dashGet(t, srv, "/history?n=0", http.StatusBadRequest)
@@ -323,7 +324,7 @@ func TestHistory(t *testing.T) {
 	// A retargeting network reports its spacing; a chain of the genesis
 	// alone has no blocks to plot.
 	_, fresh := mockNodes(t, nodetest.NewStore(t, chain.MainNet()))
-	if h, err := fresh[0].History(defaultHistory); err != nil || h.Spacing != 30 || len(h.Blocks) != 0 {
+	if h, err := fresh[0].api.History(api.DefaultHistory); err != nil || h.Spacing != 30 || len(h.Blocks) != 0 {
 		t.Fatalf("fresh main network: %+v, %v", h, err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/api"
 	"github.com/jbc-project/jbc/node/gossip"
 	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/protocol"
@@ -159,7 +160,7 @@ func TestReorgReturnsEntriesToPool(t *testing.T) {
 	nodetest.WaitFor(t, 15*time.Second, "A to reorg to B's chain", func() bool { return sa.Tip().Hash == sb.Tip().Hash })
 	// The tip moves inside the store's commit; the dropped block's entries
 	// go back to the pool just after it.
-	var e EntryJSON
+	var e api.EntryJSON
 	nodetest.WaitFor(t, 15*time.Second, "the entry back in A's pool", func() bool {
 		e, err = na.Entry(id)
 		return err != nil || e.Status != "unknown"

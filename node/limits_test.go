@@ -3,6 +3,7 @@ package node
 import (
 	"testing"
 
+	"github.com/jbc-project/jbc/node/api"
 	"github.com/jbc-project/jbc/node/gossip"
 	"github.com/jbc-project/jbc/node/p2p"
 	"github.com/jbc-project/jbc/node/peering"
@@ -16,13 +17,13 @@ import (
 // a node taking submissions at full rate gets itself penalised for
 // flooding by honest peers.
 func TestHonestEntryRatesFitPeerLimits(t *testing.T) {
-	if own := submitRate + gossip.ReannounceRate; 2*own > gossip.DataRate {
+	if own := api.SubmitRate + gossip.ReannounceRate; 2*own > gossip.DataRate {
 		t.Errorf("a node may publish %d entries/s (submit %d + re-announce %d); twice that is over a peer's allowance %d/s",
-			own, submitRate, gossip.ReannounceRate, gossip.DataRate)
+			own, api.SubmitRate, gossip.ReannounceRate, gossip.DataRate)
 	}
-	if own := submitBurst + gossip.ReannounceBurst; 2*own > gossip.DataBurst {
+	if own := api.SubmitBurst + gossip.ReannounceBurst; 2*own > gossip.DataBurst {
 		t.Errorf("a node may publish a burst of %d entries (submit %d + re-announce %d); twice that is over a peer's burst %d",
-			own, submitBurst, gossip.ReannounceBurst, gossip.DataBurst)
+			own, api.SubmitBurst, gossip.ReannounceBurst, gossip.DataBurst)
 	}
 }
 

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"sync"
 	"time"
 
@@ -14,9 +12,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
-	"golang.org/x/time/rate"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/api"
 	"github.com/jbc-project/jbc/node/chainsync"
 	"github.com/jbc-project/jbc/node/discovery"
 	"github.com/jbc-project/jbc/node/disk"
@@ -128,14 +126,11 @@ type Node struct {
 	mineMu   sync.Mutex
 	mineStop context.CancelFunc
 	tips     notify.Watch
-	http     *http.Server
-	httpLn   net.Listener
+	// api is the HTTP API; http serves it while Config.HTTPAddr is set.
+	api  *api.API
+	http *api.Server
 	// reqLimit rate-limits each peer's /jbc/chain/1.0.0 requests.
 	reqLimit *peering.Limiter
-	// submitLimit rate-limits POST /data.
-	submitLimit *rate.Limiter
-	// minedLimit rate-limits POST /mined (legacy.go).
-	minedLimit *rate.Limiter
 	// disk records failures of the store, which pause syncing and mining.
 	disk *disk.Health
 
@@ -175,12 +170,11 @@ func New(cfg Config) (*Node, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, store: cfg.Store, log: log.With("component", "node"), rootLog: log, peers: peering.NewSet(), pool: gossip.NewPool(),
-		submitLimit: rate.NewLimiter(submitRate, submitBurst),
-		minedLimit:  newMinedLimit(),
-		reqLimit:    peering.NewLimiter(peering.RequestRate, peering.RequestBurst)}
+		reqLimit: peering.NewLimiter(peering.RequestRate, peering.RequestBurst)}
 	n.miner = &chain.Miner{Threads: cfg.MineThreads}
 	n.disk = disk.New(cfg.Store, n.log)
 	n.metrics = newNodeMetrics(n)
+	n.api = api.New(api.Config{Backend: backend{n}, Store: cfg.Store, Metrics: n.metrics.reg, Logger: n.log})
 	n.adm = peering.NewAdmission(n.peers, n.log, n.metrics.admission)
 	if cfg.Host != nil {
 		n.host = cfg.Host
@@ -276,10 +270,10 @@ func (n *Node) Addrs() []ma.Multiaddr { return p2p.FullAddrs(n.host.ID(), n.host
 
 // HTTPAddr returns the address the HTTP API listens on, or "" if off.
 func (n *Node) HTTPAddr() string {
-	if n.httpLn == nil {
+	if n.http == nil {
 		return ""
 	}
-	return n.httpLn.Addr().String()
+	return n.http.Addr()
 }
 
 // Start starts serving, discovery, sync and (if configured) mining and the
@@ -305,7 +299,7 @@ func (n *Node) Start(ctx context.Context) error {
 		DisconnectedF: func(nw network.Network, c network.Conn) { n.onDisconnected(nw, c) },
 	})
 	if n.cfg.HTTPAddr != "" {
-		if err := n.startHTTP(); err != nil {
+		if n.http, err = api.Listen(n.cfg.HTTPAddr, n.api.Handler(), n.log); err != nil {
 			n.cancel()
 			return err
 		}

@@ -11,12 +11,13 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/api"
 	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/node/peering"
 )
 
 // getPeers fetches GET /peers from n's API.
-func getPeers(t *testing.T, n *Node) []PeerJSON {
+func getPeers(t *testing.T, n *Node) []api.PeerJSON {
 	t.Helper()
 	srv := httptest.NewServer(n.Handler())
 	defer srv.Close()
@@ -25,14 +26,14 @@ func getPeers(t *testing.T, n *Node) []PeerJSON {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out []PeerJSON
+	var out []api.PeerJSON
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		t.Fatal(err)
 	}
 	return out
 }
 
-func findPeer(ps []PeerJSON, id string) *PeerJSON {
+func findPeer(ps []api.PeerJSON, id string) *api.PeerJSON {
 	for i := range ps {
 		if ps[i].ID == id {
 			return &ps[i]
@@ -110,7 +111,7 @@ func TestBansShown(t *testing.T) {
 		}
 	}
 
-	st, err := a.FirstState()
+	st, err := a.api.FirstState()
 	if err != nil {
 		t.Fatal(err)
 	}

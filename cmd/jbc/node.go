@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/jbc-project/jbc/node"
+	nodeapi "github.com/jbc-project/jbc/node/api"
 	"github.com/jbc-project/jbc/node/chainsync"
 	"github.com/jbc-project/jbc/node/p2p"
 )
@@ -129,7 +130,7 @@ other nodes pass to --bootstrap or --peer.`,
 			}
 			if httpAddr != "" {
 				if _, _, err := net.SplitHostPort(httpAddr); err != nil {
-					return usagef("--http %q: want HOST:PORT, like %s (or \"\" for no API)", httpAddr, node.DefaultHTTPAddr)
+					return usagef("--http %q: want HOST:PORT, like %s (or \"\" for no API)", httpAddr, nodeapi.DefaultHTTPAddr)
 				}
 				// Taken (another node's API, say): said now, before the
 				// chain and key are written, not once the node starts.
@@ -204,7 +205,7 @@ other nodes pass to --bootstrap or --peer.`,
 	f.StringVar(&dhtPrefix, "dht-prefix", p2p.DefaultDHTPrefix, "DHT protocol prefix (/ipfs to meet over an IPFS DHT)")
 	f.BoolVar(&mine, "mine", false, "mine on the best tip, restarting whenever it changes")
 	f.IntVar(&threads, "threads", 0, "mining goroutines (0: one per CPU)")
-	f.StringVar(&httpAddr, "http", node.DefaultHTTPAddr, `HTTP API listen address ("" to disable)`)
+	f.StringVar(&httpAddr, "http", nodeapi.DefaultHTTPAddr, `HTTP API listen address ("" to disable)`)
 	return cmd
 }
 

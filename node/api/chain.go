@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"net/http"
@@ -19,17 +19,17 @@ type ChainJSON struct {
 }
 
 // Chain returns what GET /chain serves.
-func (n *Node) Chain() (ChainJSON, error) {
-	count, err := n.store.Count()
+func (a *API) Chain() (ChainJSON, error) {
+	count, err := a.store.Count()
 	if err != nil {
 		return ChainJSON{}, err
 	}
-	tip := n.store.Tip()
-	return ChainJSON{Params: n.store.Params(), Height: tip.Height, Tip: tip.Hash.String(), TotalWork: tip.Work.String(), Blocks: count}, nil
+	tip := a.store.Tip()
+	return ChainJSON{Params: a.store.Params(), Height: tip.Height, Tip: tip.Hash.String(), TotalWork: tip.Work.String(), Blocks: count}, nil
 }
 
-func (n *Node) handleChain(w http.ResponseWriter, r *http.Request) {
-	c, err := n.Chain()
+func (a *API) handleChain(w http.ResponseWriter, r *http.Request) {
+	c, err := a.Chain()
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, err.Error())
 		return

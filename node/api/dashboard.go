@@ -1,4 +1,4 @@
-package node
+package api
 
 import (
 	"bytes"
@@ -39,13 +39,13 @@ type FirstState struct {
 }
 
 // FirstState returns the state GET / embeds in the dashboard page.
-func (n *Node) FirstState() (FirstState, error) {
-	st := FirstState{Status: n.Status(), Peers: n.Peers(), Pending: n.Pending(defaultPending)}
+func (a *API) FirstState() (FirstState, error) {
+	st := FirstState{Status: a.b.Status(), Peers: a.b.Peers(), Pending: a.Pending(DefaultPending)}
 	var err error
-	if st.Recent, err = n.Recent(defaultRecent); err != nil {
+	if st.Recent, err = a.Recent(DefaultRecent); err != nil {
 		return st, err
 	}
-	if st.History, err = n.History(defaultHistory); err != nil {
+	if st.History, err = a.History(DefaultHistory); err != nil {
 		return st, err
 	}
 	return st, nil
@@ -54,22 +54,22 @@ func (n *Node) FirstState() (FirstState, error) {
 // Limits of the dashboard's JSON endpoints: the page shows a screenful,
 // and it polls every second or two, so every answer stays small.
 const (
-	// defaultRecent and maxRecent: blocks GET /recent returns by default
+	// DefaultRecent and MaxRecent: blocks GET /recent returns by default
 	// and at most. Blocks carry up to MaxDataSize bytes of data each, so
 	// the cap bounds an answer to a few MiB.
-	defaultRecent = 10
-	maxRecent     = 100
-	// defaultPending and maxPending: entries GET /pending returns by
+	DefaultRecent = 10
+	MaxRecent     = 100
+	// DefaultPending and MaxPending: entries GET /pending returns by
 	// default and at most; the pool holds up to gossip.MaxPoolEntries and its
 	// size is in GET /status.
-	defaultPending = 20
-	maxPending     = 100
-	// defaultHistory and maxHistory: blocks GET /history returns by
+	DefaultPending = 20
+	MaxPending     = 100
+	// DefaultHistory and MaxHistory: blocks GET /history returns by
 	// default and at most. An element is a few dozen bytes read from
 	// the block index alone, never block data; a hundred blocks make a
 	// plot readable at a glance.
-	defaultHistory = 100
-	maxHistory     = 1000
+	DefaultHistory = 100
+	MaxHistory     = 1000
 	// hashRateBlocks is how many blocks the history's hash rate is
 	// estimated over: one block's time is a random draw (exponential,
 	// and timestamps are whole seconds), ten smooth it while a change of
@@ -90,17 +90,17 @@ type PendingJSON struct {
 
 // Recent returns the newest n blocks of the best chain, newest first
 // (fewer near genesis), as GET /recent serves them.
-func (n *Node) Recent(count int) ([]chain.Block, error) {
+func (a *API) Recent(count int) ([]chain.Block, error) {
 	out := []chain.Block{}
 	if count <= 0 {
 		return out, nil
 	}
-	tip := n.store.Tip().Height
+	tip := a.store.Tip().Height
 	from := uint64(0)
 	if tip >= uint64(count) {
 		from = tip - uint64(count) + 1
 	}
-	err := n.store.ForEach(from, tip, func(b *chain.Block) error {
+	err := a.store.ForEach(from, tip, func(b *chain.Block) error {
 		out = append(out, *b)
 		return nil
 	})
@@ -148,19 +148,19 @@ type HistoryBlock struct {
 // genesis, oldest first, as GET /history serves them. It reads the block
 // index only, walking back from the tip by parent hash, so a reorg
 // meanwhile cannot mix two branches.
-func (n *Node) History(count int) (HistoryJSON, error) {
-	p := n.store.Params()
+func (a *API) History(count int) (HistoryJSON, error) {
+	p := a.store.Params()
 	out := HistoryJSON{Spacing: p.Spacing.Seconds(), Blocks: []HistoryBlock{}}
 	if count <= 0 {
 		return out, nil
 	}
 	// Entries newest first: the count wanted and the hashRateBlocks
 	// before them (parents for the intervals, windows for the rates).
-	e := n.store.Tip()
+	e := a.store.Tip()
 	entries := []chain.Entry{e}
 	for len(entries) < count+hashRateBlocks && e.Height > 0 {
 		var err error
-		if e, err = n.store.Entry(e.Parent); err != nil {
+		if e, err = a.store.Entry(e.Parent); err != nil {
 			return out, err
 		}
 		entries = append(entries, e)
@@ -193,12 +193,12 @@ func (n *Node) History(count int) (HistoryJSON, error) {
 
 // Pending returns up to max entries of the data pool, oldest first, as
 // GET /pending serves them.
-func (n *Node) Pending(max int) []PendingJSON {
+func (a *API) Pending(max int) []PendingJSON {
 	out := []PendingJSON{}
 	if max <= 0 {
 		return out
 	}
-	for _, text := range n.pool.Pending(max) {
+	for _, text := range a.b.Pending(max) {
 		out = append(out, PendingJSON{ID: chain.EntryID(text).String(), Text: text})
 	}
 	return out
@@ -220,14 +220,14 @@ func countParam(w http.ResponseWriter, r *http.Request, def, max int) (int, bool
 }
 
 // handleRecent serves GET /recent?n=N: the newest N best-chain blocks,
-// newest first, in jbc's JSON form (N defaults to defaultRecent and is
-// capped at maxRecent).
-func (n *Node) handleRecent(w http.ResponseWriter, r *http.Request) {
-	count, ok := countParam(w, r, defaultRecent, maxRecent)
+// newest first, in jbc's JSON form (N defaults to DefaultRecent and is
+// capped at MaxRecent).
+func (a *API) handleRecent(w http.ResponseWriter, r *http.Request) {
+	count, ok := countParam(w, r, DefaultRecent, MaxRecent)
 	if !ok {
 		return
 	}
-	blocks, err := n.Recent(count)
+	blocks, err := a.Recent(count)
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -237,14 +237,14 @@ func (n *Node) handleRecent(w http.ResponseWriter, r *http.Request) {
 
 // handleHistory serves GET /history?n=N: the newest N blocks after the
 // genesis, oldest first, with their difficulty, interval and the hash
-// rate they show (N defaults to defaultHistory and is capped at
-// maxHistory).
-func (n *Node) handleHistory(w http.ResponseWriter, r *http.Request) {
-	count, ok := countParam(w, r, defaultHistory, maxHistory)
+// rate they show (N defaults to DefaultHistory and is capped at
+// MaxHistory).
+func (a *API) handleHistory(w http.ResponseWriter, r *http.Request) {
+	count, ok := countParam(w, r, DefaultHistory, MaxHistory)
 	if !ok {
 		return
 	}
-	h, err := n.History(count)
+	h, err := a.History(count)
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -253,19 +253,19 @@ func (n *Node) handleHistory(w http.ResponseWriter, r *http.Request) {
 }
 
 // handlePending serves GET /pending?n=N: the oldest N pending entries,
-// oldest first (N defaults to defaultPending and is capped at maxPending).
-func (n *Node) handlePending(w http.ResponseWriter, r *http.Request) {
-	count, ok := countParam(w, r, defaultPending, maxPending)
+// oldest first (N defaults to DefaultPending and is capped at MaxPending).
+func (a *API) handlePending(w http.ResponseWriter, r *http.Request) {
+	count, ok := countParam(w, r, DefaultPending, MaxPending)
 	if !ok {
 		return
 	}
-	writeJSON(w, n.Pending(count))
+	writeJSON(w, a.Pending(count))
 }
 
 // handleDashboard serves the dashboard page at GET /, with the node's
 // state in it.
-func (n *Node) handleDashboard(w http.ResponseWriter, r *http.Request) {
-	st, err := n.FirstState()
+func (a *API) handleDashboard(w http.ResponseWriter, r *http.Request) {
+	st, err := a.FirstState()
 	if err != nil {
 		httpError(w, http.StatusInternalServerError, err.Error())
 		return

@@ -1,12 +1,10 @@
-package node
+package api
 
 import (
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-
-	"golang.org/x/time/rate"
 
 	"github.com/jbc-project/jbc/chain"
 	"github.com/jbc-project/jbc/storage"
@@ -25,14 +23,14 @@ const (
 // It answers as the original does, {"received": true}, once the block is
 // stored (or was already); a block that breaks a rule or whose parent is
 // unknown gets {"received": false} with the reason.
-func (n *Node) handleMined(w http.ResponseWriter, r *http.Request) {
-	if !n.minedLimit.Allow() {
+func (a *API) handleMined(w http.ResponseWriter, r *http.Request) {
+	if !a.minedLimit.Allow() {
 		httpError(w, http.StatusTooManyRequests, "too many blocks; retry later")
 		return
 	}
 	// The data field at its limit with every byte escaped (\u00XX), plus
 	// the other fields.
-	limit := 6*int64(n.store.Params().MaxDataSize) + 4096
+	limit := 6*int64(a.store.Params().MaxDataSize) + 4096
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body over %d bytes", limit))
@@ -43,7 +41,7 @@ func (n *Node) handleMined(w http.ResponseWriter, r *http.Request) {
 		minedAnswer(w, http.StatusBadRequest, false, "bad block JSON: "+err.Error())
 		return
 	}
-	_, err = n.addBlocksVia(viaLegacy, []chain.Block{b})
+	err = a.b.AddMined(b)
 	var re *chain.RuleError
 	switch {
 	case err == nil:
@@ -66,6 +64,3 @@ func minedAnswer(w http.ResponseWriter, code int, received bool, reason string) 
 	}
 	writeJSONBody(w, body)
 }
-
-// newMinedLimit is the rate limit of POST /mined.
-func newMinedLimit() *rate.Limiter { return rate.NewLimiter(minedRate, minedBurst) }
