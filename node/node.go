@@ -26,33 +26,14 @@ import (
 	"github.com/jbc-project/jbc/storage"
 )
 
-// Timing of the node's background work. Each is a trade between how fast
-// news spreads and how much chatter idle nodes make.
-const (
-	// StatusInterval: how often statuses are refreshed with every peer,
-	// so tips spread even when a push was missed.
-	StatusInterval = 10 * time.Second
-	// statusTimeout bounds one status round trip.
-	statusTimeout = 5 * time.Second
-	// tipPushDelay gathers tip changes that come in bursts (a synced page,
-	// a fast miner) into one status push.
-	tipPushDelay = 100 * time.Millisecond
-	// wrongNetworkLinger is how long a peer found to be on another network
-	// stays connected: the status that told us is handled before its
-	// response is written, and the peer's own status request may be in
-	// flight, so closing at once can cut both, leaving the peer without
-	// the WRONG_NETWORK answer that tells it to ban us. Well within the
-	// second allowed for the disconnect.
-	wrongNetworkLinger = 200 * time.Millisecond
-)
-
 // Config holds what a Node needs. Store is required; the rest have
 // defaults.
 type Config struct {
 	// Store is the chain the node serves and extends. The node does not
 	// close it.
 	Store *storage.Store
-	// DataDir holds the identity key (p2p.KeyFile). Required unless Host is set.
+	// DataDir holds the identity key (p2p.KeyFile). Required unless Host
+	// is set.
 	DataDir string
 	// Host, if set, is used instead of building one from DataDir, Listen
 	// and Announce (tests use mocknet hosts). The node closes it.
@@ -82,7 +63,8 @@ type Config struct {
 	// gossip.DefaultReannounceInterval.
 	ReannounceInterval time.Duration
 	// LegacyPeers are the URLs of Python JackBlockChain nodes to follow
-	// (legacy.go): http://HOST:PORT or the URL of their /blockchain.json.
+	// (package chainsync): http://HOST:PORT or the URL of their
+	// /blockchain.json.
 	// The node dials these and no other HTTP address.
 	LegacyPeers []string
 	// LegacyPollInterval is how often each legacy peer is polled; 0 means
@@ -102,7 +84,7 @@ type Node struct {
 	log    *slog.Logger
 	peers  *peering.Set
 	scores *peering.Scores
-	// adm decides who gets and keeps a connection (admission.go).
+	// adm decides who gets and keeps a connection.
 	adm *peering.Admission
 	// rootLog is the logger given in Config, for parts that name their own
 	// component (the miner).
@@ -219,7 +201,7 @@ func New(cfg Config) (*Node, error) {
 		Allow: func(p peer.ID) bool {
 			if n.peers.IsBanned(p) {
 				// Banned for a bad request, its connection stays open
-				// only until the answer is out (badRequestLinger).
+				// only until the answer is out (package peering).
 				return false
 			}
 			if n.reqLimit.Allow(p) {
@@ -362,241 +344,4 @@ func (n *Node) Close() error {
 	err := n.host.Close()
 	n.wg.Wait()
 	return err
-}
-
-// onConnected records inbound peers and exchanges statuses with every new
-// peer, both ways: each side sends its own status request.
-func (n *Node) onConnected(c network.Conn) {
-	p := c.RemotePeer()
-	if n.peers.IsBanned(p) {
-		go c.Close()
-		return
-	}
-	// Our own dials record their source before dialling; an outbound
-	// connection nobody recorded was opened by the DHT's own queries (or,
-	// without a DHT, by whoever holds the host, e.g. a test).
-	src := peering.SourceInbound
-	if c.Stat().Direction == network.DirOutbound {
-		src = peering.SourceDirect
-		if n.disc != nil && n.disc.RunsDHT() {
-			src = peering.SourceDHT
-		}
-	}
-	n.peers.Found(p, []ma.Multiaddr{c.RemoteMultiaddr()}, src)
-	n.peers.SetConnected(p, true)
-	n.sync.Reconnected(p)
-	if n.ctx == nil || n.ctx.Err() != nil {
-		return
-	}
-	n.adm.Connected(c)
-	n.goRun(func(ctx context.Context) { n.exchangeStatus(ctx, p) })
-}
-
-// onDisconnected records that a peer is gone once its last connection
-// closes. A peer that connected to us and that we never found ourselves is
-// forgotten: fresh identities must not grow the peer table.
-func (n *Node) onDisconnected(nw network.Network, c network.Conn) {
-	p := c.RemotePeer()
-	if nw.Connectedness(p) == network.Connected {
-		return
-	}
-	n.adm.Disconnected(nw, p)
-	if pi, ok := n.peers.Get(p); ok && pi.Source == peering.SourceInbound {
-		n.peers.Forget(p)
-		return
-	}
-	n.peers.SetConnected(p, false)
-}
-
-// requestStatus exchanges statuses with p in the background, unless an
-// exchange with p is already under way.
-func (n *Node) requestStatus(p peer.ID) {
-	if _, busy := n.statusBusy.LoadOrStore(p, struct{}{}); busy {
-		return
-	}
-	n.goRun(func(ctx context.Context) {
-		defer n.statusBusy.Delete(p)
-		n.exchangeStatus(ctx, p)
-	})
-}
-
-// exchangeStatus sends our status to p and records theirs.
-func (n *Node) exchangeStatus(ctx context.Context, p peer.ID) {
-	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
-	defer cancel()
-	st, err := n.client.Status(ctx, p)
-	if err != nil && !errors.Is(err, protocol.ErrWrongNetwork) {
-		n.log.Debug("status failed", "peer", p, "err", err)
-		return
-	}
-	n.onStatus(p, st)
-}
-
-// onStatus handles a status from p, whether it asked us or we asked it. A
-// peer on another network is disconnected and banned; a peer claiming more
-// work than we have wakes the syncer.
-func (n *Node) onStatus(p peer.ID, st protocol.Status) {
-	if st.Genesis != n.store.Params().ID() {
-		if !n.peers.IsBanned(p) {
-			n.log.Info("peer is on another network; disconnecting", "peer", p, "genesis", st.Genesis.Short(), "agent", st.Agent)
-		}
-		n.peers.Ban(p, "on another network (genesis "+st.Genesis.Short()+")")
-		time.AfterFunc(wrongNetworkLinger, func() { _ = n.host.Network().ClosePeer(p) })
-		return
-	}
-	n.peers.SetStatus(p, st)
-	n.adm.Proven(p)
-	tip := n.store.Tip()
-	if st.Work != nil && st.Work.Cmp(tip.Work) > 0 {
-		n.sync.Kick()
-	}
-}
-
-// statusLoop refreshes statuses with every connected peer periodically and
-// pushes ours soon after our tip changes.
-func (n *Node) statusLoop(ctx context.Context) {
-	t := time.NewTicker(StatusInterval)
-	defer t.Stop()
-	for {
-		tipCh := n.tips.Wait()
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-tipCh:
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(tipPushDelay):
-			}
-		}
-		for _, p := range n.host.Network().Peers() {
-			n.requestStatus(p)
-		}
-	}
-}
-
-// addBlocks stores blocks fetched by sync; see addBlocksVia.
-func (n *Node) addBlocks(blocks []chain.Block) (storage.Result, error) {
-	return n.addBlocksVia(viaSync, blocks)
-}
-
-// settledTip returns the best chain's tip once no block is being stored.
-func (n *Node) settledTip() chain.Entry {
-	n.chainMu.Lock()
-	defer n.chainMu.Unlock()
-	return n.store.Tip()
-}
-
-// addBlocksVia stores blocks that came via sync, gossip or the miner; then
-// it connects orphans waiting for them, brings the data pool up to date
-// with the new best chain, and wakes everything waiting on the tip.
-func (n *Node) addBlocksVia(via string, blocks []chain.Block) (storage.Result, error) {
-	n.chainMu.Lock()
-	defer n.chainMu.Unlock()
-	res, err := n.store.AddBlocks(blocks)
-	n.metrics.observe(via, len(blocks), res, err)
-	if res.Added > 0 {
-		n.disk.OK()
-	}
-	if disk.LocalError(err) {
-		n.disk.Failed(err)
-	}
-	if res.Extended {
-		n.log.Debug("new tip", "height", res.Tip.Height, "hash", res.Tip.Hash.Short(), "added", res.Added, "reorg", res.Reorg)
-		n.updatePool(res)
-	}
-	extended := res.Extended
-	if res.Added > 0 && n.gossip != nil && n.gossip.Orphans().Len() > 0 {
-		for {
-			kids := n.gossip.Orphans().TakeChildren(n.store.Has)
-			if len(kids) == 0 {
-				break
-			}
-			for _, b := range kids {
-				r, oerr := n.store.AddBlocks([]chain.Block{b})
-				n.metrics.observe(viaOrphan, 1, r, oerr)
-				if disk.LocalError(oerr) {
-					n.disk.Failed(oerr)
-				}
-				if oerr != nil {
-					n.log.Debug("orphan refused", "hash", b.Hash.Short(), "err", oerr)
-				}
-				if r.Extended {
-					n.updatePool(r)
-					extended = true
-				}
-			}
-		}
-	}
-	if extended {
-		n.tips.Fire()
-	}
-	return res, err
-}
-
-// updatePool applies a change of the best chain to the data pool: entries
-// of blocks a reorg dropped go back (unless the new chain holds them too)
-// and are announced again, entries of blocks now on the best chain leave.
-func (n *Node) updatePool(res storage.Result) {
-	if res.Reorg {
-		restored := false
-		h := res.OldTip.Hash
-		for height := res.OldTip.Height; height > res.ForkHeight; height-- {
-			b, err := n.store.Block(h)
-			if err != nil {
-				n.log.Warn("reading dropped block", "hash", h.Short(), "err", err)
-				break
-			}
-			for _, e := range chain.UnpackEntries(b.Data) {
-				// A block may hold entries we would not take: empty, or
-				// too big once packed alone (escaping grows them). In the
-				// pool they would jam the miner's packing, which stops at
-				// the first entry that does not fit.
-				if n.store.Params().CheckEntry(e) != nil {
-					continue
-				}
-				if _, _, found, _ := n.store.EntryBlock(chain.EntryID(e)); !found && n.pool.Restore(e) {
-					restored = true
-				}
-			}
-			h = b.PrevHash
-		}
-		// The nodes that mined the new chain may never have heard of them.
-		if restored && n.gossip != nil {
-			n.gossip.EntriesRestored()
-		}
-	}
-	if n.pool.Size() == 0 {
-		return
-	}
-	err := n.store.ForEach(res.ForkHeight+1, res.Tip.Height, func(b *chain.Block) error {
-		n.pool.Remove(chain.UnpackEntries(b.Data))
-		return nil
-	})
-	if err != nil {
-		n.log.Warn("reading new blocks", "err", err)
-	}
-}
-
-// Submit hands a data entry to the node: it joins the pool and is gossiped
-// to the other nodes (and announced again while it stays pending), and
-// some miner puts it in a block. Submitting an entry already pending or
-// already mined is not an error.
-func (n *Node) Submit(ctx context.Context, text string) (chain.Hash, error) {
-	if err := n.store.Params().CheckEntry(text); err != nil {
-		return chain.Hash{}, err
-	}
-	id := chain.EntryID(text)
-	if _, _, found, err := n.store.EntryBlock(id); err != nil || found {
-		return id, err
-	}
-	_, added, err := n.pool.Add(text)
-	if err != nil {
-		return id, err
-	}
-	if added && n.gossip != nil {
-		n.gossip.PublishEntry(ctx, text)
-	}
-	return id, nil
 }
