@@ -404,7 +404,7 @@ func TestHostileRequests(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			// Each waits out badRequestLinger before its ban closes the
+			// Each waits out peering's badRequestLinger before its ban closes the
 			// connection: run them side by side.
 			t.Parallel()
 			att := rawHost(t)

@@ -91,7 +91,7 @@ func (m *nodeMetrics) observe(via string, blocks int, res storage.Result, err er
 	}
 }
 
-// admission counts an outcome of admission (admission.go).
+// admission counts an outcome of admission (package peering).
 func (m *nodeMetrics) admission(outcome string) { m.admitted.WithLabelValues(outcome).Inc() }
 
 // hashRate returns the miner's hashes per second over the last window,
