@@ -13,9 +13,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
-	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
+	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/storage"
 )
@@ -148,14 +149,14 @@ func TestSybilLockout(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := chain.TestNet()
-			src := newStore(t, p)
-			extend(t, src, 0, 300, "target")
+			src := nodetest.NewStore(t, p)
+			nodetest.Extend(t, src, 0, 300, "target")
 
 			// The node's outbound peer: it dials it (--peer), so it chose it.
-			out := startNodeWith(t, Config{Store: newStore(t, p), DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.3/tcp/0"}})
+			out := startNodeWith(t, Config{Store: nodetest.NewStore(t, p), DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.3/tcp/0"}})
 			target := startNodeWith(t, Config{Store: src, DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"},
 				Peers: []string{out.Addrs()[0].String()}})
-			waitFor(t, 15*time.Second, "the node connected to its outbound peer", func() bool {
+			nodetest.WaitFor(t, 15*time.Second, "the node connected to its outbound peer", func() bool {
 				return target.host.Network().Connectedness(out.ID()) == network.Connected
 			})
 			var outDrops atomic.Int64
@@ -165,15 +166,15 @@ func TestSybilLockout(t *testing.T) {
 				}
 			}})
 
-			att := startSybils(t, peer.AddrInfo{ID: target.ID(), Addrs: target.host.Addrs()}, newStore(t, p), c.slots, c.from,
+			att := startSybils(t, peer.AddrInfo{ID: target.ID(), Addrs: target.host.Addrs()}, nodetest.NewStore(t, p), c.slots, c.from,
 				func(i int) bool { return i%2 == 0 })
-			waitFor(t, 30*time.Second, "the attackers to fill the inbound slots", func() bool {
-				return target.adm.totals[admEvicted].Load()+target.adm.totals[admRefusedFull].Load() > 0
+			nodetest.WaitFor(t, 30*time.Second, "the attackers to fill the inbound slots", func() bool {
+				return target.adm.Total(peering.AdmEvicted)+target.adm.Total(peering.AdmRefusedFull) > 0
 			})
 			time.Sleep(time.Second) // the attack in full swing
 
 			start := time.Now()
-			honest := startNodeWith(t, Config{Store: newStore(t, p), DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.2/tcp/0"},
+			honest := startNodeWith(t, Config{Store: nodetest.NewStore(t, p), DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.2/tcp/0"},
 				Peers: []string{target.Addrs()[0].String()}})
 			want := src.Tip().Hash
 			var took, connected, status time.Duration
@@ -184,7 +185,7 @@ func TestSybilLockout(t *testing.T) {
 				if connected == 0 && honest.host.Network().Connectedness(target.ID()) == network.Connected {
 					connected = time.Since(start)
 				}
-				if pi, ok := honest.peers.get(target.ID()); ok && status == 0 && pi.Status != nil {
+				if pi, ok := honest.peers.Get(target.ID()); ok && status == 0 && pi.Status != nil {
 					status = time.Since(start)
 				}
 				time.Sleep(5 * time.Millisecond)
@@ -204,10 +205,10 @@ func TestSybilLockout(t *testing.T) {
 					held++
 				}
 			}
-			a := target.adm.totals
+			a := target.adm
 			t.Logf("%s: honest node synced (height %d) in %v; attackers made %d connections, %d dropped, %d held now; admission evicted %d, refused %d full, closed %d silent; outbound peer dropped %d times",
 				c.name, honest.store.Tip().Height, took.Round(time.Millisecond), att.connected.Load(), att.dropped.Load(), held,
-				a[admEvicted].Load(), a[admRefusedFull].Load(), a[admNoStatus].Load(), outDrops.Load())
+				a.Total(peering.AdmEvicted), a.Total(peering.AdmRefusedFull), a.Total(peering.AdmNoStatus), outDrops.Load())
 			att.stop()
 			if honest.store.Tip().Hash != want {
 				t.Fatalf("the honest node is at height %d after %v, want %d", honest.store.Tip().Height, took.Round(time.Millisecond), src.Tip().Height)
@@ -219,181 +220,5 @@ func TestSybilLockout(t *testing.T) {
 				t.Errorf("the node's outbound peer was dropped %d times", n)
 			}
 		})
-	}
-}
-
-// TestPickVictim checks the eviction order on made-up slot holders.
-func TestPickVictim(t *testing.T) {
-	now := time.Now()
-	ago := func(d time.Duration) time.Time { return now.Add(-d) }
-	weights := map[string]float64{}
-	weight := func(g string) float64 { return weights[g] }
-	pick := func(hs []candidate) string {
-		i := pickVictim(hs, weight, now)
-		if i < 0 {
-			return ""
-		}
-		return string(hs[i].id)
-	}
-
-	// A silent peer past its grace goes first, the one silent longest.
-	hs := []candidate{
-		{id: "honest", group: "a", since: ago(time.Hour), proven: true},
-		{id: "silent-new", group: "b", since: ago(unprovenGrace / 2)},
-		{id: "silent-old", group: "c", since: ago(3 * unprovenGrace)},
-		{id: "silent-older", group: "c", since: ago(4 * unprovenGrace), protected: true},
-		{id: "silent", group: "d", since: ago(2 * unprovenGrace)},
-	}
-	weights = map[string]float64{"a": 1, "b": 1, "c": 2, "d": 1}
-	if got := pick(hs); got != "silent-old" {
-		t.Errorf("picked %s, want silent-old", got)
-	}
-
-	// Else the heaviest group: within it, unproven, then fewer served,
-	// then the newest.
-	hs = []candidate{
-		{id: "newcomer", group: "honest", since: ago(time.Millisecond)},
-		{id: "s1", group: "sybil", since: ago(3 * time.Second), proven: true},
-		{id: "s2", group: "sybil", since: ago(2 * time.Second), proven: true, served: 1},
-		{id: "s3", group: "sybil", since: ago(time.Second), proven: true, served: 1},
-		{id: "lone", group: "other", since: ago(time.Minute), proven: true},
-	}
-	weights = map[string]float64{"honest": 1, "sybil": 30, "other": 1.5}
-	if got := pick(hs); got != "s1" {
-		t.Errorf("picked %s, want s1 (fewest blocks served in the heaviest group)", got)
-	}
-	hs[1].served = 2
-	if got := pick(hs); got != "s3" {
-		t.Errorf("picked %s, want s3 (the newest of those that served least)", got)
-	}
-	hs[2].proven = false
-	hs[2].since = ago(unprovenGrace / 2)
-	if got := pick(hs); got != "s2" {
-		t.Errorf("picked %s, want s2 (no status yet)", got)
-	}
-
-	// Protected peers are never picked.
-	for i := range hs {
-		hs[i].protected = true
-	}
-	if got := pick(hs); got != "" {
-		t.Errorf("picked %s among protected peers", got)
-	}
-}
-
-// TestGroupOf checks the address groups: public addresses by /24 and /48,
-// private IPv4 and loopback by address, private IPv6 by /64.
-func TestGroupOf(t *testing.T) {
-	for _, c := range []struct {
-		addr, group string
-		public      bool
-	}{
-		{"/ip4/1.2.3.4/tcp/1", "1.2.3.0/24", true},
-		{"/ip4/1.2.3.200/udp/1/quic-v1", "1.2.3.0/24", true},
-		{"/ip4/10.77.1.5/tcp/1", "10.77.1.5/32", false},
-		{"/ip4/192.168.0.7/tcp/1", "192.168.0.7/32", false},
-		{"/ip4/127.0.0.1/tcp/1", "127.0.0.1/32", false},
-		{"/ip6/2001:2:0:1::5/tcp/1", "2001:2::/48", true},
-		{"/ip6/2a00:1450:4001:80b::200e/tcp/1", "2a00:1450:4001::/48", true},
-		{"/ip6/fd77:0:0:3::9/tcp/1", "fd77:0:0:3::/64", false},
-		{"/ip6/::1/tcp/1", "::1/128", false},
-	} {
-		g, public := groupOf(ma.StringCast(c.addr))
-		if g != c.group || public != c.public {
-			t.Errorf("groupOf(%s) = %s, %v; want %s, %v", c.addr, g, public, c.group, c.public)
-		}
-	}
-}
-
-// TestAdmit checks the decision made when a connection is accepted, on
-// made-up connections: the cap on a public subnet, none on private ones,
-// and, with the slots full, who may still come in.
-func TestAdmit(t *testing.T) {
-	now := time.Now()
-	a := newAdmission(newPeerSet(), testLogger(t), nil)
-	in := func(addr string) connView {
-		return connView{dir: network.DirInbound, remote: ma.StringCast(addr), opened: now.Add(-time.Minute)}
-	}
-	var pcs []peerConns
-	add := func(addr string) {
-		pcs = append(pcs, peerConns{id: peer.ID(fmt.Sprint("p", len(pcs))), conns: []connView{in(addr)}})
-	}
-	admit := func(addr string) string {
-		s := a.slotsOf(pcs, now)
-		g, public := groupOf(ma.StringCast(addr))
-		a.arrive(g, now)
-		return a.admit(&s, g, public, now)
-	}
-
-	// A public /24 is capped; another /24 is not affected.
-	for i := 0; i < subnetInboundCap; i++ {
-		add(fmt.Sprintf("/ip4/1.2.3.%d/tcp/4747", i+1))
-	}
-	if got := admit("/ip4/1.2.3.200/tcp/4747"); got != admRefusedSubnet {
-		t.Errorf("connection %d from one public /24: %q, want %q", subnetInboundCap+1, got, admRefusedSubnet)
-	}
-	if got := admit("/ip4/1.2.4.1/tcp/4747"); got != "" {
-		t.Errorf("first connection from another /24 refused: %q", got)
-	}
-	// A private subnet is not capped: a LAN of tens of nodes shares one.
-	pcs = nil
-	for i := 0; i < 40; i++ {
-		add(fmt.Sprintf("/ip4/10.77.1.%d/tcp/4747", i+1))
-	}
-	if got := admit("/ip4/10.77.1.100/tcp/4747"); got != "" {
-		t.Errorf("connection 41 from one private /24 refused: %q", got)
-	}
-	// Nor is public IPv6 per address: the /48 is the unit.
-	pcs = nil
-	for i := 0; i < subnetInboundCap; i++ {
-		add(fmt.Sprintf("/ip6/2001:2:0:%x::1/tcp/4747", i+1))
-	}
-	if got := admit("/ip6/2001:2:0:ff::1/tcp/4747"); got != admRefusedSubnet {
-		t.Errorf("connection %d from one public /48: %q, want %q", subnetInboundCap+1, got, admRefusedSubnet)
-	}
-
-	// Slots full of an attacker's identities from 16 private hosts, each
-	// having tried many times: its hosts are refused, a newcomer from a
-	// new address is not, nor a second node behind an address that holds
-	// one slot and tried once.
-	pcs = nil
-	for i := 0; i < inboundSlots-1; i++ {
-		add(fmt.Sprintf("/ip4/10.77.2.%d/tcp/4747", 1+i%16))
-	}
-	add("/ip4/10.77.0.3/tcp/4747")
-	for i := 0; i < 16; i++ {
-		for k := 0; k < 20; k++ {
-			a.arrive(fmt.Sprintf("10.77.2.%d/32", 1+i), now)
-		}
-	}
-	a.arrive("10.77.0.3/32", now)
-	if got := admit("/ip4/10.77.2.5/tcp/4747"); got != admRefusedFull {
-		t.Errorf("attacker host with slots full: %q, want %q", got, admRefusedFull)
-	}
-	if got := admit("/ip4/10.77.3.9/tcp/4747"); got != "" {
-		t.Errorf("newcomer from a new address with slots full: %q, want it admitted", got)
-	}
-	if got := admit("/ip4/10.77.0.3/tcp/4747"); got != "" {
-		t.Errorf("second node behind a NAT address with slots full: %q, want it admitted", got)
-	}
-}
-
-// TestAdmissionLimitsConsistent pins how admission's numbers relate to the
-// connection manager's and the resource manager's.
-func TestAdmissionLimitsConsistent(t *testing.T) {
-	if inboundSlots >= connHighWater {
-		t.Errorf("inbound slots %d leave no room under the connection manager's high watermark %d for the peers a node chooses", inboundSlots, connHighWater)
-	}
-	if maxConnsInbound-inboundSlots < 2*protocol.MaxInflight/protocol.MaxInflightPerPeer {
-		t.Errorf("the resource manager's %d inbound connections leave %d beyond the slots for newcomers' handshakes", maxConnsInbound, maxConnsInbound-inboundSlots)
-	}
-	if subnetInboundCap < 1 || subnetInboundCap*4 > inboundSlots {
-		t.Errorf("a public subnet may hold %d of %d slots: one subnet must not take a quarter", subnetInboundCap, inboundSlots)
-	}
-	if statusDeadline > statusTimeout {
-		t.Errorf("status deadline %v is longer than our own status request may take (%v)", statusDeadline, statusTimeout)
-	}
-	if unprovenGrace >= statusDeadline {
-		t.Errorf("unproven grace %v is not shorter than the status deadline %v", unprovenGrace, statusDeadline)
 	}
 }

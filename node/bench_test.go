@@ -2,8 +2,8 @@ package node
 
 // Benchmarks of sync between two nodes on real libp2p hosts listening on
 // 127.0.0.1 only (no NAT port mapping, no mDNS, no DHT), and of the Python
-// layout's import and export on the same chains. They run only with -bench;
-// see docs/performance.md and cmd/jbcbench.
+// layout's import and export on the same chains (bench_python_test.go).
+// They run only with -bench; see docs/performance.md and cmd/jbcbench.
 //
 // The chains are TestNet chains (1 bit, blocks one second apart from the
 // genesis), the same chain for every length: block data is fixed and the
@@ -13,7 +13,6 @@ package node
 // $TMPDIR/jbc-bench-* to regenerate.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,8 +20,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,9 +28,10 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
+	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/storage"
 )
@@ -171,7 +169,7 @@ func loopbackNode(tb testing.TB, s *storage.Store, keyDir string) *Node {
 func waitTip(n *Node, want chain.Hash, timeout time.Duration) (time.Time, error) {
 	deadline := time.After(timeout)
 	for {
-		ch := n.tips.wait()
+		ch := n.tips.Wait()
 		if n.store.Tip().Hash == want {
 			return time.Now(), nil
 		}
@@ -199,188 +197,6 @@ func dialAndSync(b *testing.B, client, server *Node, want chain.Hash) time.Durat
 		b.Fatal(err)
 	}
 	return done.Sub(start)
-}
-
-// Environment of the child process of BenchmarkSync.
-const (
-	// syncChildEnv holds the child's job (syncChildJob as JSON); the child
-	// test runs only when it is set.
-	syncChildEnv = "JBC_BENCH_SYNC_CHILD"
-	// syncChildPrefix starts the child's result line on stdout.
-	syncChildPrefix = "JBCBENCH-SYNC "
-	// syncTimeout bounds one benchmark sync: far beyond any healthy rate.
-	syncTimeout = 20 * time.Minute
-	// syncChildArgsEnv, if set, holds extra arguments for the child test
-	// binary, space-separated: -test.cpuprofile=FILE to profile the
-	// syncing node alone.
-	syncChildArgsEnv = "JBC_BENCH_SYNC_CHILD_ARGS"
-	// memSampleEvery is how often the child samples its memory.
-	memSampleEvery = 20 * time.Millisecond
-)
-
-// syncChildJob tells the child what to sync from whom, and where to.
-type syncChildJob struct {
-	Dir    string // empty data directory for the child's store
-	Peer   string // the serving node's full multiaddr
-	Tip    string // the hash the sync must end at
-	Height uint64
-}
-
-// syncChildResult is what the child reports.
-type syncChildResult struct {
-	Seconds      float64 // from dialling the peer to the tip stored
-	Blocks       uint64
-	PeakRSS      uint64 // VmHWM: peak resident set, bytes
-	PeakVmRSS    uint64 // peak of VmRSS seen by sampling
-	PeakRSSAnon  uint64 // peak of RssAnon (heap, stacks) seen by sampling
-	PeakRSSFile  uint64 // peak of RssFile (mapped file pages: the bbolt file)
-	PeakGoHeap   uint64 // peak of the Go heap's live and unswept objects
-	SyncRecord   SyncRecord
-	GoMaxProcs   int
-	StoreBytes   int64
-	SampledTimes int
-	// DiskWrites is the bytes the child caused to be written to disk
-	// during the sync (/proc/self/io write_bytes): the store's write
-	// amplification.
-	DiskWrites uint64
-	// IndexBytes is the store's in-memory hash index after the sync, and
-	// LiveHeap the Go heap's live bytes then (after a GC), index included.
-	IndexBytes uint64
-	LiveHeap   uint64
-}
-
-// TestSyncBenchChild is the syncing node of BenchmarkSync, run in a child
-// process so that its peak memory is its own. It is skipped unless the
-// benchmark set syncChildEnv.
-func TestSyncBenchChild(t *testing.T) {
-	raw := os.Getenv(syncChildEnv)
-	if raw == "" {
-		t.Skip("child process of BenchmarkSync; runs only when " + syncChildEnv + " is set")
-	}
-	var job syncChildJob
-	if err := json.Unmarshal([]byte(raw), &job); err != nil {
-		t.Fatal(err)
-	}
-	want, err := chain.ParseHash(job.Tip)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, err := ma.NewMultiaddr(job.Peer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pi, err := peer.AddrInfoFromP2pAddr(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A real store: every commit fsynced.
-	s, err := storage.Create(job.Dir, chain.TestNet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	n := loopbackNode(t, s, job.Dir)
-
-	var res syncChildResult
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-		t := time.NewTicker(memSampleEvery)
-		defer t.Stop()
-		for {
-			st := procStatus()
-			res.PeakVmRSS = max(res.PeakVmRSS, st["VmRSS"])
-			res.PeakRSSAnon = max(res.PeakRSSAnon, st["RssAnon"])
-			res.PeakRSSFile = max(res.PeakRSSFile, st["RssFile"])
-			metrics.Read(sample)
-			res.PeakGoHeap = max(res.PeakGoHeap, sample[0].Value.Uint64())
-			res.SampledTimes++
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-
-	io0 := procIO()
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	err = n.Host().Connect(ctx, *pi)
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	done, err := waitTip(n, want, syncTimeout)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.DiskWrites = procIO()["write_bytes"] - io0["write_bytes"]
-	close(stop)
-	<-sampled
-	res.Seconds = done.Sub(start).Seconds()
-	res.Blocks = job.Height
-	res.PeakRSS = procStatus()["VmHWM"]
-	res.GoMaxProcs = runtime.GOMAXPROCS(0)
-	res.IndexBytes = uint64(s.IndexBytes())
-	runtime.GC()
-	runtime.GC() // and sync.Pools' victim caches (bbolt's page buffers)
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	res.LiveHeap = ms.HeapAlloc
-	if info, ok := n.peers.get(pi.ID); ok && info.LastSync != nil {
-		res.SyncRecord = *info.LastSync
-	}
-	if fi, err := os.Stat(s.Path()); err == nil {
-		res.StoreBytes = fi.Size()
-	}
-	out, err := json.Marshal(res)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Printf("%s%s\n", syncChildPrefix, out)
-}
-
-// procIO returns the counters of /proc/self/io (write_bytes, ...), or an
-// empty map where there are none.
-func procIO() map[string]uint64 {
-	out := map[string]uint64{}
-	b, err := os.ReadFile("/proc/self/io")
-	if err != nil {
-		return out
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64); ok && err == nil {
-			out[k] = n
-		}
-	}
-	return out
-}
-
-// procStatus returns the byte-valued fields of /proc/self/status (VmHWM,
-// VmRSS, RssAnon, RssFile, ...), or an empty map where there is none.
-func procStatus() map[string]uint64 {
-	out := map[string]uint64{}
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return out
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		fields := strings.Fields(v)
-		if !ok || len(fields) != 2 || fields[1] != "kB" {
-			continue
-		}
-		if kb, err := strconv.ParseUint(fields[0], 10, 64); err == nil {
-			out[k] = kb << 10
-		}
-	}
-	return out
 }
 
 // benchSyncSizes are the chain lengths BenchmarkSync syncs. 100 000 is the
@@ -536,7 +352,7 @@ func incrementalSync(b *testing.B, base string, round int) (time.Duration, int64
 		b.Fatal(err)
 	}
 	defer ss.Close()
-	extend(b, ss, ss.Tip().Height, incrementalNew, "incremental "+strconv.Itoa(round))
+	nodetest.Extend(b, ss, ss.Tip().Height, incrementalNew, "incremental "+strconv.Itoa(round))
 	ds, err := storage.Open(dstDir, nil) // fsynced, as a real node's
 	if err != nil {
 		b.Fatal(err)
@@ -551,9 +367,9 @@ func incrementalSync(b *testing.B, base string, round int) (time.Duration, int64
 
 	d := dialAndSync(b, client, server, want)
 	b.StopTimer()
-	var rec SyncRecord
-	waitFor(b, 10*time.Second, "the sync record", func() bool {
-		pi, ok := client.peers.get(server.ID())
+	var rec peering.SyncRecord
+	nodetest.WaitFor(b, 10*time.Second, "the sync record", func() bool {
+		pi, ok := client.peers.Get(server.ID())
 		if ok && pi.LastSync != nil {
 			rec = *pi.LastSync
 		}
@@ -567,89 +383,6 @@ func incrementalSync(b *testing.B, base string, round int) (time.Duration, int64
 	st := client.metrics.bandwidth.GetBandwidthForProtocol(protocol.ID)
 	b.StartTimer()
 	return d, st.TotalIn + st.TotalOut, rec.Bytes
-}
-
-// benchPythonBlocks is the chain length of the Python layout benchmarks.
-const benchPythonBlocks = 100_000
-
-// benchPythonDir returns a Python chaindata directory holding the
-// benchmark chain of benchPythonBlocks blocks, exporting it into
-// os.TempDir() if no earlier run left one.
-func benchPythonDir(b *testing.B) string {
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("jbc-bench-%s-python-%d", benchCacheVersion, benchPythonBlocks))
-	if _, err := os.Stat(filepath.Join(dir, storage.PythonFileName(benchPythonBlocks))); err == nil {
-		return dir
-	}
-	os.RemoveAll(dir)
-	s, err := storage.Open(benchChainDir(b, benchPythonBlocks), nil, storage.WithNoSync())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	tmp := dir + ".tmp"
-	os.RemoveAll(tmp)
-	if _, err := storage.ExportPython(s, tmp, 0, benchPythonBlocks); err != nil {
-		b.Fatal(err)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		b.Fatal(err)
-	}
-	return dir
-}
-
-// BenchmarkExportPython100k measures `jbc export --out DIR` of a
-// 100 000-block chain: storage.ExportPython, which the command calls,
-// writing one file per block, each synced and renamed into place. One op is
-// one whole export.
-func BenchmarkExportPython100k(b *testing.B) {
-	s, err := storage.Open(benchChainDir(b, benchPythonBlocks), nil, storage.WithNoSync())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		out := filepath.Join(b.TempDir(), "chaindata")
-		b.StartTimer()
-		n, err := storage.ExportPython(s, out, 0, benchPythonBlocks)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if n != benchPythonBlocks+1 {
-			b.Fatalf("exported %d blocks, want %d", n, benchPythonBlocks+1)
-		}
-		b.StopTimer()
-		os.RemoveAll(out)
-		b.StartTimer()
-	}
-	b.ReportMetric(float64(b.N*(benchPythonBlocks+1))/b.Elapsed().Seconds(), "blocks/s")
-}
-
-// BenchmarkImportPython100k measures `jbc import --from DIR` of a
-// 100 000-block Python chaindata directory into an empty data directory:
-// storage.ImportPython, which the command calls, reading every file,
-// validating the chain, writing a new store and syncing it once. One op is
-// one whole import.
-func BenchmarkImportPython100k(b *testing.B) {
-	src := benchPythonDir(b)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		dataDir := filepath.Join(b.TempDir(), "data")
-		b.StartTimer()
-		res, err := storage.ImportPython(dataDir, src, storage.PythonImport{Zeros: storage.InferZeros})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if res.Tip.Height != benchPythonBlocks {
-			b.Fatalf("imported up to %d, want %d", res.Tip.Height, benchPythonBlocks)
-		}
-		b.StopTimer()
-		os.RemoveAll(dataDir)
-		b.StartTimer()
-	}
-	b.ReportMetric(float64(b.N*(benchPythonBlocks+1))/b.Elapsed().Seconds(), "blocks/s")
 }
 
 // Chain lengths of BenchmarkSyncReorg.
@@ -681,7 +414,7 @@ func BenchmarkSyncReorg(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	extend(b, own, 0, reorgOwn, "own")
+	nodetest.Extend(b, own, 0, reorgOwn, "own")
 	if err := own.Close(); err != nil {
 		b.Fatal(err)
 	}

@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/storage"
 )
@@ -147,9 +148,9 @@ func runNodeCrash(t *testing.T, run string, sc nodeCrashScenario) {
 	// The chains: the source's is genesis, shared, branch; the child's
 	// own is genesis, shared, own.
 	p := chain.TestNet()
-	src := newStore(t, p)
-	shared := extend(t, src, 0, sc.shared, "shared")
-	branch := extend(t, src, uint64(sc.shared), sc.branch, "source")
+	src := nodetest.NewStore(t, p)
+	shared := nodetest.Extend(t, src, 0, sc.shared, "shared")
+	branch := nodetest.Extend(t, src, uint64(sc.shared), sc.branch, "source")
 	dir := t.TempDir()
 	cs, err := storage.Create(filepath.Join(dir, nodeCrashStoreDir), p, storage.WithNoSync())
 	if err != nil {
@@ -162,7 +163,7 @@ func runNodeCrash(t *testing.T, run string, sc nodeCrashScenario) {
 		}
 	}
 	if sc.own > 0 {
-		own = extend(t, cs, uint64(sc.shared), sc.own, "own")
+		own = nodetest.Extend(t, cs, uint64(sc.shared), sc.own, "own")
 	}
 	cs.Close()
 	srcChain := chainHashes(p, shared, branch)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/api"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 )
 
 // dashGet fetches path from srv and checks the status code; it returns the
@@ -34,7 +36,7 @@ func dashGet(t *testing.T, srv *httptest.Server, path string, want int) (*http.R
 }
 
 func TestDashboardPage(t *testing.T) {
-	s := newStore(t, chain.TestNet())
+	s := nodetest.NewStore(t, chain.TestNet())
 	_, nodes := mockNodes(t, s)
 	srv := httptest.NewServer(nodes[0].Handler())
 	defer srv.Close()
@@ -91,8 +93,8 @@ func TestDashboardPage(t *testing.T) {
 }
 
 func TestDashboardRecent(t *testing.T) {
-	s := newStore(t, chain.TestNet())
-	blocks := extend(t, s, 0, maxRecent+5, "recent")
+	s := nodetest.NewStore(t, chain.TestNet())
+	blocks := nodetest.Extend(t, s, 0, api.MaxRecent+5, "recent")
 	_, nodes := mockNodes(t, s)
 	srv := httptest.NewServer(nodes[0].Handler())
 	defer srv.Close()
@@ -124,8 +126,8 @@ func TestDashboardRecent(t *testing.T) {
 	}
 
 	checkNewest(recent("?n=3"), 3)
-	checkNewest(recent(""), defaultRecent)
-	checkNewest(recent(fmt.Sprint("?n=", 10*maxRecent)), maxRecent)
+	checkNewest(recent(""), api.DefaultRecent)
+	checkNewest(recent(fmt.Sprint("?n=", 10*api.MaxRecent)), api.MaxRecent)
 	if got := recent("?n=1"); got[0].Hash != s.Tip().Hash {
 		t.Fatalf("newest block %s, want the tip %s", got[0].Hash.Short(), s.Tip().Hash.Short())
 	}
@@ -134,10 +136,10 @@ func TestDashboardRecent(t *testing.T) {
 	}
 
 	// Near genesis there are fewer blocks than asked for, genesis last.
-	s2 := newStore(t, chain.TestNet())
-	extend(t, s2, 0, 2, "short")
+	s2 := nodetest.NewStore(t, chain.TestNet())
+	nodetest.Extend(t, s2, 0, 2, "short")
 	_, nodes2 := mockNodes(t, s2)
-	got, err := nodes2[0].Recent(10)
+	got, err := nodes2[0].api.Recent(10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,20 +149,20 @@ func TestDashboardRecent(t *testing.T) {
 }
 
 func TestDashboardPending(t *testing.T) {
-	s := newStore(t, chain.TestNet())
+	s := nodetest.NewStore(t, chain.TestNet())
 	_, nodes := mockNodes(t, s)
 	n := nodes[0]
 	srv := httptest.NewServer(n.Handler())
 	defer srv.Close()
 
-	pending := func(query string) []PendingJSON {
+	pending := func(query string) []api.PendingJSON {
 		t.Helper()
 		_, body := dashGet(t, srv, "/pending"+query, http.StatusOK)
 		// An empty pool is an empty list, not null.
 		if strings.TrimSpace(string(body)) == "null" {
 			t.Fatalf("GET /pending%s: null, want a list", query)
 		}
-		var out []PendingJSON
+		var out []api.PendingJSON
 		if err := json.Unmarshal(body, &out); err != nil {
 			t.Fatalf("GET /pending%s: %v", query, err)
 		}
@@ -173,7 +175,7 @@ func TestDashboardPending(t *testing.T) {
 	// Entries come back oldest first, verbatim (markup included: escaping
 	// is the page's job), with their IDs.
 	texts := []string{"first", `<img src=x onerror="alert(1)">`, "third"}
-	for i := 0; i < maxPending+10; i++ {
+	for i := 0; i < api.MaxPending+10; i++ {
 		if i >= len(texts) {
 			texts = append(texts, fmt.Sprint("entry ", i))
 		}
@@ -190,11 +192,11 @@ func TestDashboardPending(t *testing.T) {
 			t.Fatalf("entry %d: %+v, want text %q id %s", i, e, texts[i], chain.EntryID(texts[i]))
 		}
 	}
-	if got := pending(""); len(got) != defaultPending {
-		t.Fatalf("default: %d entries, want %d", len(got), defaultPending)
+	if got := pending(""); len(got) != api.DefaultPending {
+		t.Fatalf("default: %d entries, want %d", len(got), api.DefaultPending)
 	}
-	if got := pending("?n=100000"); len(got) != maxPending {
-		t.Fatalf("capped: %d entries, want %d", len(got), maxPending)
+	if got := pending("?n=100000"); len(got) != api.MaxPending {
+		t.Fatalf("capped: %d entries, want %d", len(got), api.MaxPending)
 	}
 	dashGet(t, srv, "/pending?n=0", http.StatusBadRequest)
 	dashGet(t, srv, "/pending?n=many", http.StatusBadRequest)
@@ -202,7 +204,7 @@ func TestDashboardPending(t *testing.T) {
 
 // firstStateOf returns the state a dashboard page carries, checking that
 // it is embedded so that no markup in it can end its script element.
-func firstStateOf(t *testing.T, page string) FirstState {
+func firstStateOf(t *testing.T, page string) api.FirstState {
 	t.Helper()
 	const open = `<script type="application/json" id="first-state">`
 	i := strings.Index(page, open)
@@ -218,7 +220,7 @@ func firstStateOf(t *testing.T, page string) FirstState {
 	if strings.ContainsAny(js, "<>") {
 		t.Fatalf("the first state holds raw markup characters: %.200s", js)
 	}
-	var st FirstState
+	var st api.FirstState
 	if err := json.Unmarshal([]byte(js), &st); err != nil {
 		t.Fatalf("first state: %v: %.200s", err, js)
 	}
@@ -228,13 +230,13 @@ func firstStateOf(t *testing.T, page string) FirstState {
 // TestDashboardFirstState: GET / carries the node's state, so that the
 // page's first frame shows it instead of placeholders while it fetches.
 func TestDashboardFirstState(t *testing.T) {
-	s := newStore(t, chain.TestNet())
-	extend(t, s, 0, 12, "first")
-	_, nodes := mockNodes(t, s, newStore(t, chain.TestNet()))
+	s := nodetest.NewStore(t, chain.TestNet())
+	nodetest.Extend(t, s, 0, 12, "first")
+	_, nodes := mockNodes(t, s, nodetest.NewStore(t, chain.TestNet()))
 	n := nodes[0]
 	connect(t, n, nodes[1])
-	waitFor(t, 10*time.Second, "the peer's status", func() bool {
-		pi, ok := n.peers.get(nodes[1].ID())
+	nodetest.WaitFor(t, 10*time.Second, "the peer's status", func() bool {
+		pi, ok := n.peers.Get(nodes[1].ID())
 		return ok && pi.Status != nil
 	})
 	entry := `</script><script>alert(1)</script> & <!--`
@@ -250,7 +252,7 @@ func TestDashboardFirstState(t *testing.T) {
 	if st.Status.Tip != tip.Hash.String() || st.Status.Height != tip.Height || st.Status.PeerID != n.ID().String() {
 		t.Errorf("first state's status %+v, want tip %s at %d", st.Status, tip.Hash, tip.Height)
 	}
-	if len(st.Recent) != defaultRecent || st.Recent[0].Hash != tip.Hash {
+	if len(st.Recent) != api.DefaultRecent || st.Recent[0].Hash != tip.Hash {
 		t.Errorf("first state's recent blocks: %d, newest %v", len(st.Recent), st.Recent)
 	}
 	if p := findPeer(st.Peers, nodes[1].ID().String()); p == nil || !p.Connected || p.Status == nil {
@@ -274,16 +276,16 @@ func TestHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newStore(t, p)
-	blocks := extend(t, s, 0, 25, "history") // timestamps one second apart
+	s := nodetest.NewStore(t, p)
+	blocks := nodetest.Extend(t, s, 0, 25, "history") // timestamps one second apart
 	_, nodes := mockNodes(t, s)
 	srv := httptest.NewServer(nodes[0].Handler())
 	defer srv.Close()
 
-	get := func(query string) HistoryJSON {
+	get := func(query string) api.HistoryJSON {
 		t.Helper()
 		_, body := dashGet(t, srv, "/history"+query, http.StatusOK)
-		var h HistoryJSON
+		var h api.HistoryJSON
 		if err := json.Unmarshal(body, &h); err != nil {
 			t.Fatal(err)
 		}
@@ -314,15 +316,15 @@ func TestHistory(t *testing.T) {
 	if len(h.Blocks) != 3 || h.Blocks[0].Height != 23 || h.Blocks[2].Height != 25 || h.Blocks[0].HashRate == nil {
 		t.Fatalf("?n=3: %+v", h.Blocks)
 	}
-	if got := get(fmt.Sprint("?n=", 10*maxHistory)); len(got.Blocks) != 25 {
+	if got := get(fmt.Sprint("?n=", 10*api.MaxHistory)); len(got.Blocks) != 25 {
 		t.Fatalf("capped: %d", len(got.Blocks))
 	}
 	dashGet(t, srv, "/history?n=0", http.StatusBadRequest)
 
 	// A retargeting network reports its spacing; a chain of the genesis
 	// alone has no blocks to plot.
-	_, fresh := mockNodes(t, newStore(t, chain.MainNet()))
-	if h, err := fresh[0].History(defaultHistory); err != nil || h.Spacing != 30 || len(h.Blocks) != 0 {
+	_, fresh := mockNodes(t, nodetest.NewStore(t, chain.MainNet()))
+	if h, err := fresh[0].api.History(api.DefaultHistory); err != nil || h.Spacing != 30 || len(h.Blocks) != 0 {
 		t.Fatalf("fresh main network: %+v, %v", h, err)
 	}
 }
@@ -330,13 +332,13 @@ func TestHistory(t *testing.T) {
 // TestHashRateOnlyWhileMining: once the miner stops, GET /status and the
 // metrics report no hash rate, not the last one measured.
 func TestHashRateOnlyWhileMining(t *testing.T) {
-	s := newStore(t, chain.MainNet())
+	s := nodetest.NewStore(t, chain.MainNet())
 	_, nodes := mockNodes(t, s)
 	n := nodes[0]
 	n.cfg.MineThreads = 1
 	n.miner.Threads = 1
 	n.SetMining(true)
-	waitFor(t, 4*hashRateWindow, "a hash rate", func() bool { return n.Status().HashRate > 0 })
+	nodetest.WaitFor(t, 4*hashRateWindow, "a hash rate", func() bool { return n.Status().HashRate > 0 })
 	n.SetMining(false)
 	if st := n.Status(); st.Mining || st.HashRate != 0 {
 		t.Fatalf("miner off: mining %v, hash rate %v", st.Mining, st.HashRate)

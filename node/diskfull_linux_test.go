@@ -26,6 +26,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/chainsync"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/storage"
 )
@@ -43,7 +45,7 @@ const (
 	diskFullData   = 16 << 10
 	// diskFullWatch is how long the node is watched with its disk full.
 	// Backing off from storageRetryMin it retries at most four times in
-	// it, each fetching at most syncAhead+1 pages; retrying at once, it
+	// it, each fetching at most chainsync.SyncAhead+1 pages; retrying at once, it
 	// fetched about 20 pages a second.
 	diskFullWatch = 10 * time.Second
 )
@@ -144,8 +146,8 @@ func diskFullChild(t *testing.T) {
 	})
 
 	p := chain.TestNet()
-	src := newStore(t, p)
-	extend(t, src, 0, diskFullBlocks, strings.Repeat("x", diskFullData))
+	src := nodetest.NewStore(t, p)
+	nodetest.Extend(t, src, 0, diskFullBlocks, strings.Repeat("x", diskFullData))
 	cs := &countingSource{Store: src}
 	sh := rawHost(t)
 	srv, err := protocol.NewServer(protocol.ServerConfig{Host: sh, Source: cs, Agent: "source"})
@@ -161,7 +163,7 @@ func diskFullChild(t *testing.T) {
 	}
 	t.Cleanup(func() { s.Close() })
 	var errs, recovered atomic.Int64
-	logger := slog.New(levelCounter{testLogger(t).Handler(), &errs, &recovered})
+	logger := slog.New(levelCounter{nodetest.Logger(t).Handler(), &errs, &recovered})
 	n, err := New(Config{Store: s, DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +176,7 @@ func diskFullChild(t *testing.T) {
 
 	// The disk is full once the tip stops short of the source's.
 	stuck, since := s.Tip().Height, time.Now()
-	waitFor(t, time.Minute, "the disk to fill", func() bool {
+	nodetest.WaitFor(t, time.Minute, "the disk to fill", func() bool {
 		if h := s.Tip().Height; h != stuck {
 			stuck, since = h, time.Now()
 		}
@@ -186,7 +188,7 @@ func diskFullChild(t *testing.T) {
 	pages0, bytes0 := cs.pages.Load(), cs.bytes.Load()
 	time.Sleep(diskFullWatch)
 	pages, sent := cs.pages.Load()-pages0, cs.bytes.Load()-bytes0
-	if max := int64(4 * (syncAhead + 1)); pages > max {
+	if max := int64(4 * (chainsync.SyncAhead + 1)); pages > max {
 		t.Errorf("with its disk full the node fetched %d pages (%d bytes) in %v; backing off, it fetches at most %d", pages, sent, diskFullWatch, max)
 	}
 	if n := errs.Load(); n != 1 {
@@ -213,9 +215,9 @@ func diskFullChild(t *testing.T) {
 		t.Fatalf("growing the tmpfs: %v", err)
 	}
 	grown := time.Now()
-	waitFor(t, time.Minute, "the sync to resume and finish", func() bool { return s.Tip().Hash == src.Tip().Hash })
+	nodetest.WaitFor(t, time.Minute, "the sync to resume and finish", func() bool { return s.Tip().Hash == src.Tip().Hash })
 	resumed := time.Since(grown)
-	waitFor(t, 5*time.Second, "/status to clear", func() bool { return statusField(t, n, "storage_error") == "" })
+	nodetest.WaitFor(t, 5*time.Second, "/status to clear", func() bool { return statusField(t, n, "storage_error") == "" })
 	if recovered.Load() == 0 {
 		t.Error("no record says the store is writable again")
 	}

@@ -1,24 +1,37 @@
-// Package node runs a jbc node: a libp2p host that speaks /jbc/chain/1.0.0
-// (package protocol), finds peers by mDNS on the LAN, through the Kademlia
-// DHT from bootstrap multiaddrs, and by direct --peer addresses; exchanges
-// statuses with every peer on connect and periodically; syncs from the peer
-// claiming the most work, fetching only the blocks it lacks and letting
-// package storage validate and adopt them; optionally mines; and serves an
-// HTTP API for operators. It also follows legacy peers, nodes of the Python
-// JackBlockChain, over HTTP (legacy.go): it polls their /blockchain.json and
-// adopts a heavier valid chain, and takes their POST /mined.
+// Package node runs a jbc node: it builds each part of the node, connects
+// them, and starts and stops them in order. A node is a libp2p host
+// (package p2p) that speaks /jbc/chain/1.0.0 (package protocol), finds
+// peers by mDNS, the DHT and --peer addresses (package discovery),
+// exchanges statuses with every peer on connect and periodically
+// (status.go), syncs from the peer claiming the most work (package
+// chainsync), spreads blocks and data entries by gossip and keeps the data
+// pool (package gossip), decides who may connect and who is banned
+// (package peering), optionally mines (package mining), and serves an HTTP
+// API for operators (package api). It also follows legacy peers, nodes of
+// the Python JackBlockChain (chainsync's FollowLegacy), and takes their
+// POST /mined.
+//
+// What node itself holds: Node and Config; the wiring (New builds the
+// parts and hands each the others it needs, as a function or a small
+// interface in its Config: none of them imports node); the status
+// exchange, which connects connection events and statuses to admission,
+// the peer set and the syncer; the one way every block is stored, whoever
+// brings it (chain.go: the store, orphans connected, the data pool kept
+// in step with the best chain, everyone waiting on the tip woken); what
+// the HTTP API serves of the node as a whole (api.go); and the metrics,
+// which read every part at scrape time (metrics.go).
+//
+// Start starts, in order: gossip, the protocol server and the connection
+// events, the HTTP API, the syncer, the status loop, the legacy follower,
+// admission, the miner, discovery, and a status exchange with peers
+// already connected. Close stops in order: everything started (by
+// cancelling its context), the HTTP API, discovery, gossip, the protocol
+// server and the host, then waits for every goroutine the node started.
 //
 // One goroutine (the syncer) owns the decision of whom to sync from;
 // connection events, statuses and the miner only wake it. A peer's claimed
 // work is used only to choose whom to ask: what becomes best is decided by
 // the store from validated blocks.
-//
-// Admission (admission.go) and scores (score.go) decide together who may
-// connect and who is dropped or banned: inbound peers hold a bounded number
-// of slots, given and taken by address group so that fresh identities
-// cannot shut honest peers out, and peers that send what an honest peer
-// would not are scored and banned. Peers the node chose itself (dialled,
-// found, --peer, bootstrap) are never dropped to make room.
 //
 // What it does not do: consensus (package chain), persistence (package
 // storage) or the wire format (package protocol).
@@ -31,5 +44,6 @@
 // end, and is shown to the operator (GET /peers, Doctor, the dashboard)
 // until it ends; so is the cause of the last failed dial of a peer.
 // A store that fails to write (a full disk) pauses syncing and mining with
-// a growing backoff and is reported in /status and by the doctor (disk.go).
+// a growing backoff and is reported in /status and by the doctor (package
+// disk).
 package node

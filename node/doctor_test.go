@@ -14,64 +14,15 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
-	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/discovery"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
+	"github.com/jbc-project/jbc/node/peering"
 )
 
-func hasProblem(ps []Problem, substr string) bool {
-	for _, p := range ps {
-		if strings.Contains(p.Problem, substr) && p.Fix != "" {
-			return true
-		}
-	}
-	return false
-}
-
-func TestOfflineProblems(t *testing.T) {
-	lo := CheckAddrs([]ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/4747")})
-	lan := CheckAddrs([]ma.Multiaddr{ma.StringCast("/ip4/10.1.2.3/tcp/4747")})
-	bridge := CheckAddrs([]ma.Multiaddr{ma.StringCast("/ip4/172.17.0.5/tcp/4747")})
-	noMulticast := []InterfaceCheck{{Name: "lo", Up: true, Multicast: false, Loopback: true, Addrs: []string{"127.0.0.1/8"}}}
-	eth := []InterfaceCheck{{Name: "eth0", Up: true, Multicast: true, Addrs: []string{"10.1.2.3/24"}}}
-
-	problems := func(ifs []InterfaceCheck, listen, announce []AddrCheck, mdns bool, peers []AddrCheck) []Problem {
-		ps, _ := OfflineProblems(ifs, listen, announce, mdns, peers)
-		return ps
-	}
-	if ps := problems(noMulticast, lan, nil, true, nil); !hasProblem(ps, "multicast") {
-		t.Errorf("mDNS without multicast not reported: %+v", ps)
-	}
-	if ps := problems(noMulticast, lan, nil, false, nil); hasProblem(ps, "multicast") {
-		t.Errorf("multicast reported with mDNS off: %+v", ps)
-	}
-	if ps := problems(eth, lo, nil, true, nil); !hasProblem(ps, "loopback only") {
-		t.Errorf("loopback-only listening not reported: %+v", ps)
-	}
-	if ps := problems(eth, lo, nil, false, lan); !hasProblem(ps, "loopback only") {
-		t.Errorf("loopback-only listening with a peer on the LAN not reported: %+v", ps)
-	}
-	// The README's local network: loopback, no mDNS, peers on loopback.
-	// Chosen, so a note and not a problem.
-	for _, peers := range [][]AddrCheck{nil, lo} {
-		ps, notes := OfflineProblems(eth, lo, nil, false, peers)
-		if len(ps) != 0 || len(notes) != 1 || !strings.Contains(notes[0], "loopback only") {
-			t.Errorf("local network (peers %v): problems %+v, notes %q", peers, ps, notes)
-		}
-	}
-	if ps := problems(eth, lan, bridge, true, nil); !hasProblem(ps, "docker-bridge") {
-		t.Errorf("docker-bridge announce not reported: %+v", ps)
-	}
-	if ps, notes := OfflineProblems(eth, lan, nil, true, nil); len(ps) != 0 || len(notes) != 0 {
-		t.Errorf("a healthy LAN node has problems %+v or notes %q", ps, notes)
-	}
-	if k := AddrKind(ma.StringCast("/ip4/8.8.8.8/tcp/1")); k != "public" {
-		t.Errorf("8.8.8.8 is %s", k)
-	}
-}
-
 func TestDoctorReportsUnreachableBootstrap(t *testing.T) {
-	s := newStore(t, chain.TestNet())
+	s := nodetest.NewStore(t, chain.TestNet())
 	mn := mocknet.New()
 	t.Cleanup(func() { mn.Close() })
 	h, err := mn.GenPeer()
@@ -83,7 +34,7 @@ func TestDoctorReportsUnreachableBootstrap(t *testing.T) {
 	// A mocknet host can dial only linked mocknet peers: this one is never
 	// reachable, and nothing leaves the process.
 	boot := "/ip4/127.0.0.1/tcp/9/p2p/" + ghost.String()
-	n, err := New(Config{Store: s, Host: h, Bootstrap: []string{boot}, Logger: testLogger(t)})
+	n, err := New(Config{Store: s, Host: h, Bootstrap: []string{boot}, Logger: nodetest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +46,7 @@ func TestDoctorReportsUnreachableBootstrap(t *testing.T) {
 	if len(r.Bootstrap) != 1 || r.Bootstrap[0].Reachable || r.Bootstrap[0].ID != ghost.String() {
 		t.Fatalf("bootstrap check %+v", r.Bootstrap)
 	}
-	if !hasProblem(r.Problems, "cannot be reached") {
+	if !discovery.HasProblem(r.Problems, "cannot be reached") {
 		t.Fatalf("unreachable bootstrap not a problem: %+v", r.Problems)
 	}
 }
@@ -146,12 +97,12 @@ func TestUnreachablePeersReported(t *testing.T) {
 	boot, bootAddr := refusedAddr(t)
 	var logs lockedBuffer
 	n, err := New(Config{
-		Store:     newStore(t, chain.TestNet()),
+		Store:     nodetest.NewStore(t, chain.TestNet()),
 		DataDir:   t.TempDir(),
 		Listen:    []string{"/ip4/127.0.0.1/tcp/0"},
 		Peers:     []string{directAddr},
 		Bootstrap: []string{bootAddr},
-		Logger:    slog.New(slog.NewTextHandler(io.MultiWriter(&logs, tWriter{t}), &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Logger:    slog.New(slog.NewTextHandler(io.MultiWriter(&logs, nodetest.Writer(t)), &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -172,9 +123,9 @@ func TestUnreachablePeersReported(t *testing.T) {
 	}
 	// Retried: two real attempts each (the --peer every 5 s, the
 	// bootstrap peer after 2 s, then 4 s).
-	waitFor(t, 20*time.Second, "two failed dials of each peer", func() bool {
-		d, _ := n.peers.get(direct)
-		b, _ := n.peers.get(boot)
+	nodetest.WaitFor(t, 20*time.Second, "two failed dials of each peer", func() bool {
+		d, _ := n.peers.Get(direct)
+		b, _ := n.peers.Get(boot)
 		return d.DialFailures >= 2 && b.DialFailures >= 2
 	})
 	for _, c := range []struct {
@@ -191,11 +142,11 @@ func TestUnreachablePeersReported(t *testing.T) {
 	if len(r.Bootstrap) != 1 || r.Bootstrap[0].ID != boot.String() || r.Bootstrap[0].Reachable {
 		t.Fatalf("bootstrap checks %+v", r.Bootstrap)
 	}
-	for _, pc := range append(append([]PeerCheck{}, r.Bootstrap...), r.Peers...) {
+	for _, pc := range append(append([]discovery.PeerCheck{}, r.Bootstrap...), r.Peers...) {
 		if !strings.Contains(pc.Error, "connection refused") {
 			t.Errorf("doctor: peer %s: error %q, want the real cause (connection refused)", pc.ID, pc.Error)
 		}
-		if pc.ID == boot.String() && pc.Source != SourceBootstrap {
+		if pc.ID == boot.String() && pc.Source != peering.SourceBootstrap {
 			t.Errorf("doctor lists the bootstrap peer twice: %+v", r.Peers)
 		}
 	}
@@ -211,7 +162,7 @@ func TestUnreachablePeersReported(t *testing.T) {
 	if mentions != 1 {
 		t.Errorf("the bootstrap peer is in %d problems, want 1: %+v", mentions, r.Problems)
 	}
-	if hasProblem(r.Problems, "loopback only") || len(r.Notes) != 1 || !strings.Contains(r.Notes[0], "loopback only") {
+	if discovery.HasProblem(r.Problems, "loopback only") || len(r.Notes) != 1 || !strings.Contains(r.Notes[0], "loopback only") {
 		t.Errorf("loopback-only listening with mDNS off and loopback peers: problems %+v, notes %q", r.Problems, r.Notes)
 	}
 	// GET /peers shows the cause too.

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/protocol"
 )
 
@@ -16,10 +17,10 @@ import (
 // that B, syncing A's best chain, never gets it. (Found by
 // FuzzGossipBlock: testdata/fuzz/FuzzGossipBlock.)
 func TestForgedKnownBlockNotRelayed(t *testing.T) {
-	p := gossipParams(t)
-	sa, sb := newStore(t, p), newStore(t, p)
-	extend(t, sa, 0, 1, "best")
-	side := mine(t, sa, p.Genesis.Hash, 1, "side")
+	p := nodetest.GossipParams(t)
+	sa, sb := nodetest.NewStore(t, p), nodetest.NewStore(t, p)
+	nodetest.Extend(t, sa, 0, 1, "best")
+	side := nodetest.Mine(t, sa, p.Genesis.Hash, 1, "side")
 	if _, err := sa.AddBlocks(side); err != nil {
 		t.Fatal(err)
 	}
@@ -35,21 +36,21 @@ func TestForgedKnownBlockNotRelayed(t *testing.T) {
 	if err := topic.Publish(context.Background(), mustMarshal(t, protocol.BlockToPB(&forged))); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "A to judge the forged block", func() bool {
-		return na.gossip.rejected.Load()+na.gossip.accepted.Load()+na.gossip.ignored.Load() > 0
+	nodetest.WaitFor(t, 15*time.Second, "A to judge the forged block", func() bool {
+		return na.gossip.Rejected()+na.gossip.Accepted()+na.gossip.Ignored() > 0
 	})
-	if got := na.gossip.accepted.Load(); got != 0 {
+	if got := na.gossip.Accepted(); got != 0 {
 		t.Errorf("A accepted (relayed) %d forged copies of its block", got)
 	}
-	if na.gossip.rejected.Load() == 0 {
+	if na.gossip.Rejected() == 0 {
 		t.Error("A did not reject the forged copy")
 	}
-	waitFor(t, 15*time.Second, "A to ban the attacker", func() bool { return na.peers.isBanned(hEvil.ID()) })
+	nodetest.WaitFor(t, 15*time.Second, "A to ban the attacker", func() bool { return na.peers.IsBanned(hEvil.ID()) })
 	time.Sleep(500 * time.Millisecond)
-	if nb.peers.isBanned(na.ID()) {
+	if nb.peers.IsBanned(na.ID()) {
 		t.Fatal("B banned A, an honest node, for relaying the forged block")
 	}
-	if n := nb.gossip.accepted.Load() + nb.gossip.rejected.Load() + nb.gossip.ignored.Load(); n != 0 {
+	if n := nb.gossip.Accepted() + nb.gossip.Rejected() + nb.gossip.Ignored(); n != 0 {
 		t.Fatalf("A relayed the forged block to B (B judged %d gossiped blocks)", n)
 	}
 	if got, err := sa.Block(side[0].Hash); err != nil || *got != side[0] {

@@ -3,13 +3,15 @@ package node
 import (
 	"context"
 	"fmt"
-	"math/big"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/gossip"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
+	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
 )
 
@@ -39,16 +41,16 @@ func TestFastMinerNotBanned(t *testing.T) {
 			}
 			var nodes []*Node
 			for i := 0; i < 3; i++ {
-				cfg := Config{Store: newStore(t, p), DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}}
+				cfg := Config{Store: nodetest.NewStore(t, p), DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}}
 				for _, n := range nodes {
 					cfg.Peers = append(cfg.Peers, n.Addrs()[0].String())
 				}
 				nodes = append(nodes, startNodeWith(t, cfg))
 			}
 			miner := nodes[0]
-			waitFor(t, 15*time.Second, "every node in both gossip topics with the others", func() bool {
+			nodetest.WaitFor(t, 15*time.Second, "every node in both gossip topics with the others", func() bool {
 				for _, n := range nodes {
-					if len(n.gossip.blocks.ListPeers()) < 2 {
+					if len(n.gossip.BlockPeers()) < 2 {
 						return false
 					}
 				}
@@ -78,21 +80,21 @@ func TestFastMinerNotBanned(t *testing.T) {
 			tip := miner.store.Tip()
 			t.Logf("%d bits: mined %d blocks in %v (%.0f/s); all at height %d %v after the miner stopped; follower gossip accepted %d, ignored %d",
 				bits, mined, fastMineFor, float64(mined)/fastMineFor.Seconds(), tip.Height, took.Round(time.Millisecond),
-				nodes[1].gossip.accepted.Load(), nodes[1].gossip.ignored.Load())
-			if mined < 2*gossipBlockBurst {
-				t.Fatalf("the miner made only %d blocks: too few to test a flood (want %d)", mined, 2*gossipBlockBurst)
+				nodes[1].gossip.Accepted(), nodes[1].gossip.Ignored())
+			if mined < 2*gossip.BlockBurst {
+				t.Fatalf("the miner made only %d blocks: too few to test a flood (want %d)", mined, 2*gossip.BlockBurst)
 			}
 
 			now := time.Now()
 			for i, n := range nodes {
-				if got := n.peers.bannedCount(); got != 0 {
+				if got := n.peers.BannedCount(); got != 0 {
 					t.Errorf("node %d banned %d peers", i, got)
 				}
 				for j, o := range nodes {
 					if i == j {
 						continue
 					}
-					if v := n.scores.get(o.ID(), now); v != 0 {
+					if v := n.scores.Get(o.ID(), now); v != 0 {
 						t.Errorf("node %d gave node %d a score of %.0f", i, j, v)
 					}
 					if n.host.Network().Connectedness(o.ID()) != network.Connected {
@@ -112,14 +114,14 @@ func TestFastMinerNotBanned(t *testing.T) {
 
 // TestGossipSideBranchFlood has an attacker publish valid blocks that add
 // nothing: siblings of a block deep in the node's chain, each well mined
-// but on a branch far lighter than the best. The first gossipBlockBurst
+// but on a branch far lighter than the best. The first gossip.BlockBurst
 // cost tokens (and are stored as a side branch); past the bucket each is
-// dropped before it is validated and costs MisFlood, so the attacker is
-// banned after BanScore/MisFlood of them, and no more are stored.
+// dropped before it is validated and costs peering.MisFlood, so the attacker is
+// banned after peering.BanScore/peering.MisFlood of them, and no more are stored.
 func TestGossipSideBranchFlood(t *testing.T) {
-	p := gossipParams(t)
-	s := newStore(t, p)
-	extend(t, s, 0, 10, "target")
+	p := nodetest.GossipParams(t)
+	s := nodetest.NewStore(t, p)
+	nodetest.Extend(t, s, 0, 10, "target")
 	n := hostileNode(t, s)
 	hp := newHonestPeer(t, n)
 	tip := s.Tip()
@@ -130,11 +132,11 @@ func TestGossipSideBranchFlood(t *testing.T) {
 	// Ten times the over-limit blocks that ban: GossipSub drops messages
 	// past its validation queue on a loaded machine, and the bucket
 	// refills while the flood lasts.
-	const flood = gossipBlockBurst + 10*BanScore/10
+	const flood = gossip.BlockBurst + 10*peering.BanScore/10
 	var msgs [][]byte
 	var side []chain.Hash
 	for i := 0; i < flood; i++ {
-		b := mine(t, s, fork, 1, fmt.Sprintf("side %d", i))[0]
+		b := nodetest.Mine(t, s, fork, 1, fmt.Sprintf("side %d", i))[0]
 		side = append(side, b.Hash)
 		msgs = append(msgs, mustMarshal(t, protocol.BlockToPB(&b)))
 	}
@@ -162,9 +164,9 @@ func TestGossipSideBranchFlood(t *testing.T) {
 	}
 	wantChain(t, n, tip.Hash)
 	t.Logf("published %d side-branch blocks; stored %d, ignored %d; banned after %v; honest slowest %v",
-		published, stored, n.gossip.ignored.Load(), took.Round(time.Millisecond), slowest.Round(time.Microsecond))
-	// The bucket refills at gossipBlockRate while the flood lasts.
-	if limit := gossipBlockBurst + int(gossipBlockRate*took.Seconds()) + 1; stored > limit {
+		published, stored, n.gossip.Ignored(), took.Round(time.Millisecond), slowest.Round(time.Microsecond))
+	// The bucket refills at gossip.BlockRate while the flood lasts.
+	if limit := gossip.BlockBurst + int(gossip.BlockRate*took.Seconds()) + 1; stored > limit {
 		t.Errorf("stored %d side-branch blocks, want at most the bucket's %d", stored, limit)
 	}
 	if stored == len(side) {
@@ -172,67 +174,11 @@ func TestGossipSideBranchFlood(t *testing.T) {
 	}
 }
 
-// TestCouldOutweigh checks the bound that decides whether a gossiped block
-// is charged before it is validated.
-func TestCouldOutweigh(t *testing.T) {
-	fixed := gossipParams(t) // 8 bits
-	w := func(blocks int64, bits uint) *big.Int { return new(big.Int).Lsh(big.NewInt(blocks), bits) }
-	tip := chain.Entry{Hash: chain.Hash{1}, Height: 10, Bits: 8, Work: w(11, 8)}
-	// child returns a block whose hash has exactly zeros leading zero bits.
-	child := func(zeros int) *chain.Block {
-		b := &chain.Block{}
-		b.Hash[zeros/8] = 0x80 >> (zeros % 8)
-		return b
-	}
-	for _, c := range []struct {
-		name   string
-		p      *chain.Params
-		parent chain.Entry
-		zeros  int
-		want   bool
-	}{
-		{"on the tip", fixed, tip, 8, true},
-		{"sibling of the tip: equal work", fixed, chain.Entry{Hash: chain.Hash{2}, Height: 9, Bits: 8, Work: w(10, 8)}, 8, false},
-		{"sibling with extra zero bits: work counts the difficulty, not the hash", fixed, chain.Entry{Hash: chain.Hash{2}, Height: 9, Bits: 8, Work: w(10, 8)}, 40, false},
-		{"on a side tip as heavy as ours", fixed, chain.Entry{Hash: chain.Hash{3}, Height: 10, Bits: 8, Work: w(11, 8)}, 8, true},
-		{"deep side branch", fixed, chain.Entry{Hash: chain.Hash{4}, Height: 5, Bits: 8, Work: w(6, 8)}, 8, false},
-	} {
-		if got := couldOutweigh(c.p, c.parent, child(c.zeros), tip); got != c.want {
-			t.Errorf("%s: couldOutweigh = %v, want %v", c.name, got, c.want)
-		}
-	}
-
-	// Retargeting: at a retarget height the difficulty may rise by
-	// MaxRetargetStep, so a sibling of the tip could outweigh it if its
-	// hash has the zero bits; elsewhere it cannot.
-	rp, err := chain.NewParams("retarget", "retarget network", 1577836800, 8, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	iv := rp.RetargetInterval
-	rtip := chain.Entry{Hash: chain.Hash{1}, Height: iv, Bits: 8, Work: w(int64(iv)+1, 8)}
-	atRetarget := chain.Entry{Hash: chain.Hash{2}, Height: iv - 1, Bits: 8, Work: w(int64(iv), 8)}
-	if !couldOutweigh(rp, atRetarget, child(8+int(rp.MaxRetargetStep)), rtip) {
-		t.Error("a retarget-height sibling with the zero bits of a harder step cannot outweigh, want could")
-	}
-	if couldOutweigh(rp, atRetarget, child(8), rtip) {
-		t.Error("a retarget-height sibling with only the old difficulty's zero bits could outweigh")
-	}
-	rtip2 := chain.Entry{Hash: chain.Hash{1}, Height: iv + 1, Bits: 8, Work: w(int64(iv)+2, 8)}
-	notRetarget := chain.Entry{Hash: chain.Hash{2}, Height: iv, Bits: 8, Work: w(int64(iv)+1, 8)}
-	if couldOutweigh(rp, notRetarget, child(30), rtip2) {
-		t.Error("a sibling away from a retarget height could outweigh")
-	}
-}
-
-// TestMinedAnnouncementsFitPeerLimit pins the miner's announcement rate to
-// half of what a peer allows of blocks that add nothing: to a peer that
-// synced them first, a miner's announcements are duplicates.
-func TestMinedAnnouncementsFitPeerLimit(t *testing.T) {
-	if perSecond := float64(time.Second) / float64(minedAnnounceGap); 2*perSecond > gossipBlockRate {
-		t.Errorf("a miner announces up to %.0f blocks/s; twice that is over a peer's allowance of %d/s for blocks that add nothing", perSecond, gossipBlockRate)
-	}
-	if minedAnnounceGap >= convergeBound/2 {
-		t.Errorf("announcement gap %v is not well under the convergence bound %v", minedAnnounceGap, convergeBound)
+// TestMinedAnnouncementsWithinConvergence pins the miner's announcement
+// gap well under the convergence bound TestFastMinerNotBanned holds a
+// network to (package gossip pins it against a peer's rate limit).
+func TestMinedAnnouncementsWithinConvergence(t *testing.T) {
+	if gossip.MinedAnnounceGap >= convergeBound/2 {
+		t.Errorf("announcement gap %v is not well under the convergence bound %v", gossip.MinedAnnounceGap, convergeBound)
 	}
 }

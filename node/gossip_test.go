@@ -13,20 +13,12 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/api"
+	"github.com/jbc-project/jbc/node/gossip"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/storage"
 )
-
-// gossipParams is a network whose blocks take a few hundred hashes: fast
-// to mine in tests, yet a block with a random nonce almost never passes.
-func gossipParams(t testing.TB) *chain.Params {
-	t.Helper()
-	p, err := chain.NewParams("gossip-test", "gossip test network", 1577836800, 8, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // mineOn mines one block with data on n's tip, stores and publishes it,
 // as the node's miner does.
@@ -43,7 +35,7 @@ func mineOn(t testing.TB, n *Node, data string) chain.Block {
 	if _, err := n.addBlocks([]chain.Block{b}); err != nil {
 		t.Fatal(err)
 	}
-	n.gossip.publishBlock(context.Background(), &b)
+	n.gossip.PublishBlock(context.Background(), &b)
 	return b
 }
 
@@ -65,13 +57,13 @@ func lineNet(t testing.TB, stores ...*storage.Store) []*Node {
 // waitMesh waits until every node sees its neighbours in both topics.
 func waitMesh(t testing.TB, nodes []*Node) {
 	t.Helper()
-	waitFor(t, 15*time.Second, "gossip topic peers", func() bool {
+	nodetest.WaitFor(t, 15*time.Second, "gossip topic peers", func() bool {
 		for i, n := range nodes {
 			want := 2
 			if i == 0 || i == len(nodes)-1 {
 				want = 1
 			}
-			if len(n.gossip.blocks.ListPeers()) < want || len(n.gossip.data.ListPeers()) < want {
+			if len(n.gossip.BlockPeers()) < want || len(n.gossip.DataPeers()) < want {
 				return false
 			}
 		}
@@ -84,27 +76,27 @@ func waitMesh(t testing.TB, nodes []*Node) {
 }
 
 func TestBlockGossipRelays(t *testing.T) {
-	p := gossipParams(t)
-	nodes := lineNet(t, newStore(t, p), newStore(t, p), newStore(t, p))
+	p := nodetest.GossipParams(t)
+	nodes := lineNet(t, nodetest.NewStore(t, p), nodetest.NewStore(t, p), nodetest.NewStore(t, p))
 	waitMesh(t, nodes)
 	for i := 0; i < 5; i++ {
 		b := mineOn(t, nodes[0], "gossip")
-		waitFor(t, 15*time.Second, "block at the end of the line", func() bool { return nodes[2].store.Has(b.Hash) })
+		nodetest.WaitFor(t, 15*time.Second, "block at the end of the line", func() bool { return nodes[2].store.Has(b.Hash) })
 	}
 	// The middle node stored and relayed the blocks by gossip, not only by
 	// status-triggered sync.
-	t.Logf("B: accepted %d rejected %d ignored %d", nodes[1].gossip.accepted.Load(), nodes[1].gossip.rejected.Load(), nodes[1].gossip.ignored.Load())
-	if got := nodes[1].gossip.accepted.Load(); got == 0 {
+	t.Logf("B: accepted %d rejected %d ignored %d", nodes[1].gossip.Accepted(), nodes[1].gossip.Rejected(), nodes[1].gossip.Ignored())
+	if got := nodes[1].gossip.Accepted(); got == 0 {
 		t.Fatal("middle node accepted no gossiped block")
 	}
-	if got := nodes[2].gossip.accepted.Load(); got == 0 {
+	if got := nodes[2].gossip.Accepted(); got == 0 {
 		t.Fatal("last node accepted no gossiped block")
 	}
 }
 
 func TestInvalidGossipBlockNotRelayed(t *testing.T) {
-	p := gossipParams(t)
-	sa, sb := newStore(t, p), newStore(t, p)
+	p := nodetest.GossipParams(t)
+	sa, sb := nodetest.NewStore(t, p), nodetest.NewStore(t, p)
 	na, nb, hEvil, topic := mockGossipAttack(t, sa, sb)
 	// A block with a bad hash: it claims a hash its header does not give.
 	tmpl, _, _ := sa.Template("forged")
@@ -113,63 +105,63 @@ func TestInvalidGossipBlockNotRelayed(t *testing.T) {
 	if err := topic.Publish(context.Background(), data); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "A to reject the block", func() bool { return na.gossip.rejected.Load() > 0 })
+	nodetest.WaitFor(t, 15*time.Second, "A to reject the block", func() bool { return na.gossip.Rejected() > 0 })
 	if sa.Has(tmpl.Hash) || sa.Tip().Height != 0 {
 		t.Fatal("A stored the forged block")
 	}
-	waitFor(t, 15*time.Second, "A to ban the attacker", func() bool { return na.peers.isBanned(hEvil.ID()) })
+	nodetest.WaitFor(t, 15*time.Second, "A to ban the attacker", func() bool { return na.peers.IsBanned(hEvil.ID()) })
 	time.Sleep(200 * time.Millisecond)
-	if nb.gossip.accepted.Load()+nb.gossip.rejected.Load()+nb.gossip.ignored.Load() != 0 {
+	if nb.gossip.Accepted()+nb.gossip.Rejected()+nb.gossip.Ignored() != 0 {
 		t.Fatal("A relayed the forged block to B")
 	}
 }
 
 func TestSubmittedEntryMinedEverywhere(t *testing.T) {
-	p := gossipParams(t)
-	nodes := lineNet(t, newStore(t, p), newStore(t, p), newStore(t, p))
+	p := nodetest.GossipParams(t)
+	nodes := lineNet(t, nodetest.NewStore(t, p), nodetest.NewStore(t, p), nodetest.NewStore(t, p))
 	waitMesh(t, nodes)
 	id, err := nodes[2].Submit(context.Background(), "pay alice 5")
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "entry to reach the miner's pool", func() bool { return nodes[0].pool.has(id) })
-	b := mineOn(t, nodes[0], nodes[0].pool.blockData(p.MaxDataSize, "none"))
+	nodetest.WaitFor(t, 15*time.Second, "entry to reach the miner's pool", func() bool { return nodes[0].pool.Has(id) })
+	b := mineOn(t, nodes[0], nodes[0].pool.BlockData(p.MaxDataSize, "none"))
 	if got := chain.UnpackEntries(b.Data); len(got) != 1 || got[0] != "pay alice 5" {
 		t.Fatalf("mined block data %q", b.Data)
 	}
 	for i, n := range nodes {
-		waitFor(t, 15*time.Second, "entry mined on every node", func() bool {
+		nodetest.WaitFor(t, 15*time.Second, "entry mined on every node", func() bool {
 			e, err := n.Entry(id)
 			return err == nil && e.Status == "mined" && e.Block == b.Hash.String()
 		})
 		// The block is in the store before its entries leave the pool.
-		waitFor(t, 15*time.Second, fmt.Sprintf("node %d's pool to drop the mined entry", i), func() bool {
-			return n.pool.size() == 0
+		nodetest.WaitFor(t, 15*time.Second, fmt.Sprintf("node %d's pool to drop the mined entry", i), func() bool {
+			return n.pool.Size() == 0
 		})
 	}
 }
 
 func TestReorgReturnsEntriesToPool(t *testing.T) {
-	p := gossipParams(t)
-	sa, sb := newStore(t, p), newStore(t, p)
+	p := nodetest.GossipParams(t)
+	sa, sb := nodetest.NewStore(t, p), nodetest.NewStore(t, p)
 	_, nodes := mockNodes(t, sa, sb)
 	na := nodes[0]
 	id, err := na.Submit(context.Background(), "do not lose me")
 	if err != nil {
 		t.Fatal(err)
 	}
-	mineOn(t, na, na.pool.blockData(p.MaxDataSize, "none"))
-	if e, _ := na.Entry(id); e.Status != "mined" || na.pool.size() != 0 {
-		t.Fatalf("after mining: %+v, pool %d", e, na.pool.size())
+	mineOn(t, na, na.pool.BlockData(p.MaxDataSize, "none"))
+	if e, _ := na.Entry(id); e.Status != "mined" || na.pool.Size() != 0 {
+		t.Fatalf("after mining: %+v, pool %d", e, na.pool.Size())
 	}
 	// B's heavier chain, without the entry, replaces A's block.
-	extend(t, sb, 0, 3, "heavier")
+	nodetest.Extend(t, sb, 0, 3, "heavier")
 	connect(t, nodes[1], na)
-	waitFor(t, 15*time.Second, "A to reorg to B's chain", func() bool { return sa.Tip().Hash == sb.Tip().Hash })
+	nodetest.WaitFor(t, 15*time.Second, "A to reorg to B's chain", func() bool { return sa.Tip().Hash == sb.Tip().Hash })
 	// The tip moves inside the store's commit; the dropped block's entries
 	// go back to the pool just after it.
-	var e EntryJSON
-	waitFor(t, 15*time.Second, "the entry back in A's pool", func() bool {
+	var e api.EntryJSON
+	nodetest.WaitFor(t, 15*time.Second, "the entry back in A's pool", func() bool {
 		e, err = na.Entry(id)
 		return err != nil || e.Status != "unknown"
 	})
@@ -192,16 +184,16 @@ func mockGossipAttack(t testing.TB, sa, sb *storage.Store) (na, nb *Node, evil h
 	nb = startNode(t, hb, sb)
 	mn.LinkAll()
 	connect(t, na, nb)
-	ps, err := pubsub.NewGossipSub(context.Background(), evil, pubsub.WithMessageIdFn(msgID))
+	ps, err := pubsub.NewGossipSub(context.Background(), evil, pubsub.WithMessageIdFn(gossip.MsgID))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if topic, err = ps.Join(BlockTopic(sa.Params().ID())); err != nil {
+	if topic, err = ps.Join(gossip.BlockTopic(sa.Params().ID())); err != nil {
 		t.Fatal(err)
 	}
 	if err := evil.Connect(context.Background(), peer.AddrInfo{ID: ha.ID(), Addrs: ha.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "attacker in A's topic", func() bool { return len(topic.ListPeers()) > 0 })
+	nodetest.WaitFor(t, 15*time.Second, "attacker in A's topic", func() bool { return len(topic.ListPeers()) > 0 })
 	return na, nb, evil, topic
 }

@@ -16,6 +16,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/chainsync"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
+	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/protocol/pb"
 )
@@ -23,7 +26,7 @@ import (
 // TestHostileLighterBranchBigBlocks is the attack of issue 11: a liar
 // whose status claims more work than it has serves a valid branch of 700
 // blocks of 64 KiB forking at the genesis, lighter than the node's chain
-// of 800 small blocks. The hold (syncHoldBytes, 32 MiB) fills after about
+// of 800 small blocks. The hold (chainsync.SyncHoldBytes, 32 MiB) fills after about
 // 511 of them; before the fix the rest were stored as a side branch (544
 // blocks, chain.db from 0.26 to 53 MB). Now none is stored (the file does
 // not grow by a byte), the data is dropped and only the hashes are kept
@@ -31,8 +34,8 @@ import (
 // less work than claimed, is banned.
 func TestHostileLighterBranchBigBlocks(t *testing.T) {
 	p := chain.TestNet()
-	s := newStore(t, p)
-	extend(t, s, 0, 800, "target")
+	s := nodetest.NewStore(t, p)
+	nodetest.Extend(t, s, 0, 800, "target")
 	n := hostileNode(t, s)
 	hp := newHonestPeer(t, n)
 	tip := s.Tip()
@@ -93,12 +96,12 @@ func TestHostileLighterBranchBigBlocks(t *testing.T) {
 	if after.Size() != fi.Size() {
 		t.Fatalf("chain.db grew from %d to %d bytes", fi.Size(), after.Size())
 	}
-	bound := int64(syncHoldBytes)
-	if peak := n.sync.heldPeak.Load(); peak > bound || peak < bound-int64(p.MaxDataSize+heldBlockOverhead) {
+	bound := int64(chainsync.SyncHoldBytes)
+	if peak := n.sync.HeldPeak(); peak > bound || peak < bound-int64(p.MaxDataSize+chainsync.HeldBlockOverhead) {
 		t.Fatalf("held at most %d bytes of the branch; want the hold filled, to at most %d", peak, bound)
 	}
 	t.Logf("700 blocks of 64 KiB: banned %v after connecting, none stored (chain.db %d bytes, unchanged); held at most %d bytes (bound %d); heap in use %d MiB before, %d MiB at its peak; honest slowest %v",
-		took.Round(time.Millisecond), after.Size(), n.sync.heldPeak.Load(), bound, base.HeapInuse>>20, peakHeap.Load()>>20, slowest.Round(time.Microsecond))
+		took.Round(time.Millisecond), after.Size(), n.sync.HeldPeak(), bound, base.HeapInuse>>20, peakHeap.Load()>>20, slowest.Round(time.Microsecond))
 }
 
 // pagedPeer is a peer serving a branch forking at the genesis in pages of
@@ -163,21 +166,21 @@ func pagedPeer(t *testing.T, p *chain.Params, claim *pb.Status, blocks, alt []ch
 // node adopts the branch; every block is stored once.
 func TestSyncHoldRefetch(t *testing.T) {
 	p := chain.TestNet()
-	s := newStore(t, p)
-	extend(t, s, 0, 20, "own")
+	s := nodetest.NewStore(t, p)
+	nodetest.Extend(t, s, 0, 20, "own")
 	n := hostileNode(t, s)
-	n.sync.holdBytes = 8 << 10
+	n.sync.SetHoldBytes(8 << 10)
 
-	src := newStore(t, p)
-	branch := extend(t, src, 0, 60, strings.Repeat("b", 2<<10))
+	src := nodetest.NewStore(t, p)
+	branch := nodetest.Extend(t, src, 0, 60, strings.Repeat("b", 2<<10))
 	var refetches atomic.Int32
 	peer := pagedPeer(t, p, claimStatus(src, src.Tip().Hash, src.Tip().Height, src.Tip().Work), branch, nil, false, 10, &refetches)
 	dialNode(t, peer.h, n)
-	waitFor(t, syncBanWithin, "the heavier branch adopted", func() bool {
-		pi, ok := n.peers.get(peer.h.ID())
+	nodetest.WaitFor(t, syncBanWithin, "the heavier branch adopted", func() bool {
+		pi, ok := n.peers.Get(peer.h.ID())
 		return s.Tip().Hash == src.Tip().Hash && ok && pi.LastSync != nil
 	})
-	pi, _ := n.peers.get(peer.h.ID())
+	pi, _ := n.peers.Get(peer.h.ID())
 	if pi.LastSync.Result != "adopted" || pi.LastSync.Blocks != len(branch) {
 		t.Fatalf("sync record %+v; want adopted, %d blocks stored", pi.LastSync, len(branch))
 	}
@@ -190,11 +193,11 @@ func TestSyncHoldRefetch(t *testing.T) {
 	if err := s.Verify(nil); err != nil {
 		t.Fatal(err)
 	}
-	if peak := n.sync.heldPeak.Load(); peak > 8<<10 {
+	if peak := n.sync.HeldPeak(); peak > 8<<10 {
 		t.Fatalf("held %d bytes at most, over the 8 KiB hold", peak)
 	}
 	t.Logf("adopted %d blocks in %v, %d refetch requests; held at most %d bytes", pi.LastSync.Blocks,
-		pi.LastSync.Duration.Round(time.Millisecond), refetches.Load(), n.sync.heldPeak.Load())
+		pi.LastSync.Duration.Round(time.Millisecond), refetches.Load(), n.sync.HeldPeak())
 }
 
 // TestSyncRefetchDiffers: a peer serves a heavier branch whose data the
@@ -209,21 +212,21 @@ func TestSyncRefetchDiffers(t *testing.T) {
 	}{{"other blocks", false}, {"no common ancestor", true}} {
 		t.Run(c.name, func(t *testing.T) {
 			p := chain.TestNet()
-			s := newStore(t, p)
-			extend(t, s, 0, 20, "own")
+			s := nodetest.NewStore(t, p)
+			nodetest.Extend(t, s, 0, 20, "own")
 			n := hostileNode(t, s)
-			n.sync.holdBytes = 8 << 10
+			n.sync.SetHoldBytes(8 << 10)
 			tip := s.Tip()
 
-			sa, sb := newStore(t, p), newStore(t, p)
-			a := extend(t, sa, 0, 40, strings.Repeat("a", 2<<10))
-			b := extend(t, sb, 0, 40, strings.Repeat("z", 2<<10))
+			sa, sb := nodetest.NewStore(t, p), nodetest.NewStore(t, p)
+			a := nodetest.Extend(t, sa, 0, 40, strings.Repeat("a", 2<<10))
+			b := nodetest.Extend(t, sb, 0, 40, strings.Repeat("z", 2<<10))
 			var refetches atomic.Int32
 			att := pagedPeer(t, p, claimStatus(sa, sa.Tip().Hash, sa.Tip().Height, sa.Tip().Work), a, b, c.gone, 10, &refetches)
 			dialNode(t, att.h, n)
-			var rec *SyncRecord
-			waitFor(t, syncBanWithin, "a sync attempt with the peer", func() bool {
-				pi, ok := n.peers.get(att.h.ID())
+			var rec *peering.SyncRecord
+			nodetest.WaitFor(t, syncBanWithin, "a sync attempt with the peer", func() bool {
+				pi, ok := n.peers.Get(att.h.ID())
 				rec = pi.LastSync
 				return ok && rec != nil
 			})
@@ -236,8 +239,8 @@ func TestSyncRefetchDiffers(t *testing.T) {
 					t.Fatalf("block %d of a branch stored", i+1)
 				}
 			}
-			if v := n.scores.get(att.h.ID(), time.Now()); v != 0 || n.peers.isBanned(att.h.ID()) {
-				t.Fatalf("score %v (banned %v) for a peer that may only have moved to another branch", v, n.peers.isBanned(att.h.ID()))
+			if v := n.scores.Get(att.h.ID(), time.Now()); v != 0 || n.peers.IsBanned(att.h.ID()) {
+				t.Fatalf("score %v (banned %v) for a peer that may only have moved to another branch", v, n.peers.IsBanned(att.h.ID()))
 			}
 			t.Logf("%s", rec.Result)
 		})

@@ -16,12 +16,14 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/api"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 )
 
 func TestHTTPAPI(t *testing.T) {
 	p := chain.TestNet()
-	s := newStore(t, p)
-	extend(t, s, 0, 5, "api")
+	s := nodetest.NewStore(t, p)
+	nodetest.Extend(t, s, 0, 5, "api")
 	_, nodes := mockNodes(t, s)
 	srv := httptest.NewServer(nodes[0].Handler())
 	defer srv.Close()
@@ -43,7 +45,7 @@ func TestHTTPAPI(t *testing.T) {
 		}
 	}
 
-	var st StatusJSON
+	var st api.StatusJSON
 	get("/status", 200, &st)
 	if st.Height != 5 || st.Tip != s.Tip().Hash.String() || st.Network != p.ID().String() || st.PeerID != nodes[0].ID().String() {
 		t.Fatalf("status %+v", st)
@@ -75,7 +77,7 @@ func TestHTTPAPI(t *testing.T) {
 	get("/blocks/nope", 400, nil)
 
 	// Submitting data: plain text and JSON, then its status.
-	post := func(body, ctype string, want int) EntryJSON {
+	post := func(body, ctype string, want int) api.EntryJSON {
 		t.Helper()
 		resp, err := http.Post(srv.URL+"/data", ctype, strings.NewReader(body))
 		if err != nil {
@@ -85,7 +87,7 @@ func TestHTTPAPI(t *testing.T) {
 		if resp.StatusCode != want {
 			t.Fatalf("POST /data %q: %s, want %d", body, resp.Status, want)
 		}
-		var e EntryJSON
+		var e api.EntryJSON
 		json.NewDecoder(resp.Body).Decode(&e)
 		return e
 	}
@@ -106,7 +108,7 @@ func TestHTTPAPI(t *testing.T) {
 	post("{\"data\":\"caf\xe9\"}", "application/json", 400)
 	post("", "text/plain", 400)
 	post(strings.Repeat("x", p.MaxDataSize+2048), "text/plain", 413)
-	var got EntryJSON
+	var got api.EntryJSON
 	get("/data/"+e.ID, 200, &got)
 	if got.Status != "pending" {
 		t.Fatalf("entry: %+v", got)
@@ -114,7 +116,7 @@ func TestHTTPAPI(t *testing.T) {
 	get("/data/"+chain.EntryID("never").String(), 404, nil)
 	get("/data/xyz", 400, nil)
 
-	var peers []PeerJSON
+	var peers []api.PeerJSON
 	get("/peers", 200, &peers)
 	if peers == nil {
 		t.Fatal("peers is null, want a list")
@@ -122,11 +124,11 @@ func TestHTTPAPI(t *testing.T) {
 }
 
 func TestSubmitRateLimited(t *testing.T) {
-	s := newStore(t, chain.TestNet())
+	s := nodetest.NewStore(t, chain.TestNet())
 	_, nodes := mockNodes(t, s)
 	// A small bucket that cannot refill during the burst, however slow
 	// the machine (the race detector makes each request slow).
-	nodes[0].submitLimit = rate.NewLimiter(rate.Every(time.Hour), 20)
+	nodes[0].api.SetSubmitLimit(rate.NewLimiter(rate.Every(time.Hour), 20))
 	srv := httptest.NewServer(nodes[0].Handler())
 	defer srv.Close()
 	limited := 0
@@ -146,16 +148,16 @@ func TestSubmitRateLimited(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	p := gossipParams(t)
-	sa, sb := newStore(t, p), newStore(t, p)
-	extend(t, sa, 0, 7, "metrics")
+	p := nodetest.GossipParams(t)
+	sa, sb := nodetest.NewStore(t, p), nodetest.NewStore(t, p)
+	nodetest.Extend(t, sa, 0, 7, "metrics")
 	_, nodes := mockNodes(t, sa, sb)
 	connect(t, nodes[1], nodes[0])
 	// The tip moves inside the store's commit; the sync's counters and its
 	// progress are updated after it, when the sync ends and records it.
-	waitFor(t, 15*time.Second, "the sync to end", func() bool {
-		pi, ok := nodes[1].peers.get(nodes[0].ID())
-		return sb.Tip().Hash == sa.Tip().Hash && ok && pi.LastSync != nil && !nodes[1].sync.progress().Syncing
+	nodetest.WaitFor(t, 15*time.Second, "the sync to end", func() bool {
+		pi, ok := nodes[1].peers.Get(nodes[0].ID())
+		return sb.Tip().Hash == sa.Tip().Hash && ok && pi.LastSync != nil && !nodes[1].sync.Progress().Syncing
 	})
 	srv := httptest.NewServer(nodes[1].Handler())
 	defer srv.Close()
@@ -187,7 +189,7 @@ func TestMetrics(t *testing.T) {
 // UTF-8: it is refused (400), not stored as U+FFFD, while a whole pair is
 // the character it encodes.
 func TestSubmitRefusesLoneSurrogate(t *testing.T) {
-	s := newStore(t, chain.TestNet())
+	s := nodetest.NewStore(t, chain.TestNet())
 	_, nodes := mockNodes(t, s)
 	n := nodes[0]
 	srv := httptest.NewServer(n.Handler())
@@ -213,7 +215,7 @@ func TestSubmitRefusesLoneSurrogate(t *testing.T) {
 		}
 	}
 	for _, text := range []string{"a\ufffdb", "\ufffd", "\ufffdA", "end\ufffd"} {
-		if n.pool.has(chain.EntryID(text)) {
+		if n.pool.Has(chain.EntryID(text)) {
 			t.Errorf("the pool holds %q, a lone surrogate read as U+FFFD", text)
 		}
 	}
@@ -223,24 +225,24 @@ func TestSubmitRefusesLoneSurrogate(t *testing.T) {
 		`{"data":"\\ud800"}`:        `\ud800`,
 		`{"data":"\ufffd as such"}`: "\ufffd as such",
 	} {
-		if code, msg := post(body); code != http.StatusAccepted || !n.pool.has(chain.EntryID(want)) {
+		if code, msg := post(body); code != http.StatusAccepted || !n.pool.Has(chain.EntryID(want)) {
 			t.Errorf("POST %s: %d %s; want 202 and %q pending", body, code, msg, want)
 		}
 	}
 }
 
-// TestHTTPSlowBodies holds httpMaxConns+20 connections to a node's API,
+// TestHTTPSlowBodies holds api.MaxConns+20 connections to a node's API,
 // each sending the headers of a POST /data and 10 bytes of its 1000-byte
-// body, then nothing: the API serves at most httpMaxConns of them at once
-// (the rest wait to be accepted), cuts each with 408 once httpReadTimeout
+// body, then nothing: the API serves at most api.MaxConns of them at once
+// (the rest wait to be accepted), cuts each with 408 once api.ReadTimeout
 // has passed since it began its request, and an honest submission made
 // while the rest wait is accepted.
 func TestHTTPSlowBodies(t *testing.T) {
 	if testing.Short() {
-		t.Skip("waits out httpReadTimeout twice (about 20 s)")
+		t.Skip("waits out ReadTimeout twice (about 20 s)")
 	}
 	t.Parallel()
-	s := newStore(t, chain.TestNet())
+	s := nodetest.NewStore(t, chain.TestNet())
 	n := startNodeWith(t, Config{Store: s, DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, HTTPAddr: "127.0.0.1:0"})
 	const extra = 20
 	var (
@@ -249,7 +251,7 @@ func TestHTTPSlowBodies(t *testing.T) {
 		first  string          // what the first one cut was answered
 	)
 	start := time.Now()
-	for i := 0; i < httpMaxConns+extra; i++ {
+	for i := 0; i < api.MaxConns+extra; i++ {
 		c, err := net.Dial("tcp", n.HTTPAddr())
 		if err != nil {
 			t.Fatal(err)
@@ -274,12 +276,12 @@ func TestHTTPSlowBodies(t *testing.T) {
 		return len(closed)
 	}
 
-	// By httpReadTimeout and a margin, the connections the API took are
+	// By api.ReadTimeout and a margin, the connections the API took are
 	// cut, and only they: the others are still waiting to be accepted.
-	time.Sleep(httpReadTimeout + 3*time.Second)
-	if got := cut(); got == 0 || got > httpMaxConns {
+	time.Sleep(api.ReadTimeout + 3*time.Second)
+	if got := cut(); got == 0 || got > api.MaxConns {
 		t.Fatalf("%d of %d slow connections cut %v after they began: want some (the read timeout), at most %d (the bound on open connections)",
-			got, httpMaxConns+extra, httpReadTimeout+3*time.Second, httpMaxConns)
+			got, api.MaxConns+extra, api.ReadTimeout+3*time.Second, api.MaxConns)
 	}
 	mu.Lock()
 	if first != "HTTP/1.1 408 Request Timeout" {
@@ -299,9 +301,9 @@ func TestHTTPSlowBodies(t *testing.T) {
 	}
 
 	// Those that waited are cut in their turn.
-	waitFor(t, httpReadTimeout+5*time.Second, "every slow connection cut", func() bool { return cut() == httpMaxConns+extra })
+	nodetest.WaitFor(t, api.ReadTimeout+5*time.Second, "every slow connection cut", func() bool { return cut() == api.MaxConns+extra })
 	mu.Lock()
 	defer mu.Unlock()
-	t.Logf("%d slow connections: the first %d cut at %v-%v, the last at %v", len(closed), httpMaxConns,
-		closed[0].Round(time.Millisecond), closed[httpMaxConns-1].Round(time.Millisecond), closed[len(closed)-1].Round(time.Millisecond))
+	t.Logf("%d slow connections: the first %d cut at %v-%v, the last at %v", len(closed), api.MaxConns,
+		closed[0].Round(time.Millisecond), closed[api.MaxConns-1].Round(time.Millisecond), closed[len(closed)-1].Round(time.Millisecond))
 }

@@ -13,6 +13,7 @@ import (
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/storage"
 )
 
@@ -89,26 +90,26 @@ func legacyNode(t testing.TB, s *storage.Store, peers ...string) *Node {
 // its chain when it has more work, block by block as it grows, and not
 // when it has less.
 func TestLegacyPeerAdoptsHeavierChain(t *testing.T) {
-	py := newStore(t, chain.TestNet())
-	extend(t, py, 0, 10, "python")
+	py := nodetest.NewStore(t, chain.TestNet())
+	nodetest.Extend(t, py, 0, 10, "python")
 	ls := newLegacyServer(t, bestChain(t, py))
 
-	s := newStore(t, chain.TestNet())
+	s := nodetest.NewStore(t, chain.TestNet())
 	legacyNode(t, s, ls.URL) // http://HOST:PORT: /blockchain.json is added
-	waitFor(t, 10*time.Second, "the Python chain adopted", func() bool { return s.Tip().Hash == py.Tip().Hash })
+	nodetest.WaitFor(t, 10*time.Second, "the Python chain adopted", func() bool { return s.Tip().Hash == py.Tip().Hash })
 
 	// The Python chain grows: the new blocks follow.
-	extend(t, py, 10, 3, "python")
+	nodetest.Extend(t, py, 10, 3, "python")
 	ls.set(t, bestChain(t, py))
-	waitFor(t, 10*time.Second, "the new Python blocks adopted", func() bool { return s.Tip().Hash == py.Tip().Hash })
+	nodetest.WaitFor(t, 10*time.Second, "the new Python blocks adopted", func() bool { return s.Tip().Hash == py.Tip().Hash })
 
 	// Our chain outgrows theirs on another branch: theirs is no longer
 	// taken, and its new blocks are not even stored.
-	ours := extend(t, s, 5, 20, "jbc")
-	rival := extend(t, py, 13, 2, "python")
+	ours := nodetest.Extend(t, s, 5, 20, "jbc")
+	rival := nodetest.Extend(t, py, 13, 2, "python")
 	ls.set(t, bestChain(t, py))
 	before := ls.gets.Load()
-	waitFor(t, 10*time.Second, "two more polls", func() bool { return ls.gets.Load() >= before+2 })
+	nodetest.WaitFor(t, 10*time.Second, "two more polls", func() bool { return ls.gets.Load() >= before+2 })
 	if s.Tip().Hash != ours[len(ours)-1].Hash {
 		t.Fatalf("tip %s, want ours %s", s.Tip().Hash.Short(), ours[len(ours)-1].Hash.Short())
 	}
@@ -123,18 +124,18 @@ func TestLegacyPeerAdoptsHeavierChain(t *testing.T) {
 // Python node at the block before it; a chain of another network, or a
 // redirect, is refused whole and nothing is stored.
 func TestLegacyPeerInvalidChain(t *testing.T) {
-	py := newStore(t, chain.TestNet())
-	blocks := extend(t, py, 0, 8, "python")
+	py := nodetest.NewStore(t, chain.TestNet())
+	blocks := nodetest.Extend(t, py, 0, 8, "python")
 	all := bestChain(t, py)
 	forged := append([]chain.Block(nil), all...)
 	forged[5].Data = "forged" // block 5's hash no longer matches
 	ls := newLegacyServer(t, forged)
 
-	s := newStore(t, chain.TestNet())
+	s := nodetest.NewStore(t, chain.TestNet())
 	legacyNode(t, s, ls.URL+"/blockchain.json")
-	waitFor(t, 10*time.Second, "the valid prefix adopted", func() bool { return s.Tip().Height == 4 })
+	nodetest.WaitFor(t, 10*time.Second, "the valid prefix adopted", func() bool { return s.Tip().Height == 4 })
 	before := ls.gets.Load()
-	waitFor(t, 10*time.Second, "two more polls", func() bool { return ls.gets.Load() >= before+2 })
+	nodetest.WaitFor(t, 10*time.Second, "two more polls", func() bool { return ls.gets.Load() >= before+2 })
 	if s.Tip().Hash != blocks[3].Hash || s.Has(blocks[5].Hash) || s.Has(forged[5].Hash) {
 		t.Fatalf("tip %d %s after a forged block 5", s.Tip().Height, s.Tip().Hash.Short())
 	}
@@ -144,12 +145,12 @@ func TestLegacyPeerInvalidChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	op := newStore(t, other)
-	extend(t, op, 0, 5, "other")
+	op := nodetest.NewStore(t, other)
+	nodetest.Extend(t, op, 0, 5, "other")
 	lo := newLegacyServer(t, bestChain(t, op))
-	s2 := newStore(t, chain.TestNet())
+	s2 := nodetest.NewStore(t, chain.TestNet())
 	legacyNode(t, s2, lo.URL)
-	waitFor(t, 10*time.Second, "two polls", func() bool { return lo.gets.Load() >= 2 })
+	nodetest.WaitFor(t, 10*time.Second, "two polls", func() bool { return lo.gets.Load() >= 2 })
 	if n, _ := s2.Count(); n != 1 {
 		t.Fatalf("a chain of another network left %d blocks", n)
 	}
@@ -164,40 +165,18 @@ func TestLegacyPeerInvalidChain(t *testing.T) {
 		http.Redirect(w, r, target.URL+"/blockchain.json", http.StatusFound)
 	}))
 	defer redir.Close()
-	s3 := newStore(t, chain.TestNet())
+	s3 := nodetest.NewStore(t, chain.TestNet())
 	legacyNode(t, s3, redir.URL)
-	waitFor(t, 10*time.Second, "two polls", func() bool { return redirects.Load() >= 2 })
+	nodetest.WaitFor(t, 10*time.Second, "two polls", func() bool { return redirects.Load() >= 2 })
 	if elsewhere.Load() != 0 {
 		t.Fatal("the node followed a legacy peer's redirect")
-	}
-}
-
-// TestLegacyPeerURLs: only http:// URLs are legacy peers.
-func TestLegacyPeerURLs(t *testing.T) {
-	for in, want := range map[string]string{
-		"http://127.0.0.1:5000":                 "http://127.0.0.1:5000/blockchain.json",
-		"http://127.0.0.1:5000/":                "http://127.0.0.1:5000/blockchain.json",
-		"http://127.0.0.1:5000/blockchain.json": "http://127.0.0.1:5000/blockchain.json",
-		"http://127.0.0.1:5000/chain?x=1":       "http://127.0.0.1:5000/chain?x=1",
-	} {
-		if got, err := LegacyChainURL(in); err != nil || got != want {
-			t.Errorf("LegacyChainURL(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"127.0.0.1:5000", "https://127.0.0.1:5000", "file:///etc/passwd", "http://u:p@127.0.0.1:5000", "http://", ""} {
-		if got, err := LegacyChainURL(in); err == nil {
-			t.Errorf("LegacyChainURL(%q) = %q, want an error", in, got)
-		}
-	}
-	if _, err := New(Config{Store: newStore(t, chain.TestNet()), DataDir: t.TempDir(), LegacyPeers: []string{"ftp://x"}}); err == nil || !strings.Contains(err.Error(), "--legacy-peer") {
-		t.Errorf("New with a bad legacy peer: %v", err)
 	}
 }
 
 // TestMinedFromPython: POST /mined takes a block a Python miner found, as
 // the original's nodes do, and refuses bad ones with the reason.
 func TestMinedFromPython(t *testing.T) {
-	s := newStore(t, chain.TestNet())
+	s := nodetest.NewStore(t, chain.TestNet())
 	n := legacyNode(t, s)
 	srv := httptest.NewServer(n.Handler())
 	defer srv.Close()
@@ -212,7 +191,7 @@ func TestMinedFromPython(t *testing.T) {
 		json.NewDecoder(resp.Body).Decode(&m)
 		return resp.StatusCode, m
 	}
-	next := mine(t, s, s.Tip().Hash, 2, "python")
+	next := nodetest.Mine(t, s, s.Tip().Hash, 2, "python")
 	js, _ := storage.EncodePythonFile(&next[0])
 	if code, m := post(js); code != http.StatusOK || m["received"] != true || s.Tip().Hash != next[0].Hash {
 		t.Fatalf("a valid block: %d %v, tip %d", code, m, s.Tip().Height)
@@ -226,7 +205,7 @@ func TestMinedFromPython(t *testing.T) {
 	if code, m := post(js); code != http.StatusBadRequest || m["received"] != false || !strings.Contains(m["error"].(string), "hash") {
 		t.Fatalf("a forged block: %d %v", code, m)
 	}
-	orphan := mine(t, s, next[0].Hash, 3, "python")[2]
+	orphan := nodetest.Mine(t, s, next[0].Hash, 3, "python")[2]
 	js, _ = storage.EncodePythonFile(&orphan)
 	if code, m := post(js); code != http.StatusConflict || m["received"] != false {
 		t.Fatalf("an orphan: %d %v", code, m)
@@ -236,5 +215,13 @@ func TestMinedFromPython(t *testing.T) {
 	}
 	if s.Tip().Hash != next[0].Hash {
 		t.Fatal("a refused block moved the tip")
+	}
+}
+
+// TestNewRefusesBadLegacyPeer: New refuses a --legacy-peer that is not an
+// http:// URL (chainsync.LegacyChainURL), naming the flag.
+func TestNewRefusesBadLegacyPeer(t *testing.T) {
+	if _, err := New(Config{Store: nodetest.NewStore(t, chain.TestNet()), DataDir: t.TempDir(), LegacyPeers: []string{"ftp://x"}}); err == nil || !strings.Contains(err.Error(), "--legacy-peer") {
+		t.Errorf("New with a bad legacy peer: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/storage"
 )
 
@@ -24,6 +25,7 @@ const (
 	viaGossip = "gossip"
 	viaMiner  = "miner"
 	viaOrphan = "orphan"
+	viaLegacy = "legacy"
 )
 
 // nodeMetrics holds the node's Prometheus metrics. Event counters are
@@ -89,7 +91,7 @@ func (m *nodeMetrics) observe(via string, blocks int, res storage.Result, err er
 	}
 }
 
-// admission counts an outcome of admission (admission.go).
+// admission counts an outcome of admission (package peering).
 func (m *nodeMetrics) admission(outcome string) { m.admitted.WithLabelValues(outcome).Inc() }
 
 // hashRate returns the miner's hashes per second over the last window,
@@ -148,8 +150,8 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descWork, prometheus.GaugeValue, work)
 	ch <- prometheus.MustNewConstMetric(descIndex, prometheus.GaugeValue, float64(n.store.IndexBytes()))
 
-	bySource := map[Source]int{SourceMDNS: 0, SourceDHT: 0, SourceBootstrap: 0, SourceDirect: 0, SourceInbound: 0}
-	for _, pi := range n.peers.list() {
+	bySource := map[peering.Source]int{peering.SourceMDNS: 0, peering.SourceDHT: 0, peering.SourceBootstrap: 0, peering.SourceDirect: 0, peering.SourceInbound: 0}
+	for _, pi := range n.peers.List() {
 		if n.host.Network().Connectedness(pi.ID) == network.Connected {
 			bySource[pi.Source]++
 		}
@@ -157,7 +159,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	for src, k := range bySource {
 		ch <- prometheus.MustNewConstMetric(descPeers, prometheus.GaugeValue, float64(k), string(src))
 	}
-	prog := n.sync.progress()
+	prog := n.sync.Progress()
 	syncing := 0.0
 	if prog.Syncing {
 		syncing = 1
@@ -166,13 +168,13 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSyncTgt, prometheus.GaugeValue, float64(prog.Target))
 	orphans := 0
 	if n.gossip != nil {
-		orphans = n.gossip.orphans.len()
-		ch <- prometheus.MustNewConstMetric(descGossipRes, prometheus.CounterValue, float64(n.gossip.accepted.Load()), "accepted")
-		ch <- prometheus.MustNewConstMetric(descGossipRes, prometheus.CounterValue, float64(n.gossip.rejected.Load()), "rejected")
-		ch <- prometheus.MustNewConstMetric(descGossipRes, prometheus.CounterValue, float64(n.gossip.ignored.Load()), "ignored")
+		orphans = n.gossip.Orphans().Len()
+		ch <- prometheus.MustNewConstMetric(descGossipRes, prometheus.CounterValue, float64(n.gossip.Accepted()), "accepted")
+		ch <- prometheus.MustNewConstMetric(descGossipRes, prometheus.CounterValue, float64(n.gossip.Rejected()), "rejected")
+		ch <- prometheus.MustNewConstMetric(descGossipRes, prometheus.CounterValue, float64(n.gossip.Ignored()), "ignored")
 	}
 	ch <- prometheus.MustNewConstMetric(descOrphans, prometheus.GaugeValue, float64(orphans))
-	ch <- prometheus.MustNewConstMetric(descPool, prometheus.GaugeValue, float64(n.pool.size()))
+	ch <- prometheus.MustNewConstMetric(descPool, prometheus.GaugeValue, float64(n.pool.Size()))
 	attempts := n.miner.Attempts()
 	ch <- prometheus.MustNewConstMetric(descHashes, prometheus.CounterValue, float64(attempts))
 	ch <- prometheus.MustNewConstMetric(descHashRate, prometheus.GaugeValue, n.metrics.hashRate(attempts, n.Mining()))
@@ -184,5 +186,5 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(st.TotalIn), p, "in")
 		ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(st.TotalOut), p, "out")
 	}
-	ch <- prometheus.MustNewConstMetric(descBanned, prometheus.GaugeValue, float64(n.peers.bannedCount()))
+	ch <- prometheus.MustNewConstMetric(descBanned, prometheus.GaugeValue, float64(n.peers.BannedCount()))
 }

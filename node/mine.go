@@ -2,10 +2,10 @@ package node
 
 import (
 	"context"
-	"errors"
-	"time"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/mining"
+	"github.com/jbc-project/jbc/storage"
 )
 
 // MinedBy returns the data a miner puts in a block when it has nothing else
@@ -22,7 +22,11 @@ func (n *Node) SetMining(on bool) {
 	case on && n.mineStop == nil && n.ctx != nil:
 		ctx, cancel := context.WithCancel(n.ctx)
 		n.mineStop = cancel
-		n.goRun(func(context.Context) { n.mineLoop(ctx) })
+		cfg := mining.Config{Store: n.store, Miner: n.miner, Pool: n.pool, Disk: n.disk, Tips: n.tips.Wait, Fallback: MinedBy(n),
+			Add:      func(b chain.Block) (storage.Result, error) { return n.addBlocksVia(viaMiner, []chain.Block{b}) },
+			Announce: n.gossip.AnnounceMined,
+			Logger:   n.rootLog}
+		n.goRun(func(context.Context) { mining.Run(ctx, cfg) })
 	case !on && n.mineStop != nil:
 		n.mineStop()
 		n.mineStop = nil
@@ -34,95 +38,6 @@ func (n *Node) Mining() bool {
 	n.mineMu.Lock()
 	defer n.mineMu.Unlock()
 	return n.mineStop != nil
-}
-
-// mineLoop mines on the best tip until ctx ends. Work on a template stops
-// as soon as the tip changes (a block from a peer, a sync), and mining
-// restarts on the new tip.
-func (n *Node) mineLoop(ctx context.Context) {
-	log := n.rootLog.With("component", "miner")
-	log.Info("mining", "threads", n.miner.Workers())
-	defer log.Info("mining stopped")
-	for ctx.Err() == nil {
-		if n.disk.paused(time.Now()) {
-			// Our store cannot take the block: wait rather than mine it
-			// again and again.
-			select {
-			case <-ctx.Done():
-			case <-time.After(syncTick):
-			}
-			continue
-		}
-		tipCh := n.tips.wait()
-		poolCh := n.pool.changed.wait()
-		localCh := n.pool.localAdded.wait()
-		fallback := MinedBy(n)
-		data := n.pool.blockData(n.store.Params().MaxDataSize, fallback)
-		tmpl, bits, err := n.store.Template(data)
-		if err != nil {
-			log.Error("template", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		// When the rules want a timestamp ahead of the clock and of the
-		// chain's newest, wait for the clock rather than run the chain's
-		// time ahead of it.
-		d, err := n.store.StampDelay(tmpl)
-		if err != nil {
-			log.Error("template", "err", err)
-			d = time.Second
-		}
-		if d > 0 {
-			log.Debug("chain time is ahead of the clock: waiting", "wait", d)
-			select {
-			case <-ctx.Done():
-			case <-tipCh:
-			case <-time.After(d):
-			}
-			continue
-		}
-		mctx, cancel := context.WithCancel(ctx)
-		// A new tip makes the work stale; new entries do too when the
-		// template carries none, and an entry submitted here always does
-		// (local entries are packed first), so that submitted data is mined
-		// in the next block.
-		if data != fallback {
-			poolCh = nil
-		}
-		go func() {
-			select {
-			case <-tipCh:
-				cancel()
-			case <-poolCh:
-				cancel()
-			case <-localCh:
-				cancel()
-			case <-mctx.Done():
-			}
-		}()
-		b, err := n.miner.Solve(mctx, tmpl, bits)
-		cancel()
-		if err != nil {
-			if !errors.Is(err, context.Canceled) {
-				log.Warn("mining", "err", err)
-			}
-			continue
-		}
-		res, err := n.addBlocksVia(viaMiner, []chain.Block{b})
-		if err != nil {
-			if !localStoreError(err) { // which n.disk has logged
-				log.Warn("mined block refused", "height", b.Index, "err", err)
-			}
-			continue
-		}
-		if res.Extended {
-			log.Info("mined block", "height", b.Index, "hash", b.Hash.Short(), "bits", bits, "entries", len(chain.UnpackEntries(b.Data)))
-			n.gossip.announceMined(b)
-		}
-	}
 }
 
 // HashAttempts returns the number of hashes the node's miner has tried.

@@ -4,9 +4,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/p2p/net/mock"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 )
 
 // TestMinerKeepsToClock runs a node's miner on TestNet, whose one-bit
@@ -17,7 +18,7 @@ import (
 // it stores is more than 2 s ahead of the clock (issue 12).
 func TestMinerKeepsToClock(t *testing.T) {
 	const blocks = 30
-	s := newStore(t, chain.TestNet())
+	s := nodetest.NewStore(t, chain.TestNet())
 	mn := mocknet.New()
 	t.Cleanup(func() { mn.Close() })
 	h, err := mn.GenPeer()
@@ -26,7 +27,7 @@ func TestMinerKeepsToClock(t *testing.T) {
 	}
 	n := startNodeWith(t, Config{Store: s, Host: h, Mine: true, MineThreads: 1})
 	var ahead time.Duration
-	waitFor(t, 30*time.Second, "30 blocks mined", func() bool {
+	nodetest.WaitFor(t, 30*time.Second, "30 blocks mined", func() bool {
 		tip := s.Tip()
 		ahead = max(ahead, time.Unix(tip.Time, 0).Sub(time.Now()))
 		return tip.Height >= blocks

@@ -8,15 +8,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/api"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
+	"github.com/jbc-project/jbc/node/peering"
 )
 
 // getPeers fetches GET /peers from n's API.
-func getPeers(t *testing.T, n *Node) []PeerJSON {
+func getPeers(t *testing.T, n *Node) []api.PeerJSON {
 	t.Helper()
 	srv := httptest.NewServer(n.Handler())
 	defer srv.Close()
@@ -25,14 +26,14 @@ func getPeers(t *testing.T, n *Node) []PeerJSON {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out []PeerJSON
+	var out []api.PeerJSON
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		t.Fatal(err)
 	}
 	return out
 }
 
-func findPeer(ps []PeerJSON, id string) *PeerJSON {
+func findPeer(ps []api.PeerJSON, id string) *api.PeerJSON {
 	for i := range ps {
 		if ps[i].ID == id {
 			return &ps[i]
@@ -49,20 +50,20 @@ func TestBansShown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sa, sb, sc := newStore(t, chain.TestNet()), newStore(t, chain.TestNet()), newStore(t, other)
+	sa, sb, sc := nodetest.NewStore(t, chain.TestNet()), nodetest.NewStore(t, chain.TestNet()), nodetest.NewStore(t, other)
 	_, nodes := mockNodes(t, sa, sb, sc)
 	a, liar, stranger := nodes[0], nodes[1], nodes[2]
 	connect(t, a, liar)
-	waitFor(t, 10*time.Second, "a status from the peer", func() bool {
-		pi, ok := a.peers.get(liar.ID())
+	nodetest.WaitFor(t, 10*time.Second, "a status from the peer", func() bool {
+		pi, ok := a.peers.Get(liar.ID())
 		return ok && pi.Status != nil
 	})
 
 	start := time.Now()
-	a.penalise(liar.ID(), MisInvalidBlock, "block 7: hash does not meet the difficulty")
+	a.scores.Penalise(liar.ID(), peering.MisInvalidBlock, "block 7: hash does not meet the difficulty")
 	connect(t, a, stranger)
-	waitFor(t, 15*time.Second, "the other network's peer banned and cut off", func() bool {
-		return a.peers.isBanned(stranger.ID()) && a.Host().Network().Connectedness(stranger.ID()) != network.Connected
+	nodetest.WaitFor(t, 15*time.Second, "the other network's peer banned and cut off", func() bool {
+		return a.peers.IsBanned(stranger.ID()) && a.Host().Network().Connectedness(stranger.ID()) != network.Connected
 	})
 
 	peers := getPeers(t, a)
@@ -71,8 +72,8 @@ func TestBansShown(t *testing.T) {
 		reason []string
 		d      time.Duration
 	}{
-		{liar.ID().String(), []string{"invalid-block", "block 7: hash does not meet the difficulty"}, misbehaviourBan},
-		{stranger.ID().String(), []string{"on another network (genesis " + other.ID().Short() + ")"}, banDuration},
+		{liar.ID().String(), []string{"invalid-block", "block 7: hash does not meet the difficulty"}, peering.MisbehaviourBan},
+		{stranger.ID().String(), []string{"on another network (genesis " + other.ID().Short() + ")"}, peering.BanDuration},
 	} {
 		p := findPeer(peers, c.id)
 		if p == nil {
@@ -110,7 +111,7 @@ func TestBansShown(t *testing.T) {
 		}
 	}
 
-	st, err := a.FirstState()
+	st, err := a.api.FirstState()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,74 +120,14 @@ func TestBansShown(t *testing.T) {
 	}
 }
 
-// TestBanReasonBounded: a long detail (an error quoting what a peer sent)
-// is cut, so a ban cannot grow every GET /peers.
-func TestBanReasonBounded(t *testing.T) {
-	ps := newPeerSet()
-	p := newPeerID(t)
-	ps.banFor(p, time.Minute, strings.Repeat("é", maxBanReason))
-	b := ps.bans()
-	if len(b) != 1 || len(b[0].Ban.Reason) > maxBanReason || !strings.HasSuffix(b[0].Ban.Reason, "...") {
-		t.Fatalf("reason of %d bytes: %q", len(b[0].Ban.Reason), b[0].Ban.Reason)
-	}
-	if !ps.isBanned(p) {
-		t.Fatal("not banned")
-	}
-}
-
-// TestSyncOutcome: the results of a sync sort into outcomes the dashboard
-// can show apart; finding no more work than ours is not a refusal.
-func TestSyncOutcome(t *testing.T) {
-	for result, want := range map[string]SyncOutcome{
-		"adopted":                       SyncAdopted,
-		resultNoMoreWork:                SyncNoMoreWork,
-		"refused: invalid block: x":     SyncRefused,
-		"refused: peer claimed work 9":  SyncRefused,
-		"failed: protocol: timeout":     SyncFailed,
-		"local error: disk full":        SyncFailed,
-		"stopped":                       SyncStopped,
-		"refused: blocks do not attach": SyncRefused,
-	} {
-		if got := outcomeOf(result); got != want {
-			t.Errorf("outcome of %q: %s, want %s", result, got, want)
-		}
-	}
-	_, nodes := mockNodes(t, newStore(t, chain.TestNet()), newStore(t, chain.TestNet()))
+// TestSyncOutcomeShown: GET /peers shows a peer's last sync with its
+// outcome (sorted in package peering, TestSyncOutcome).
+func TestSyncOutcomeShown(t *testing.T) {
+	_, nodes := mockNodes(t, nodetest.NewStore(t, chain.TestNet()), nodetest.NewStore(t, chain.TestNet()))
 	connect(t, nodes[0], nodes[1])
-	waitFor(t, 10*time.Second, "the peer known", func() bool { _, ok := nodes[0].peers.get(nodes[1].ID()); return ok })
-	nodes[0].peers.setSync(nodes[1].ID(), SyncRecord{At: time.Now(), Result: resultNoMoreWork})
-	if p := findPeer(getPeers(t, nodes[0]), nodes[1].ID().String()); p == nil || p.LastSync == nil || p.LastSync.Outcome != SyncNoMoreWork {
+	nodetest.WaitFor(t, 10*time.Second, "the peer known", func() bool { _, ok := nodes[0].peers.Get(nodes[1].ID()); return ok })
+	nodes[0].peers.SetSync(nodes[1].ID(), peering.SyncRecord{At: time.Now(), Result: peering.ResultNoMoreWork})
+	if p := findPeer(getPeers(t, nodes[0]), nodes[1].ID().String()); p == nil || p.LastSync == nil || p.LastSync.Outcome != peering.SyncNoMoreWork {
 		t.Fatalf("GET /peers: last sync %+v", p)
 	}
-}
-
-// TestBanEnds: a ban that has ended is listed no more, and its record is
-// dropped.
-func TestBanEnds(t *testing.T) {
-	ps := newPeerSet()
-	gone, kept := newPeerID(t), newPeerID(t)
-	ps.banFor(gone, time.Millisecond, "short")
-	ps.banFor(kept, time.Hour, "long")
-	time.Sleep(5 * time.Millisecond)
-	if b := ps.bans(); len(b) != 1 || b[0].ID != kept || b[0].Ban.Reason != "long" {
-		t.Fatalf("bans %+v, want only the one that has not ended", b)
-	}
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	if _, ok := ps.banned[gone]; ok {
-		t.Fatal("an ended ban is still kept")
-	}
-}
-
-func newPeerID(t *testing.T) peer.ID {
-	t.Helper()
-	_, pub, err := crypto.GenerateEd25519Key(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := peer.IDFromPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
 }

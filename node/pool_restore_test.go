@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 )
 
 // TestReorgRestoresOnlyAcceptableEntries: a reorg drops a block holding
@@ -13,10 +14,10 @@ import (
 // Only the good one goes back into the pool: the other would jam the
 // miner's packing, which stops at the first entry that does not fit.
 func TestReorgRestoresOnlyAcceptableEntries(t *testing.T) {
-	s := newStore(t, chain.TestNet())
+	s := nodetest.NewStore(t, chain.TestNet())
 	_, nodes := mockNodes(t, s)
 	n := nodes[0]
-	extend(t, s, 0, 2, "base")
+	nodetest.Extend(t, s, 0, 2, "base")
 	bad := strings.Repeat("<", s.Params().MaxDataSize/3)
 	const good = "a good entry"
 	if s.Params().CheckEntry(bad) == nil {
@@ -30,7 +31,7 @@ func TestReorgRestoresOnlyAcceptableEntries(t *testing.T) {
 	if got := chain.UnpackEntries(data); len(got) != 2 || got[0] != bad || got[1] != good {
 		t.Fatalf("test setup: block data unpacks to %d entries", len(got))
 	}
-	side := extend(t, s, 2, 1, data)
+	side := nodetest.Extend(t, s, 2, 1, data)
 	if s.Tip().Hash != side[0].Hash {
 		t.Fatal("test setup: the block with the entries is not the tip")
 	}
@@ -38,16 +39,16 @@ func TestReorgRestoresOnlyAcceptableEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	heavier := mine(t, s, fork, 2, "heavier")
+	heavier := nodetest.Mine(t, s, fork, 2, "heavier")
 	res, err := s.AddBlocks(heavier)
 	if err != nil || !res.Reorg {
 		t.Fatalf("reorg: %+v, %v", res, err)
 	}
 	n.updatePool(res)
-	if !n.pool.has(chain.EntryID(good)) {
+	if !n.pool.Has(chain.EntryID(good)) {
 		t.Fatal("the good entry of the dropped block was not restored")
 	}
-	if n.pool.has(chain.EntryID(bad)) {
+	if n.pool.Has(chain.EntryID(bad)) {
 		t.Fatal("an entry too big to pack was restored into the pool")
 	}
 }

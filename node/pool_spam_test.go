@@ -16,6 +16,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/gossip"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/protocol"
 )
 
@@ -50,7 +52,7 @@ func dataSpammer(t testing.TB, n *Node, ip string) (host.Host, *pubsub.Topic) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	topic, err := ps.Join(DataTopic(n.store.Params().ID()))
+	topic, err := ps.Join(gossip.DataTopic(n.store.Params().ID()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +68,7 @@ func dataSpammer(t testing.TB, n *Node, ip string) (host.Host, *pubsub.Topic) {
 	if _, err := c.Status(sctx, n.ID()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the node in the spammer's data topic", func() bool {
+	nodetest.WaitFor(t, 30*time.Second, "the node in the spammer's data topic", func() bool {
 		for _, p := range topic.ListPeers() {
 			if p == n.ID() {
 				return true
@@ -83,7 +85,7 @@ func dataSpammer(t testing.TB, n *Node, ip string) (host.Host, *pubsub.Topic) {
 // the HTTP API: it must be accepted (202) and mined in the node's next
 // block. No ID may hold more than its share of the pool: half of it for a
 // node's only peer, which it reaches within two seconds, and pays for
-// every entry it sends past it (MisPoolShare) until it is banned; an
+// every entry it sends past it (peering.MisPoolShare) until it is banned; an
 // eighth each for poolSpamIDs IDs, which they never reach sending 3
 // entries a second, so that the pool fills, and the entry submitted here
 // evicts the largest contributor's.
@@ -103,7 +105,7 @@ func poolSpam(t *testing.T, ids int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newStore(t, p)
+	s := nodetest.NewStore(t, p)
 	n := startNodeWith(t, Config{Store: s, DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Mine: true, MineThreads: 1})
 	api := httptest.NewServer(n.Handler())
 	defer api.Close()
@@ -151,20 +153,15 @@ func poolSpam(t *testing.T, ids int) {
 	go func() {
 		defer close(watchDone)
 		for time.Since(start) < poolSpamFor {
-			n.pool.mu.Lock()
-			for _, c := range n.pool.peers {
-				if int64(c.bytes) > maxShare.Load() {
-					maxShare.Store(int64(c.bytes))
-				}
+			if b := int64(n.pool.Stats().PeerBytes); b > maxShare.Load() {
+				maxShare.Store(b)
 			}
-			n.pool.mu.Unlock()
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
 	time.Sleep(poolSpamSubmit)
-	n.pool.mu.Lock()
-	poolBytes, evictedBefore := n.pool.bytes, n.pool.evicted
-	n.pool.mu.Unlock()
+	st := n.pool.Stats()
+	poolBytes, evictedBefore := st.Bytes, st.Evicted
 
 	entry := "an honest entry " + strings.Repeat("h", 2<<10)
 	resp, err := http.Post(api.URL+"/data", "text/plain", strings.NewReader(entry))
@@ -177,7 +174,7 @@ func poolSpam(t *testing.T, ids int) {
 		t.Fatalf("honest POST /data under spam: %s, want 202", resp.Status)
 	}
 	var mined uint64
-	waitFor(t, time.Minute, "the honest entry mined", func() bool {
+	nodetest.WaitFor(t, time.Minute, "the honest entry mined", func() bool {
 		_, height, found, err := s.EntryBlock(chain.EntryID(entry))
 		mined = height
 		return err == nil && found
@@ -190,15 +187,13 @@ func poolSpam(t *testing.T, ids int) {
 	wg.Wait()
 	<-watchDone
 
-	n.pool.mu.Lock()
-	evicted := n.pool.evicted - evictedBefore
-	n.pool.mu.Unlock()
-	if share := int64(MaxPoolBytes / min(poolShares, ids+1)); maxShare.Load() > share {
+	evicted := n.pool.Stats().Evicted - evictedBefore
+	if share := int64(gossip.MaxPoolBytes / min(gossip.PoolShares, ids+1)); maxShare.Load() > share {
 		t.Errorf("an ID held %d bytes of the pool, over its share of %d", maxShare.Load(), share)
 	}
 	banned := 0
 	for i := range sp {
-		if n.peers.isBanned(sp[i].h.ID()) {
+		if n.peers.IsBanned(sp[i].h.ID()) {
 			banned++
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/gossip"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/storage"
 )
 
@@ -48,14 +50,14 @@ func linkAndJoin(t testing.TB, mn mocknet.Mocknet, a, b *Node) {
 	}
 	connect(t, a, b)
 	inTopic := func(n *Node, p peer.ID) bool {
-		for _, q := range n.gossip.data.ListPeers() {
+		for _, q := range n.gossip.DataPeers() {
 			if q == p {
 				return true
 			}
 		}
 		return false
 	}
-	waitFor(t, 15*time.Second, "both in each other's data topic", func() bool {
+	nodetest.WaitFor(t, 15*time.Second, "both in each other's data topic", func() bool {
 		return inTopic(a, b.ID()) && inTopic(b, a.ID())
 	})
 }
@@ -79,77 +81,28 @@ func checkNoPenalties(t testing.TB, nodes ...*Node) {
 			if n == m {
 				continue
 			}
-			if v := n.scores.get(m.ID(), now); v != 0 {
+			if v := n.scores.Get(m.ID(), now); v != 0 {
 				t.Errorf("node %s penalised honest node %s: score %.0f", n.ID().ShortString(), m.ID().ShortString(), v)
 			}
-			if n.peers.isBanned(m.ID()) {
+			if n.peers.IsBanned(m.ID()) {
 				t.Errorf("node %s banned honest node %s", n.ID().ShortString(), m.ID().ShortString())
 			}
 		}
 	}
 }
 
-func TestReannounceWithinPeerLimits(t *testing.T) {
-	// An honest node must never be penalised for re-announcing, nor lose
-	// re-announcements to full queues: its bursts and its sustained rate
-	// stay well inside what each peer allows it (node/ratelimit.go),
-	// leaving room for new entries and relays, and its bursts well below
-	// GossipSub's per-peer queues (go-libp2p-pubsub's defaults: 32
-	// messages out, 32 waiting for validation), which drop what overflows.
-	const gossipSubQueue = 32
-	if reannounceBurst > gossipDataBurst/4 || reannounceBurst > gossipSubQueue/2 {
-		t.Errorf("reannounceBurst %d is over a quarter of a peer's burst allowance %d or half of GossipSub's queues %d", reannounceBurst, gossipDataBurst, gossipSubQueue)
-	}
-	if reannounceRate > gossipDataRate/2 {
-		t.Errorf("reannounceRate %d/s is over half of a peer's rate allowance %d/s", reannounceRate, gossipDataRate)
-	}
-	if maxReannounce <= 0 || reannounceRate <= 0 || reannounceBurst <= 0 || DefaultReannounceInterval <= 0 {
-		t.Error("re-announcement is off")
-	}
-}
-
-func TestPoolDueGoesRound(t *testing.T) {
-	p := newPool()
-	for _, e := range []string{"a", "b", "c", "d", "e"} {
-		if _, _, err := p.add(e); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t0 := time.Now().Add(time.Hour)
-	check := func(got []string, want ...string) {
-		t.Helper()
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("due %q, want %q", got, want)
-		}
-	}
-	// Least recently announced first, then oldest first: the rounds go
-	// round the whole pool, not over its oldest entries again and again.
-	check(p.due(t0, 2, t0), "a", "b")
-	check(p.due(t0, 2, t0.Add(time.Second)), "c", "d")
-	check(p.due(t0.Add(time.Second), 2, t0.Add(2*time.Second)), "e", "a")
-	// Only entries last announced at or before the cut-off are due.
-	check(p.due(t0, 10, t0.Add(3*time.Second)), "b")
-	// An entry a reorg restored is due first, and alone due in a round
-	// for restored entries (a zero cut-off).
-	p.remove([]string{"c"})
-	p.restore("c")
-	check(p.due(time.Time{}, 10, t0.Add(4*time.Second)), "c")
-	check(p.due(time.Time{}, 10, t0.Add(4*time.Second)))
-	check(p.due(t0.Add(time.Hour), 0, t0.Add(5*time.Second)))
-}
-
 func TestReannounceReachesLateJoiner(t *testing.T) {
 	t.Parallel()
 	const every = time.Second
-	p := gossipParams(t)
-	mn, nodes := reannounceNet(t, every, newStore(t, p), newStore(t, p), newStore(t, p))
+	p := nodetest.GossipParams(t)
+	mn, nodes := reannounceNet(t, every, nodetest.NewStore(t, p), nodetest.NewStore(t, p), nodetest.NewStore(t, p))
 	na, nb, nc := nodes[0], nodes[1], nodes[2]
 	linkAndJoin(t, mn, na, nb)
 	id, err := na.Submit(context.Background(), "pending before C came")
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "the entry gossiped to B", func() bool { return nb.pool.has(id) })
+	nodetest.WaitFor(t, 15*time.Second, "the entry gossiped to B", func() bool { return nb.pool.Has(id) })
 	waitGossipCachesExpire()
 	if e, err := nc.Entry(id); err != nil || e.Status != "unknown" {
 		t.Fatalf("C before joining: %+v, %v; want unknown", e, err)
@@ -157,12 +110,12 @@ func TestReannounceReachesLateJoiner(t *testing.T) {
 	// C joins by B only: it can learn the entry only from B, which got it
 	// by gossip (any holder re-announces, not only the node it was
 	// submitted to).
-	before := nb.gossip.reannounced.Load()
+	before := nb.gossip.Reannounced()
 	start := time.Now()
 	linkAndJoin(t, mn, nb, nc)
-	waitFor(t, 15*time.Second, "the late joiner to learn the pending entry", func() bool { return nc.pool.has(id) })
+	nodetest.WaitFor(t, 15*time.Second, "the late joiner to learn the pending entry", func() bool { return nc.pool.Has(id) })
 	t.Logf("C learned the entry %s after joining (interval %s)", time.Since(start).Round(time.Millisecond), every)
-	if nb.gossip.reannounced.Load() == before {
+	if nb.gossip.Reannounced() == before {
 		t.Fatal("C learned the entry, but B re-announced nothing")
 	}
 	if e, err := nc.Entry(id); err != nil || e.Status != "pending" {
@@ -176,20 +129,20 @@ func TestReorgReannouncesRestoredEntries(t *testing.T) {
 	// Periodic rounds never come in the test's time: only the
 	// announcement that follows the reorg can bring the entry to B.
 	const every = time.Hour
-	p := gossipParams(t)
-	sa, sb := newStore(t, p), newStore(t, p)
+	p := nodetest.GossipParams(t)
+	sa, sb := nodetest.NewStore(t, p), nodetest.NewStore(t, p)
 	// B holds a block of its own at height 1, as much work as A's below:
 	// neither syncs from the other, so B never sees A's block or entry.
-	fork := extend(t, sb, 0, 1, "B's side")
+	fork := nodetest.Extend(t, sb, 0, 1, "B's side")
 	mn, nodes := reannounceNet(t, every, sa, sb)
 	na, nb := nodes[0], nodes[1]
 	id, err := na.Submit(context.Background(), "mined on the losing branch")
 	if err != nil {
 		t.Fatal(err)
 	}
-	mineOn(t, na, na.pool.blockData(p.MaxDataSize, "none"))
-	if e, _ := na.Entry(id); e.Status != "mined" || na.pool.size() != 0 {
-		t.Fatalf("A after mining: %+v, pool %d", e, na.pool.size())
+	mineOn(t, na, na.pool.BlockData(p.MaxDataSize, "none"))
+	if e, _ := na.Entry(id); e.Status != "mined" || na.pool.Size() != 0 {
+		t.Fatalf("A after mining: %+v, pool %d", e, na.pool.Size())
 	}
 	waitGossipCachesExpire()
 	linkAndJoin(t, mn, na, nb)
@@ -198,7 +151,7 @@ func TestReorgReannouncesRestoredEntries(t *testing.T) {
 	}
 	// A heavier chain on B's branch reaches A: A's block is dropped and
 	// its entry goes back to A's pool.
-	heavier := append(fork, mine(t, sb, fork[0].Hash, 1, "heavier")...)
+	heavier := append(fork, nodetest.Mine(t, sb, fork[0].Hash, 1, "heavier")...)
 	res, err := na.addBlocks(heavier)
 	if err != nil || !res.Reorg {
 		t.Fatalf("A adding the heavier chain: %+v, %v; want a reorg", res, err)
@@ -207,7 +160,7 @@ func TestReorgReannouncesRestoredEntries(t *testing.T) {
 		t.Fatalf("A after the reorg: %+v, %v; want pending", e, err)
 	}
 	start := time.Now()
-	waitFor(t, 15*time.Second, "B to learn the entry the reorg restored", func() bool { return nb.pool.has(id) })
+	nodetest.WaitFor(t, 15*time.Second, "B to learn the entry the reorg restored", func() bool { return nb.pool.Has(id) })
 	t.Logf("B learned the entry %s after A's reorg", time.Since(start).Round(time.Millisecond))
 	if e, err := nb.Entry(id); err != nil || e.Status != "pending" {
 		t.Fatalf("B after A's reorg: %+v, %v; want pending", e, err)
@@ -221,9 +174,9 @@ func TestReannounceLargePoolBounded(t *testing.T) {
 	// every round, hundreds of messages a second, and C would penalise it
 	// for flooding.
 	const every = 200 * time.Millisecond
-	const entries = maxReannounce + 2*reannounceBurst
-	p := gossipParams(t)
-	mn, nodes := reannounceNet(t, every, newStore(t, p), newStore(t, p))
+	const entries = gossip.MaxReannounce + 2*gossip.ReannounceBurst
+	p := nodetest.GossipParams(t)
+	mn, nodes := reannounceNet(t, every, nodetest.NewStore(t, p), nodetest.NewStore(t, p))
 	na, nc := nodes[0], nodes[1]
 	ids := make([]chain.Hash, entries)
 	for i := range ids {
@@ -237,10 +190,10 @@ func TestReannounceLargePoolBounded(t *testing.T) {
 	start := time.Now()
 	linkAndJoin(t, mn, na, nc)
 	// More than one round's cap: every entry must come, not only the
-	// oldest maxReannounce again and again.
-	waitFor(t, 15*time.Second, "C to learn every pending entry", func() bool {
+	// oldest gossip.MaxReannounce again and again.
+	nodetest.WaitFor(t, 15*time.Second, "C to learn every pending entry", func() bool {
 		for _, id := range ids {
-			if !nc.pool.has(id) {
+			if !nc.pool.Has(id) {
 				return false
 			}
 		}
@@ -251,8 +204,8 @@ func TestReannounceLargePoolBounded(t *testing.T) {
 	// nobody was penalised.
 	time.Sleep(2 * time.Second)
 	elapsed := time.Since(start)
-	sent := na.gossip.reannounced.Load()
-	if limit := reannounceBurst + uint64(reannounceRate*elapsed.Seconds()) + 1; sent > limit {
+	sent := na.gossip.Reannounced()
+	if limit := gossip.ReannounceBurst + uint64(gossip.ReannounceRate*elapsed.Seconds()) + 1; sent > limit {
 		t.Errorf("A re-announced %d entries in %s, over its pace's %d", sent, elapsed.Round(time.Millisecond), limit)
 	}
 	t.Logf("A re-announced %d entries in %s", sent, elapsed.Round(time.Millisecond))

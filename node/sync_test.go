@@ -11,6 +11,8 @@ import (
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
 	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
+	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
 	"github.com/jbc-project/jbc/storage"
 )
@@ -26,18 +28,18 @@ func connect(t testing.TB, a, b *Node) {
 
 func TestSyncFromEmpty(t *testing.T) {
 	p := chain.TestNet()
-	sa, sb := newStore(t, p), newStore(t, p)
+	sa, sb := nodetest.NewStore(t, p), nodetest.NewStore(t, p)
 	// More than two pages, so paging with the continuation locator runs.
-	extend(t, sa, 0, 2*protocol.MaxBlocksPerPage+100, "a")
+	nodetest.Extend(t, sa, 0, 2*protocol.MaxBlocksPerPage+100, "a")
 	_, nodes := mockNodes(t, sa, sb)
 	connect(t, nodes[1], nodes[0])
-	waitFor(t, 10*time.Second, "B to reach A's tip", func() bool { return sb.Tip().Hash == sa.Tip().Hash })
+	nodetest.WaitFor(t, 10*time.Second, "B to reach A's tip", func() bool { return sb.Tip().Hash == sa.Tip().Hash })
 	if err := sb.Verify(nil); err != nil {
 		t.Fatal(err)
 	}
-	pi, ok := nodes[1].peers.get(nodes[0].ID())
-	waitFor(t, 15*time.Second, "sync record", func() bool {
-		pi, ok = nodes[1].peers.get(nodes[0].ID())
+	pi, ok := nodes[1].peers.Get(nodes[0].ID())
+	nodetest.WaitFor(t, 15*time.Second, "sync record", func() bool {
+		pi, ok = nodes[1].peers.Get(nodes[0].ID())
 		return ok && pi.LastSync != nil
 	})
 	if pi.LastSync.Result != "adopted" || pi.LastSync.Blocks != int(sa.Tip().Height) {
@@ -47,17 +49,17 @@ func TestSyncFromEmpty(t *testing.T) {
 
 func TestSyncReorgToMoreWork(t *testing.T) {
 	p := chain.TestNet()
-	sa, sb := newStore(t, p), newStore(t, p)
-	shared := extend(t, sa, 0, 50, "shared")
+	sa, sb := nodetest.NewStore(t, p), nodetest.NewStore(t, p)
+	shared := nodetest.Extend(t, sa, 0, 50, "shared")
 	if _, err := sb.AddBlocks(shared); err != nil {
 		t.Fatal(err)
 	}
-	extend(t, sa, 50, 30, "a")
-	extend(t, sb, 50, 10, "b")
+	nodetest.Extend(t, sa, 50, 30, "a")
+	nodetest.Extend(t, sb, 50, 10, "b")
 	bOld := sb.Tip()
 	_, nodes := mockNodes(t, sa, sb)
 	connect(t, nodes[0], nodes[1])
-	waitFor(t, 10*time.Second, "B to reorg to A's chain", func() bool { return sb.Tip().Hash == sa.Tip().Hash })
+	nodetest.WaitFor(t, 10*time.Second, "B to reorg to A's chain", func() bool { return sb.Tip().Hash == sa.Tip().Hash })
 	// A had more work and must not have moved.
 	if sa.Tip().Height != 80 {
 		t.Fatalf("A moved to height %d", sa.Tip().Height)
@@ -73,17 +75,17 @@ func TestSyncReorgToMoreWork(t *testing.T) {
 
 func TestIncrementalSyncFetchesOnlyMissing(t *testing.T) {
 	p := chain.TestNet()
-	sa, sb := newStore(t, p), newStore(t, p)
-	base := extend(t, sa, 0, 3000, "base")
+	sa, sb := nodetest.NewStore(t, p), nodetest.NewStore(t, p)
+	base := nodetest.Extend(t, sa, 0, 3000, "base")
 	if _, err := sb.AddBlocks(base); err != nil {
 		t.Fatal(err)
 	}
-	extend(t, sa, 3000, 10, "new")
+	nodetest.Extend(t, sa, 3000, 10, "new")
 	_, nodes := mockNodes(t, sa, sb)
 	connect(t, nodes[1], nodes[0])
-	var pi PeerInfo
-	waitFor(t, 15*time.Second, "B to catch up", func() bool {
-		pi, _ = nodes[1].peers.get(nodes[0].ID())
+	var pi peering.PeerInfo
+	nodetest.WaitFor(t, 15*time.Second, "B to catch up", func() bool {
+		pi, _ = nodes[1].peers.Get(nodes[0].ID())
 		return sb.Tip().Hash == sa.Tip().Hash && pi.LastSync != nil
 	})
 	if pi.LastSync.Blocks != 10 {
@@ -106,9 +108,9 @@ func (l liar) Tip() chain.Entry {
 
 func TestLyingPeerClaimsWork(t *testing.T) {
 	p := chain.TestNet()
-	sLiar, sb := newStore(t, p), newStore(t, p)
-	extend(t, sLiar, 0, 20, "liar")
-	extend(t, sb, 0, 40, "honest")
+	sLiar, sb := nodetest.NewStore(t, p), nodetest.NewStore(t, p)
+	nodetest.Extend(t, sLiar, 0, 20, "liar")
+	nodetest.Extend(t, sb, 0, 40, "honest")
 	bTip := sb.Tip()
 
 	mn := mocknet.New()
@@ -127,7 +129,7 @@ func TestLyingPeerClaimsWork(t *testing.T) {
 	}
 	// Its status names its real tip with work that tip does not have:
 	// once B has validated the blocks up to it, a provable lie.
-	waitFor(t, 10*time.Second, "the liar banned", func() bool { return nb.peers.isBanned(hl.ID()) })
+	nodetest.WaitFor(t, 10*time.Second, "the liar banned", func() bool { return nb.peers.IsBanned(hl.ID()) })
 	if sb.Tip() != bTip && sb.Tip().Hash != bTip.Hash {
 		t.Fatalf("B's tip moved to %s", sb.Tip().Hash.Short())
 	}
@@ -141,13 +143,13 @@ func TestGenesisMismatchDisconnects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sa, sb := newStore(t, chain.TestNet()), newStore(t, other)
+	sa, sb := nodetest.NewStore(t, chain.TestNet()), nodetest.NewStore(t, other)
 	_, nodes := mockNodes(t, sa, sb)
 	start := time.Now()
 	connect(t, nodes[0], nodes[1])
-	waitFor(t, 15*time.Second, "disconnect of the other network's peer", func() bool {
+	nodetest.WaitFor(t, 15*time.Second, "disconnect of the other network's peer", func() bool {
 		return nodes[0].Host().Network().Connectedness(nodes[1].ID()) != network.Connected &&
-			nodes[0].peers.isBanned(nodes[1].ID())
+			nodes[0].peers.IsBanned(nodes[1].ID())
 	})
 	t.Logf("disconnected after %s", time.Since(start))
 	// Not dialled again: the gater refuses our own dials to it. (mocknet
@@ -159,8 +161,8 @@ func TestGenesisMismatchDisconnects(t *testing.T) {
 
 func TestPeerDiesMidSync(t *testing.T) {
 	p := chain.TestNet()
-	sa, sb, sc := newStore(t, p), newStore(t, p), newStore(t, p)
-	blocks := extend(t, sa, 0, 8*protocol.MaxBlocksPerPage, "chain")
+	sa, sb, sc := nodetest.NewStore(t, p), nodetest.NewStore(t, p), nodetest.NewStore(t, p)
+	blocks := nodetest.Extend(t, sa, 0, 8*protocol.MaxBlocksPerPage, "chain")
 	if _, err := sc.AddBlocks(blocks); err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +178,7 @@ func TestPeerDiesMidSync(t *testing.T) {
 	nb := startNode(t, hb, sb)
 	nc := startNode(t, hc, sc)
 	connect(t, nb, na)
-	waitFor(t, 20*time.Second, "B to get some blocks from A", func() bool { return sb.Tip().Height >= protocol.MaxBlocksPerPage })
+	nodetest.WaitFor(t, 20*time.Second, "B to get some blocks from A", func() bool { return sb.Tip().Height >= protocol.MaxBlocksPerPage })
 	got := sb.Tip().Height
 	if got >= sa.Tip().Height {
 		t.Fatal("sync finished before A could die; raise the latency")
@@ -185,9 +187,9 @@ func TestPeerDiesMidSync(t *testing.T) {
 	connect(t, nb, nc)
 	// The sync record is written when the sync ends, just after the last
 	// page is stored.
-	var pi PeerInfo
-	waitFor(t, 30*time.Second, "B to finish from C", func() bool {
-		pi, _ = nb.peers.get(hc.ID())
+	var pi peering.PeerInfo
+	nodetest.WaitFor(t, 30*time.Second, "B to finish from C", func() bool {
+		pi, _ = nb.peers.Get(hc.ID())
 		return sb.Tip().Hash == sc.Tip().Hash && pi.LastSync != nil
 	})
 	if pi.LastSync == nil || pi.LastSync.Result != "adopted" {
@@ -199,30 +201,5 @@ func TestPeerDiesMidSync(t *testing.T) {
 	}
 	if err := sb.Verify(nil); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// TestSyncPauseEndsOnReconnect: a peer paused for slowness (a timeout, or
-// load) is asked again once it reconnects, as after a partition heals; one
-// paused for a fault stays paused until the pause ends.
-func TestSyncPauseEndsOnReconnect(t *testing.T) {
-	s := newSyncer(&Node{})
-	slow, faulty := peer.ID("slow"), peer.ID("faulty")
-	now := time.Now()
-	s.skip(slow, failedPeerPause, true)
-	s.skip(faulty, failedPeerPause, false)
-	if !s.skipped(slow, now) || !s.skipped(faulty, now) {
-		t.Fatal("peers not paused")
-	}
-	s.reconnected(slow)
-	s.reconnected(faulty)
-	if s.skipped(slow, now) {
-		t.Error("a peer paused for a timeout is still paused after reconnecting")
-	}
-	if !s.skipped(faulty, now) {
-		t.Error("a peer paused for a fault was forgiven by reconnecting")
-	}
-	if s.skipped(faulty, now.Add(failedPeerPause+time.Second)) {
-		t.Error("a pause outlived failedPeerPause")
 	}
 }

@@ -10,7 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/jbc-project/jbc/node"
+	"github.com/jbc-project/jbc/node/discovery"
+	"github.com/jbc-project/jbc/node/p2p"
 )
 
 // doctorTimeout bounds the wait for a running node's doctor report, which
@@ -50,7 +51,7 @@ offline: the interfaces and the addresses a node with the same flags would use.`
 				if err != nil {
 					return err
 				}
-				r.Problems = append([]node.Problem{{
+				r.Problems = append([]discovery.Problem{{
 					Problem: "No node answers at " + api + ", so only offline checks were made.",
 					Fix:     "Start the node (jbc node), or point --api at its HTTP API.",
 				}}, r.Problems...)
@@ -71,8 +72,8 @@ offline: the interfaces and the addresses a node with the same flags would use.`
 
 // fetchDoctor asks the node whose API is at base (a URL, see apiURL) for
 // its report.
-func fetchDoctor(base string) (node.Report, error) {
-	var r node.Report
+func fetchDoctor(base string) (discovery.Report, error) {
+	var r discovery.Report
 	client := &http.Client{Timeout: doctorTimeout}
 	resp, err := client.Get(base + "/doctor")
 	if err != nil {
@@ -89,36 +90,36 @@ func fetchDoctor(base string) (node.Report, error) {
 	return r, json.Unmarshal(body, &r)
 }
 
-func offlineDoctor(nf netFlags, mdns bool) (node.Report, error) {
-	listen, err := node.ParseAddrs(nf.listenAddrs())
+func offlineDoctor(nf netFlags, mdns bool) (discovery.Report, error) {
+	listen, err := p2p.ParseAddrs(nf.listenAddrs())
 	if err != nil {
-		return node.Report{}, usagef("--listen: %v", err)
+		return discovery.Report{}, usagef("--listen: %v", err)
 	}
-	announce, err := node.ParseAddrs(nf.announce)
+	announce, err := p2p.ParseAddrs(nf.announce)
 	if err != nil {
-		return node.Report{}, usagef("--announce: %v", err)
+		return discovery.Report{}, usagef("--announce: %v", err)
 	}
-	dialable, err := node.DialableAddrs(listen, announce)
+	dialable, err := p2p.DialableAddrs(listen, announce)
 	if err != nil {
-		return node.Report{}, err
+		return discovery.Report{}, err
 	}
-	r := node.Report{
-		Interfaces: node.CheckInterfaces(),
-		Listen:     node.CheckAddrs(listen),
-		Announce:   node.CheckAddrs(dialable),
+	r := discovery.Report{
+		Interfaces: discovery.CheckInterfaces(),
+		Listen:     discovery.CheckAddrs(listen),
+		Announce:   discovery.CheckAddrs(dialable),
 		MDNS:       mdns,
-		Bootstrap:  []node.PeerCheck{},
-		Peers:      []node.PeerCheck{},
-		Banned:     []node.BanCheck{},
+		Bootstrap:  []discovery.PeerCheck{},
+		Peers:      []discovery.PeerCheck{},
+		Banned:     []discovery.BanCheck{},
 	}
-	r.Problems, r.Notes = node.OfflineProblems(r.Interfaces, r.Listen, r.Announce, mdns, nil)
+	r.Problems, r.Notes = discovery.OfflineProblems(r.Interfaces, r.Listen, r.Announce, mdns, nil)
 	if r.Notes == nil {
 		r.Notes = []string{}
 	}
 	return r, nil
 }
 
-func printReport(a *app, r node.Report) {
+func printReport(a *app, r discovery.Report) {
 	a.printf("Interfaces\n")
 	for _, it := range r.Interfaces {
 		var flags []string

@@ -6,7 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jbc-project/jbc/node"
+	"github.com/jbc-project/jbc/node/discovery"
+	"github.com/jbc-project/jbc/node/peering"
 )
 
 // TestDoctorOffline runs jbc doctor with no node answering: it must say it
@@ -55,10 +56,10 @@ func TestDoctorLoopbackChosen(t *testing.T) {
 func TestDoctorPrintsBansAndCauses(t *testing.T) {
 	var buf strings.Builder
 	now := time.Now()
-	printReport(&app{stdout: &buf}, node.Report{
-		Bootstrap: []node.PeerCheck{{ID: "12D3KooWBoot", Source: node.SourceBootstrap,
+	printReport(&app{stdout: &buf}, discovery.Report{
+		Bootstrap: []discovery.PeerCheck{{ID: "12D3KooWBoot", Source: peering.SourceBootstrap,
 			Error: "/ip4/127.0.0.1/tcp/4801: dial tcp4 127.0.0.1:4801: connect: connection refused", ErrorAt: now.Add(-3 * time.Second)}},
-		Banned: []node.BanCheck{{ID: "12D3KooWBanned", Source: node.SourceDirect,
+		Banned: []discovery.BanCheck{{ID: "12D3KooWBanned", Source: peering.SourceDirect,
 			Reason: "on another network (genesis 727c5957421f)", Until: now.Add(time.Hour)}},
 		Notes: []string{"The node listens on loopback only."},
 	})

@@ -4,7 +4,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 
-	"github.com/jbc-project/jbc/node"
+	"github.com/jbc-project/jbc/node/p2p"
 )
 
 type idJSON struct {
@@ -24,7 +24,7 @@ if there is none) and the full multiaddrs a node started with the same
   jbc id --json | jq -r .peer_id`,
 		Args: noArgs,
 		RunE: func(*cobra.Command, []string) error {
-			key, err := node.LoadOrCreateKey(a.dataDir)
+			key, err := p2p.LoadOrCreateKey(a.dataDir)
 			if err != nil {
 				return err
 			}
@@ -32,20 +32,20 @@ if there is none) and the full multiaddrs a node started with the same
 			if err != nil {
 				return err
 			}
-			listen, err := node.ParseAddrs(nf.listenAddrs())
+			listen, err := p2p.ParseAddrs(nf.listenAddrs())
 			if err != nil {
 				return usagef("--listen: %v", err)
 			}
-			announce, err := node.ParseAddrs(nf.announce)
+			announce, err := p2p.ParseAddrs(nf.announce)
 			if err != nil {
 				return usagef("--announce: %v", err)
 			}
-			addrs, err := node.DialableAddrs(listen, announce)
+			addrs, err := p2p.DialableAddrs(listen, announce)
 			if err != nil {
 				return err
 			}
 			out := idJSON{PeerID: pid.String(), Addrs: []string{}}
-			for _, m := range node.FullAddrs(pid, addrs) {
+			for _, m := range p2p.FullAddrs(pid, addrs) {
 				out.Addrs = append(out.Addrs, m.String())
 			}
 			if a.json {

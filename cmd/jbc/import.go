@@ -8,22 +8,22 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/jbc-project/jbc/chain"
-	"github.com/jbc-project/jbc/node"
+	"github.com/jbc-project/jbc/node/chainsync"
 	"github.com/jbc-project/jbc/storage"
 )
 
 // importURL fetches the chain a Python node serves at rawURL, whole, then
 // imports it as a chaindata directory is imported.
 func (a *app) importURL(ctx context.Context, rawURL string, cfg storage.PythonImport) (storage.ImportResult, error) {
-	u, err := node.LegacyChainURL(rawURL)
+	u, err := chainsync.LegacyChainURL(rawURL)
 	if err != nil {
 		return storage.ImportResult{}, usagef("--from: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, node.LegacyFetchTimeout)
+	ctx, cancel := context.WithTimeout(ctx, chainsync.LegacyFetchTimeout)
 	defer cancel()
 	var blocks []chain.Block
 	p := a.newProgress("fetching", -1)
-	err = node.FetchLegacyChain(ctx, u, func(b chain.Block) error {
+	err = chainsync.FetchLegacyChain(ctx, u, func(b chain.Block) error {
 		blocks = append(blocks, b)
 		p.set(int64(len(blocks)))
 		return nil
@@ -31,7 +31,7 @@ func (a *app) importURL(ctx context.Context, rawURL string, cfg storage.PythonIm
 	p.finish()
 	if err != nil {
 		if ctx.Err() == context.DeadlineExceeded {
-			err = fmt.Errorf("%w (the fetch may take at most %s)", err, node.LegacyFetchTimeout)
+			err = fmt.Errorf("%w (the fetch may take at most %s)", err, chainsync.LegacyFetchTimeout)
 		}
 		return storage.ImportResult{}, fmt.Errorf("import: %w", err)
 	}
@@ -77,7 +77,7 @@ are kept rather than replaced by the "imported" ones.`,
 				return usagef("--from is required")
 			}
 			if strings.Contains(from, "://") {
-				if _, err := node.LegacyChainURL(from); err != nil {
+				if _, err := chainsync.LegacyChainURL(from); err != nil {
 					return usagef("--from: %v", err)
 				}
 			}

@@ -20,14 +20,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jbc-project/jbc/node"
+	nodeapi "github.com/jbc-project/jbc/node/api"
+	"github.com/jbc-project/jbc/node/discovery"
 )
 
 // The tests in this file follow a newcomer's first hour (issue 13): the
 // commands' arguments, messages and exit statuses.
 
 // fakeAPI is a node's HTTP API as far as status, submit and doctor use it.
-func fakeAPI(t *testing.T, st node.StatusJSON) (*httptest.Server, *atomic.Int32) {
+func fakeAPI(t *testing.T, st nodeapi.StatusJSON) (*httptest.Server, *atomic.Int32) {
 	t.Helper()
 	var hits atomic.Int32
 	mux := http.NewServeMux()
@@ -38,11 +39,11 @@ func fakeAPI(t *testing.T, st node.StatusJSON) (*httptest.Server, *atomic.Int32)
 	mux.HandleFunc("POST /data", func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		w.WriteHeader(http.StatusAccepted)
-		json.NewEncoder(w).Encode(node.EntryJSON{ID: strings.Repeat("ab", 32), Status: "pending"})
+		json.NewEncoder(w).Encode(nodeapi.EntryJSON{ID: strings.Repeat("ab", 32), Status: "pending"})
 	})
 	mux.HandleFunc("GET /doctor", func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
-		json.NewEncoder(w).Encode(node.Report{})
+		json.NewEncoder(w).Encode(discovery.Report{})
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -52,7 +53,7 @@ func fakeAPI(t *testing.T, st node.StatusJSON) (*httptest.Server, *atomic.Int32)
 // TestAPIFlagTakesURLs: --api takes HOST:PORT and http:// URLs alike, on
 // every command that has it; other forms are usage errors.
 func TestAPIFlagTakesURLs(t *testing.T) {
-	srv, hits := fakeAPI(t, node.StatusJSON{Network: "n", Tip: "t", TotalWork: "1"})
+	srv, hits := fakeAPI(t, nodeapi.StatusJSON{Network: "n", Tip: "t", TotalWork: "1"})
 	hostport := strings.TrimPrefix(srv.URL, "http://")
 	for _, api := range []string{hostport, srv.URL, srv.URL + "/", "  " + srv.URL + " "} {
 		for _, args := range [][]string{{"status"}, {"submit", "hello"}, {"doctor"}} {
@@ -73,7 +74,7 @@ func TestAPIFlagTakesURLs(t *testing.T) {
 // TestStatusTextShowsMining: the text status has the fields the README
 // lists: mining, hash rate and pending entries.
 func TestStatusTextShowsMining(t *testing.T) {
-	srv, _ := fakeAPI(t, node.StatusJSON{Network: "n", Tip: "t", TotalWork: "1", Mining: true, HashRate: 2.5e6, Pending: 7})
+	srv, _ := fakeAPI(t, nodeapi.StatusJSON{Network: "n", Tip: "t", TotalWork: "1", Mining: true, HashRate: 2.5e6, Pending: 7})
 	out := mustJBC(t, "status", "--api", strings.TrimPrefix(srv.URL, "http://"))
 	for _, want := range []string{"mining      on\n", "hash rate   2.50 MH/s\n", "pending     7\n"} {
 		if !strings.Contains(out, want) {

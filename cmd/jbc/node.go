@@ -14,6 +14,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/jbc-project/jbc/node"
+	nodeapi "github.com/jbc-project/jbc/node/api"
+	"github.com/jbc-project/jbc/node/chainsync"
+	"github.com/jbc-project/jbc/node/p2p"
 )
 
 // bootstrapEnv names the environment variable holding bootstrap multiaddrs,
@@ -27,7 +30,7 @@ type netFlags struct {
 }
 
 func (f *netFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringArrayVar(&f.listen, "listen", nil, fmt.Sprintf("multiaddr to listen on (repeatable; default TCP and QUIC on port %d, all interfaces)", node.DefaultPort))
+	cmd.Flags().StringArrayVar(&f.listen, "listen", nil, fmt.Sprintf("multiaddr to listen on (repeatable; default TCP and QUIC on port %d, all interfaces)", p2p.DefaultPort))
 	cmd.Flags().StringArrayVar(&f.announce, "announce", nil, "multiaddr to advertise instead of the listen addresses (repeatable; for docker or NAT)")
 }
 
@@ -35,15 +38,15 @@ func (f *netFlags) register(cmd *cobra.Command) {
 // peerFlags (flag name to values), peers' full multiaddrs, as usage errors
 // naming the flag.
 func checkAddrFlags(nf netFlags, peerFlags map[string][]string) error {
-	if _, err := node.ParseAddrs(nf.listenAddrs()); err != nil {
+	if _, err := p2p.ParseAddrs(nf.listenAddrs()); err != nil {
 		return usagef("--listen: %v", err)
 	}
-	if _, err := node.ParseAddrs(nf.announce); err != nil {
+	if _, err := p2p.ParseAddrs(nf.announce); err != nil {
 		return usagef("--announce: %v", err)
 	}
 	for _, name := range slices.Sorted(maps.Keys(peerFlags)) {
 		for _, s := range peerFlags[name] {
-			if _, err := node.ParsePeerAddr(s); err != nil {
+			if _, err := p2p.ParsePeerAddr(s); err != nil {
 				return usagef("%s: %v", name, err)
 			}
 		}
@@ -53,7 +56,7 @@ func checkAddrFlags(nf netFlags, peerFlags map[string][]string) error {
 
 func (f *netFlags) listenAddrs() []string {
 	if len(f.listen) == 0 {
-		return node.DefaultListenAddrs()
+		return p2p.DefaultListenAddrs()
 	}
 	return f.listen
 }
@@ -78,7 +81,7 @@ func newNodeCmd(a *app) *cobra.Command {
 		Use:   "node",
 		Short: "Run a node: find peers, sync the best chain, serve it, optionally mine",
 		Long: `node runs a jbc node on the chain in the data directory. It listens with
-libp2p on TCP and QUIC (port ` + fmt.Sprint(node.DefaultPort) + ` by default), finds peers by mDNS on the LAN
+libp2p on TCP and QUIC (port ` + fmt.Sprint(p2p.DefaultPort) + ` by default), finds peers by mDNS on the LAN
 and through the Kademlia DHT from --bootstrap multiaddrs, syncs the chain with
 the most work from them, and serves its own. No public peers are built in:
 with no --bootstrap, --peer or mDNS the node waits for peers to dial it.
@@ -110,8 +113,8 @@ other nodes pass to --bootstrap or --peer.`,
 			if !strings.HasPrefix(dhtPrefix, "/") {
 				return usagef("--dht-prefix %q must start with /", dhtPrefix)
 			}
-			listen, _ := node.ParseAddrs(nf.listenAddrs()) // checked above
-			if err := node.CheckListenAddrs(listen); err != nil {
+			listen, _ := p2p.ParseAddrs(nf.listenAddrs()) // checked above
+			if err := p2p.CheckListenAddrs(listen); err != nil {
 				return err
 			}
 			if threads < 0 {
@@ -121,13 +124,13 @@ other nodes pass to --bootstrap or --peer.`,
 				return usagef("--legacy-poll %s: want a positive duration", legacyPoll)
 			}
 			for _, u := range legacyPeers {
-				if _, err := node.LegacyChainURL(u); err != nil {
+				if _, err := chainsync.LegacyChainURL(u); err != nil {
 					return usagef("--legacy-peer: %v", err)
 				}
 			}
 			if httpAddr != "" {
 				if _, _, err := net.SplitHostPort(httpAddr); err != nil {
-					return usagef("--http %q: want HOST:PORT, like %s (or \"\" for no API)", httpAddr, node.DefaultHTTPAddr)
+					return usagef("--http %q: want HOST:PORT, like %s (or \"\" for no API)", httpAddr, nodeapi.DefaultHTTPAddr)
 				}
 				// Taken (another node's API, say): said now, before the
 				// chain and key are written, not once the node starts.
@@ -196,13 +199,13 @@ other nodes pass to --bootstrap or --peer.`,
 	f.StringArrayVar(&bootstrap, "bootstrap", nil, "DHT bootstrap peer multiaddr ending in /p2p/<id> (repeatable; env "+bootstrapEnv+", comma-separated)")
 	f.StringArrayVar(&peers, "peer", nil, "peer multiaddr ending in /p2p/<id> to dial directly and keep connected (repeatable)")
 	f.StringArrayVar(&legacyPeers, "legacy-peer", nil, "http:// URL of a Python JackBlockChain node to follow: its /blockchain.json is polled and a chain with more work adopted (repeatable)")
-	f.DurationVar(&legacyPoll, "legacy-poll", node.DefaultLegacyPollInterval, "how often each --legacy-peer's chain is fetched (each fetch costs a Python node a read of its whole chain)")
+	f.DurationVar(&legacyPoll, "legacy-poll", chainsync.DefaultLegacyPollInterval, "how often each --legacy-peer's chain is fetched (each fetch costs a Python node a read of its whole chain)")
 	f.BoolVar(&noMDNS, "no-mdns", false, "turn off mDNS discovery on the LAN")
 	f.BoolVar(&noDHT, "no-dht", false, "turn off the Kademlia DHT")
-	f.StringVar(&dhtPrefix, "dht-prefix", node.DefaultDHTPrefix, "DHT protocol prefix (/ipfs to meet over an IPFS DHT)")
+	f.StringVar(&dhtPrefix, "dht-prefix", p2p.DefaultDHTPrefix, "DHT protocol prefix (/ipfs to meet over an IPFS DHT)")
 	f.BoolVar(&mine, "mine", false, "mine on the best tip, restarting whenever it changes")
 	f.IntVar(&threads, "threads", 0, "mining goroutines (0: one per CPU)")
-	f.StringVar(&httpAddr, "http", node.DefaultHTTPAddr, `HTTP API listen address ("" to disable)`)
+	f.StringVar(&httpAddr, "http", nodeapi.DefaultHTTPAddr, `HTTP API listen address ("" to disable)`)
 	return cmd
 }
 

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/jbc-project/jbc/chain"
-	"github.com/jbc-project/jbc/node"
+	nodeapi "github.com/jbc-project/jbc/node/api"
 	"github.com/jbc-project/jbc/storage"
 )
 
@@ -91,7 +91,7 @@ func (a *app) runningNode(inUse error) (*nodeAPI, error) {
 		return nil, fmt.Errorf("%w, and %s is not what a node writes: %v", inUse, path, err)
 	}
 	c := &nodeAPI{base: info.API, client: &http.Client{Transport: &http.Transport{Proxy: nil, ResponseHeaderTimeout: runningTimeout}}}
-	var st node.StatusJSON
+	var st nodeapi.StatusJSON
 	if err := c.getJSON("/status", &st); err != nil {
 		return nil, fmt.Errorf("%w; the node that wrote %s does not answer at %s (%v): stop the process holding the chain file, or start jbc node again", inUse, path, info.API, err)
 	}
@@ -126,8 +126,8 @@ func (c *nodeAPI) getJSON(path string, v any) error {
 }
 
 // chain returns the node's network and best chain summary.
-func (c *nodeAPI) chain() (node.ChainJSON, error) {
-	var cj node.ChainJSON
+func (c *nodeAPI) chain() (nodeapi.ChainJSON, error) {
+	var cj nodeapi.ChainJSON
 	if err := c.getJSON("/chain", &cj); err != nil {
 		return cj, fmt.Errorf("the running node at %s: %w", c.base, err)
 	}
@@ -185,7 +185,7 @@ func (r storeReader) forEach(from, to uint64, fn func(*chain.Block) error) error
 
 type apiReader struct {
 	api *nodeAPI
-	cj  node.ChainJSON
+	cj  nodeapi.ChainJSON
 }
 
 func (r apiReader) params() *chain.Params { return r.cj.Params }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/jbc-project/jbc/node"
+	nodeapi "github.com/jbc-project/jbc/node/api"
 )
 
 // apiEnv names the environment variable giving the default --api of the
@@ -25,7 +25,7 @@ func defaultAPI() string {
 	if v := os.Getenv(apiEnv); v != "" {
 		return v
 	}
-	return node.DefaultHTTPAddr
+	return nodeapi.DefaultHTTPAddr
 }
 
 // apiURL turns an --api value into the base URL of a node's HTTP API. It
@@ -40,13 +40,13 @@ func apiURL(api string) (string, error) {
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return "", usagef("--api %q: want HOST:PORT or http://HOST:PORT, like %s", api, node.DefaultHTTPAddr)
+		return "", usagef("--api %q: want HOST:PORT or http://HOST:PORT, like %s", api, nodeapi.DefaultHTTPAddr)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return "", usagef("--api %q: the node's API speaks http, not %s: want HOST:PORT or http://HOST:PORT", api, u.Scheme)
 	}
 	if u.Host == "" || u.Port() == "" && !strings.Contains(api, "://") {
-		return "", usagef("--api %q: want HOST:PORT or http://HOST:PORT, like %s", api, node.DefaultHTTPAddr)
+		return "", usagef("--api %q: want HOST:PORT or http://HOST:PORT, like %s", api, nodeapi.DefaultHTTPAddr)
 	}
 	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return "", usagef("--api %q: give the node's address only, without a path: HOST:PORT or http://HOST:PORT", api)
@@ -89,7 +89,7 @@ It exits non-zero if the node does not answer, so it serves as a health check.`,
 			if resp.StatusCode != http.StatusOK {
 				return fmt.Errorf("node at %s: %s", api, resp.Status)
 			}
-			var st node.StatusJSON
+			var st nodeapi.StatusJSON
 			if err := json.Unmarshal(body, &st); err != nil {
 				return fmt.Errorf("node at %s: bad status: %w", api, err)
 			}

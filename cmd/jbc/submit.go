@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/jbc-project/jbc/node"
+	nodeapi "github.com/jbc-project/jbc/node/api"
 )
 
 func newSubmitCmd(a *app) *cobra.Command {
@@ -44,7 +44,7 @@ API tells whether it is still pending or in which block it landed.`,
 				json.Unmarshal(body, &e)
 				return fmt.Errorf("node refused the entry: %s: %s", resp.Status, e.Error)
 			}
-			var e node.EntryJSON
+			var e nodeapi.EntryJSON
 			if err := json.Unmarshal(body, &e); err != nil {
 				return fmt.Errorf("node at %s: bad answer: %w", api, err)
 			}

@@ -1,0 +1,313 @@
+package chainsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
+
+	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/disk"
+	"github.com/jbc-project/jbc/node/peering"
+	"github.com/jbc-project/jbc/protocol"
+	"github.com/jbc-project/jbc/storage"
+)
+
+// fetched is one answer to a GetBlocks request, handed from the fetcher
+// to the syncer.
+type fetched struct {
+	page protocol.Page
+	err  error
+}
+
+// fetch asks p for pages of its best chain, the first after the last block
+// of ours that locator names, each next one after the last block of the
+// page before, and sends each answer (or the error ending the fetch) on
+// out. It closes out when p has sent its tip, sent an empty page or failed,
+// or when ctx is done. pace spaces the requests (syncPageRate), shared
+// with a refetch.
+func (s *Syncer) fetch(ctx context.Context, p peer.ID, base []chain.Hash, pace *rate.Limiter, out chan<- fetched) {
+	defer close(out)
+	locator := base
+	for {
+		if pace.Wait(ctx) != nil {
+			return
+		}
+		page, err := s.cfg.Client.GetBlocks(ctx, p, locator, protocol.MaxBlocksPerPage)
+		select {
+		case out <- fetched{page, err}:
+		case <-ctx.Done():
+			return
+		}
+		if err != nil || len(page.Blocks) == 0 {
+			return
+		}
+		last := page.Blocks[len(page.Blocks)-1]
+		if last.Index >= page.ServerHeight {
+			return
+		}
+		// Continue from the last block received: it is on the peer's best
+		// chain even while it is only a side branch of ours. Our own
+		// locator follows in case the peer reorganised meanwhile.
+		locator = append([]chain.Hash{last.Hash}, base...)
+		if len(locator) > protocol.MaxLocatorLen {
+			locator = locator[:protocol.MaxLocatorLen]
+		}
+	}
+}
+
+// syncFrom fetches from p, page by page, the blocks after the last one we
+// share, storing them once validated; pages are fetched ahead while earlier
+// ones are stored (see fetch). The store makes the branch best only when its
+// validated work exceeds ours: p's claimed work decides only whom we ask.
+// Blocks of a branch that forks from ours are held in memory until they
+// outweigh our chain (branchHold), so a branch with less work than claimed
+// is not stored. A peer that fails, stalls, sends an invalid block or turns
+// out to have less work than it claimed is skipped for failedPeerPause;
+// valid blocks it sent that extended our chain, or outweighed it, are kept.
+func (s *Syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Status) {
+	log := s.log.With("peer", p)
+	start := time.Now()
+	tipBefore := s.cfg.Store.Tip()
+	rec := peering.SyncRecord{At: start}
+	pauseFor, slow := failedPeerPause, false
+	level := slog.LevelInfo
+	finish := func(result string, fail bool) {
+		rec.Duration = time.Since(start)
+		rec.Result = result
+		s.cfg.Peers.SetSync(p, rec)
+		s.setProgress(Progress{})
+		if fail {
+			s.skip(p, pauseFor, slow)
+		}
+		log.Log(context.Background(), level, "sync", "blocks", rec.Blocks, "bytes", rec.Bytes, "time", rec.Duration.Round(time.Millisecond), "result", result,
+			"height", s.cfg.Store.Tip().Height)
+	}
+
+	base, err := s.cfg.Store.Locator(protocol.MaxLocatorLen)
+	if err != nil {
+		s.cfg.Disk.Failed(err)
+		level = slog.LevelDebug // the store's failure is logged once, at ERROR
+		finish("local error: "+err.Error(), false)
+		return
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	pages := make(chan fetched, SyncAhead)
+	pace := rate.NewLimiter(syncPageRate, 1)
+	go s.fetch(fctx, p, base, pace, pages)
+	defer func() {
+		cancel()
+		for range pages { // wait for the fetcher to end
+		}
+	}()
+
+	lastLog := start
+	target := claimed.Height
+	var (
+		batch   []chain.Block
+		carry   *fetched // a page that did not link to the batch before it
+		fetchOK = true   // whether pages is still open
+		hold    branchHold
+		// claimSeen is the entry of the tip p claimed, once validated.
+		claimSeen *chain.Entry
+	)
+	see := func(b held) {
+		if b.hash == claimed.Tip {
+			claimSeen = &b.entry
+		}
+	}
+	defer func() { s.heldPeak.Store(max(s.heldPeak.Load(), int64(hold.peak))) }()
+	for {
+		s.setProgress(Progress{Syncing: true, Peer: p.String(), Height: s.cfg.Store.Tip().Height, Target: target,
+			Rate: float64(rec.Blocks) / time.Since(start).Seconds()})
+
+		// Gather a batch: the next page (waiting for it), then every page
+		// already fetched that continues it, up to syncBatchBlocks.
+		batch = batch[:0]
+		var fetchErr error
+		for fetchErr == nil && len(batch) < syncBatchBlocks {
+			var f fetched
+			switch {
+			case carry != nil:
+				f, carry = *carry, nil
+			case !fetchOK:
+			case len(batch) == 0:
+				f, fetchOK = <-pages
+			default:
+				select {
+				case f, fetchOK = <-pages:
+				default:
+				}
+			}
+			if f.err == nil && len(f.page.Blocks) == 0 {
+				rec.Bytes += f.page.Bytes
+				break // nothing more now: store what we have
+			}
+			if f.err == nil && len(batch) > 0 && f.page.Blocks[0].PrevHash != batch[len(batch)-1].Hash {
+				carry = &f // the peer reorganised: a batch of its own
+				break
+			}
+			rec.Bytes += f.page.Bytes
+			fetchErr = f.err
+			if f.page.ServerHeight > target {
+				target = f.page.ServerHeight
+			}
+			batch = append(batch, f.page.Blocks...)
+		}
+
+		if len(batch) > 0 {
+			res, refetch, err := s.store(&hold, batch, see)
+			rec.Blocks += res.Added
+			if err == nil && refetch {
+				// The held branch outweighs ours, but its data was
+				// dropped: fetch it again, checked against its hashes.
+				var added, n int
+				added, n, err = s.refetch(ctx, p, &hold, batch, pace)
+				rec.Blocks += added
+				rec.Bytes += n
+				if !isStoreError(err) && !errors.Is(err, errRefetchDiffers) {
+					fetchErr, err = err, nil // judged as the fetcher's errors are
+				}
+			}
+			if err != nil {
+				var re *chain.RuleError
+				switch {
+				case errors.As(err, &re):
+					s.cfg.Penalise(p, peering.MisInvalidBlock, err.Error())
+					finish("refused: invalid block: "+err.Error(), true)
+				case errors.Is(err, storage.ErrOrphan):
+					s.cfg.Penalise(p, peering.MisUnasked, err.Error())
+					finish("refused: blocks do not attach to the fork it named: "+err.Error(), true)
+				case errors.Is(err, errBranchTooDeep):
+					// Not a proven lie: the branch may outweigh ours further
+					// on, but no honest reorg is that deep.
+					finish(fmt.Sprintf("refused: %v; none of it stored", err), true)
+				case errors.Is(err, errRefetchDiffers):
+					// The peer may have reorganised since: ask it again soon.
+					pauseFor = busyPeerPause
+					finish(fmt.Sprintf("refused: %v; %d blocks of the branch stored before", err, rec.Blocks), true)
+				default:
+					// Stop fetching: the store pauses the syncer (package disk).
+					s.cfg.Disk.Failed(err)
+					level = slog.LevelDebug // the store's failure is logged once, at ERROR
+					finish("local error: "+err.Error(), false)
+				}
+				return
+			}
+			last := batch[len(batch)-1]
+			if time.Since(lastLog) >= progressEvery {
+				lastLog = time.Now()
+				rate := float64(rec.Blocks) / time.Since(start).Seconds()
+				var eta time.Duration
+				if rate > 0 && target > last.Index {
+					eta = time.Duration(float64(target-last.Index) / rate * float64(time.Second))
+				}
+				log.Info("sync progress", "height", last.Index, "target", target, "blocks_per_s", int(rate), "eta", eta.Round(time.Second))
+			}
+		}
+
+		if fetchErr != nil {
+			if ctx.Err() != nil {
+				finish("stopped", false)
+				return
+			}
+			switch {
+			case errors.Is(fetchErr, protocol.ErrMalformed):
+				s.cfg.Penalise(p, peering.MisMalformed, fetchErr.Error())
+			case errors.Is(fetchErr, protocol.ErrTimeout):
+				s.cfg.Penalise(p, peering.MisStalled, fetchErr.Error())
+				slow = true
+			case errors.Is(fetchErr, protocol.ErrNoCommonAncestor):
+				// Every locator ends in the genesis, which a peer of our
+				// network has on its best chain: it cannot honestly say this.
+				s.cfg.Penalise(p, peering.MisUnasked, fetchErr.Error())
+			case errors.Is(fetchErr, protocol.ErrRateLimited), errors.Is(fetchErr, protocol.ErrUnavailable):
+				// Load, not fault: try this peer again soon.
+				pauseFor, slow = busyPeerPause, true
+			}
+			finish("failed: "+fetchErr.Error(), true)
+			return
+		}
+		if len(batch) == 0 && carry == nil && !fetchOK {
+			if ctx.Err() != nil {
+				finish("stopped", false)
+				return
+			}
+			break
+		}
+	}
+
+	// Read the tip once no block is being stored: a block committing
+	// concurrently (from gossip) is in the database our locator came from
+	// before it is in the cached tip.
+	tip := s.cfg.SettledTip()
+	switch {
+	case tip.Hash != tipBefore.Hash && tip.Work.Cmp(tipBefore.Work) > 0 && rec.Blocks > 0:
+		s.cfg.Served(p, rec.Blocks)
+		finish("adopted", false)
+	case claimed.Work != nil && tip.Work.Cmp(claimed.Work) < 0 && !s.claimHolds(claimed):
+		gave := tip.Work
+		if hold.n() > 0 {
+			gave = hold.v.Tip().Work
+		}
+		result := fmt.Sprintf("refused: peer claimed work %s but its chain gave %s; %d valid blocks of less work not stored",
+			claimed.Work, workOr(gave), hold.n())
+		if e, ok := s.claimedTip(claimed, claimSeen); ok && e.Work.Cmp(claimed.Work) < 0 {
+			// Whatever happened since, the tip it named has the work its
+			// blocks give it, which we validated: the claim was false.
+			s.cfg.Penalise(p, peering.MisFalseClaim, fmt.Sprintf("tip %s claimed with work %s, has %s", claimed.Tip.Short(), claimed.Work, e.Work))
+			result += fmt.Sprintf("; the tip it named (%s) has work %s: a provable lie", claimed.Tip.Short(), e.Work)
+		} else {
+			s.cfg.Penalise(p, peering.MisLiedWork, "claimed "+claimed.Work.String())
+		}
+		finish(result, true)
+	default:
+		finish(peering.ResultNoMoreWork, false)
+	}
+}
+
+// claimHolds reports whether a peer's status was true after all: we hold
+// the tip it claimed, with the work it claimed. Such a peer sent nothing
+// because we had its blocks already (from gossip, or another peer); only a
+// peer whose claimed tip we still lack, or whose tip has less work than it
+// said, lied.
+func (s *Syncer) claimHolds(claimed protocol.Status) bool {
+	e, err := s.cfg.Store.Entry(claimed.Tip)
+	return err == nil && e.Work.Cmp(claimed.Work) >= 0
+}
+
+// claimedTip returns the entry of the tip p's status named, if we know it:
+// validated during the sync (seen) or stored.
+func (s *Syncer) claimedTip(claimed protocol.Status, seen *chain.Entry) (chain.Entry, bool) {
+	if seen != nil {
+		return *seen, true
+	}
+	e, err := s.cfg.Store.Entry(claimed.Tip)
+	return e, err == nil
+}
+
+// isStoreError reports whether err came from storing blocks (a verdict on
+// them, or the store's failure) rather than from fetching them.
+func isStoreError(err error) bool {
+	var re *chain.RuleError
+	return errors.As(err, &re) || errors.Is(err, storage.ErrOrphan) || errors.Is(err, storage.ErrNotLinked) || disk.LocalError(err) && !isFetchError(err)
+}
+
+// isFetchError reports whether err came from the protocol client.
+func isFetchError(err error) bool {
+	var ce *protocol.CodeError
+	return errors.As(err, &ce) || errors.Is(err, protocol.ErrMalformed) || errors.Is(err, protocol.ErrTimeout) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+func workOr(w *big.Int) string {
+	if w == nil {
+		return "0"
+	}
+	return w.String()
+}

@@ -1,0 +1,211 @@
+package discovery
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	libp2pproto "github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/p2p"
+	"github.com/jbc-project/jbc/node/peering"
+)
+
+// Discovery timing.
+const (
+	// dialTimeout bounds one attempt to connect to a found peer.
+	dialTimeout = 10 * time.Second
+	// directRedial: how often a --peer that dropped is dialled again.
+	directRedial = 5 * time.Second
+	// foundQueue bounds peers found but not yet dialled; more are dropped
+	// (they will be found again) rather than blocking mDNS or the DHT.
+	foundQueue = 64
+	// findMinBackoff and findMaxBackoff bound the retry delay of DHT peer
+	// lookups: seconds, not the library's fixed minutes, so a node that
+	// starts before its peers advertise still finds them quickly.
+	findMinBackoff = time.Second
+	findMaxBackoff = 30 * time.Second
+	// findSteady is the lookup period once peers have been found.
+	findSteady = time.Minute
+	// advertiseRetry is the delay between advertise attempts that failed
+	// (typically: routing table still empty).
+	advertiseRetry = 2 * time.Second
+	// rtPoll is how often an empty routing table is checked for its first
+	// peer, so that the first advertisement follows within this delay.
+	rtPoll = 200 * time.Millisecond
+	// Redialling peers found earlier (by mDNS, the DHT or bootstrap) once
+	// their connection drops: mDNS reports a peer only once per record
+	// lifetime (an hour), so without this a partition healed only when a
+	// DHT lookup happened to find the peer again. Attempts back off from
+	// redialMin to redialMax; a peer unreachable for redialForget is
+	// forgotten until it is found again.
+	redialTick   = time.Second
+	redialMin    = 2 * time.Second
+	redialMax    = 10 * time.Second
+	redialForget = 15 * time.Minute
+)
+
+// Config is what Discovery needs. Host, Peers and Go are required.
+type Config struct {
+	// Host is the node's host, which Discovery dials from and runs mDNS
+	// and the DHT on.
+	Host host.Host
+	// Network is the genesis hash of the node's network: the mDNS service
+	// and the DHT rendezvous are per network.
+	Network chain.Hash
+	// Peers records each peer found, how, and the cause of a failed dial;
+	// banned peers are not dialled.
+	Peers *peering.Set
+	// Bootstrap peers (multiaddrs with /p2p/) seed the DHT and are
+	// redialled; Direct ones (--peer) are dialled and kept.
+	Bootstrap, Direct []string
+	// MDNS turns on LAN discovery.
+	MDNS bool
+	// DHT turns on the Kademlia DHT; DHTPrefix is its protocol prefix
+	// (default p2p.DefaultDHTPrefix); DHTClient puts it in client mode.
+	DHT       bool
+	DHTPrefix string
+	DHTClient bool
+	// Go runs f in a goroutine until the node stops, which waits for it.
+	Go func(f func(context.Context))
+	// Logger receives discovery's logs.
+	Logger *slog.Logger
+}
+
+// Discovery finds peers by mDNS, the DHT, bootstrap and direct addresses,
+// and dials them. Its methods are safe for concurrent use.
+type Discovery struct {
+	cfg   Config
+	host  host.Host
+	peers *peering.Set
+	log   *slog.Logger
+	// ctx is the node's, from Start: once it is done, failed dials are
+	// our own cancellation and not recorded.
+	ctx   context.Context
+	found chan foundPeer
+	// mdns is the running mDNS service, replaced by a restart (see
+	// mdnsLoop), or nil while none runs; mdnsFoundAt is when it last
+	// found a peer, in Unix nanoseconds.
+	mdnsMu      sync.Mutex
+	mdns        interface{ Close() error }
+	mdnsClosed  bool // by close: no more restarts
+	mdnsFoundAt atomic.Int64
+	dht         *dht.IpfsDHT
+	boot        []peer.AddrInfo
+	direct      []peer.AddrInfo
+	prefix      string
+
+	mu        sync.Mutex // guards the results below, for doctor
+	lastAdv   time.Time
+	advErr    error
+	lastFind  time.Time
+	lastFound int
+	findErr   error
+}
+
+type foundPeer struct {
+	info peer.AddrInfo
+	src  peering.Source
+}
+
+// New parses the bootstrap and direct addresses and builds the DHT, if
+// on; Start starts finding peers. Its errors name the flag whose address
+// is wrong.
+func New(cfg Config) (*Discovery, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Discovery{cfg: cfg, host: cfg.Host, peers: cfg.Peers, log: cfg.Logger, found: make(chan foundPeer, foundQueue)}
+	var err error
+	if d.boot, err = p2p.ParsePeerAddrs(cfg.Bootstrap); err != nil {
+		return nil, fmt.Errorf("--bootstrap: %w", err)
+	}
+	if d.direct, err = p2p.ParsePeerAddrs(cfg.Direct); err != nil {
+		return nil, fmt.Errorf("--peer: %w", err)
+	}
+	if cfg.DHT {
+		prefix := cfg.DHTPrefix
+		if prefix == "" {
+			prefix = p2p.DefaultDHTPrefix
+		}
+		d.prefix = prefix
+		mode := dht.ModeServer
+		if cfg.DHTClient {
+			mode = dht.ModeClient
+		}
+		d.dht, err = dht.New(cfg.Host,
+			dht.Mode(mode),
+			dht.ProtocolPrefix(libp2pproto.ID(prefix)),
+			dht.BootstrapPeers(d.boot...),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("node: dht: %w", err)
+		}
+	}
+	return d, nil
+}
+
+// RunsDHT reports whether the DHT is on: a connection nobody recorded
+// dialling was then opened by the DHT's own queries.
+func (d *Discovery) RunsDHT() bool { return d.dht != nil }
+
+func (d *Discovery) offer(pi peer.AddrInfo, src peering.Source) {
+	if pi.ID == d.host.ID() {
+		return
+	}
+	select {
+	case d.found <- foundPeer{pi, src}:
+	default:
+	}
+}
+
+// Start starts finding and dialling peers, until ctx is done.
+func (d *Discovery) Start(ctx context.Context) error {
+	d.ctx = ctx
+	d.cfg.Go(d.dialLoop)
+	d.cfg.Go(d.redialLoop)
+	if d.cfg.MDNS {
+		d.cfg.Go(d.mdnsLoop)
+	}
+	// Record sources before anything dials: the DHT may reach a bootstrap
+	// peer before our own dial does.
+	for _, pi := range d.boot {
+		d.peers.Found(pi.ID, pi.Addrs, peering.SourceBootstrap)
+		d.host.ConnManager().Protect(pi.ID, peering.TagConfigured)
+		d.offer(pi, peering.SourceBootstrap)
+	}
+	for _, pi := range d.direct {
+		d.peers.Found(pi.ID, pi.Addrs, peering.SourceDirect)
+		d.host.ConnManager().Protect(pi.ID, peering.TagConfigured)
+		d.cfg.Go(func(ctx context.Context) { d.keep(ctx, pi) })
+	}
+	if d.dht != nil {
+		if err := d.dht.Bootstrap(ctx); err != nil {
+			return fmt.Errorf("node: dht bootstrap: %w", err)
+		}
+		d.cfg.Go(d.advertiseLoop)
+		d.cfg.Go(d.findLoop)
+	}
+	return nil
+}
+
+// Close stops mDNS and the DHT.
+func (d *Discovery) Close() {
+	d.mdnsMu.Lock()
+	d.mdnsClosed = true
+	if d.mdns != nil {
+		d.mdns.Close()
+		d.mdns = nil
+	}
+	d.mdnsMu.Unlock()
+	if d.dht != nil {
+		d.dht.Close()
+	}
+}
