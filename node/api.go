@@ -3,8 +3,6 @@ package node
 import (
 	"net/http"
 
-	"github.com/libp2p/go-libp2p/core/network"
-
 	"github.com/jbc-project/jbc/chain"
 	"github.com/jbc-project/jbc/node/api"
 )
@@ -35,6 +33,7 @@ func (n *Node) Status() api.StatusJSON {
 		Pending:   n.pool.Size(),
 
 		StorageError: n.disk.Problem(),
+		Status:       n.nat.Status(),
 	}
 }
 
@@ -47,7 +46,9 @@ func (n *Node) Peers() []api.PeerJSON {
 			continue // banned while a status was on its way: listed below
 		}
 		pj := api.PeerJSONOf(pi)
-		pj.Connected = n.host.Network().Connectedness(pi.ID) == network.Connected
+		pj.Connected = len(n.host.Network().ConnsToPeer(pi.ID)) > 0
+		pj.Connections = n.nat.Conns(pi.ID)
+		pj.HolePunch = n.nat.HolePunchOf(pi.ID)
 		out = append(out, pj)
 	}
 	for _, bp := range n.peers.Bans() {

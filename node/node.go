@@ -20,6 +20,7 @@ import (
 	"github.com/jbc-project/jbc/node/disk"
 	"github.com/jbc-project/jbc/node/gossip"
 	"github.com/jbc-project/jbc/node/internal/notify"
+	"github.com/jbc-project/jbc/node/nat"
 	"github.com/jbc-project/jbc/node/p2p"
 	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
@@ -52,6 +53,10 @@ type Config struct {
 	DHT       bool
 	DHTPrefix string
 	DHTClient bool
+	// NoRelay refuses to offer the circuit relay service (--relay=false),
+	// which a publicly reachable node otherwise offers to nodes behind
+	// NAT (package nat).
+	NoRelay bool
 	// Mine turns on the miner with MineThreads goroutines (0: all CPUs).
 	Mine        bool
 	MineThreads int
@@ -115,6 +120,9 @@ type Node struct {
 	reqLimit *peering.Limiter
 	// disk records failures of the store, which pause syncing and mining.
 	disk *disk.Health
+	// nat keeps the node's reachability, relay service and reservations,
+	// and how each connection was made.
+	nat *nat.NAT
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -158,7 +166,15 @@ func New(cfg Config) (*Node, error) {
 	n.metrics = newNodeMetrics(n)
 	n.api = api.New(api.Config{Backend: backend{n}, Store: cfg.Store, Metrics: n.metrics.reg, Logger: n.log})
 	n.adm = peering.NewAdmission(n.peers, n.log, n.metrics.admission)
+	natCfg := nat.Config{Relay: !cfg.NoRelay, Logger: log,
+		Preferred: preferredRelays(cfg.Bootstrap, cfg.Peers),
+		// The relay serves only peers that sent a status of our network.
+		Proven: func(p peer.ID) bool {
+			pi, ok := n.peers.Get(p)
+			return ok && pi.Status != nil
+		}}
 	if cfg.Host != nil {
+		n.nat = nat.New(natCfg)
 		n.host = cfg.Host
 	} else {
 		if cfg.DataDir == "" {
@@ -183,13 +199,16 @@ func New(cfg Config) (*Node, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--announce: %w", err)
 		}
-		h, err := p2p.NewHost(key, listen, announce, cfg.DHTPrefix, n.adm, n.metrics.bandwidth)
+		natCfg.Announce = announce
+		n.nat = nat.New(natCfg)
+		h, err := p2p.NewHost(key, listen, announce, cfg.DHTPrefix, n.adm, n.metrics.bandwidth, n.nat.Options()...)
 		if err != nil {
 			return nil, fmt.Errorf("node: libp2p host: %w", err)
 		}
 		n.host = h
 	}
 	n.adm.SetHost(n.host)
+	n.adm.SetMade(n.nat.Made)
 	n.scores = peering.NewScores(peering.ScoresConfig{Host: n.host, Peers: n.peers, Logger: n.log,
 		Count: func(m peering.Misbehaviour) { n.metrics.misbehaved.WithLabelValues(string(m)).Inc() }})
 	var err error
@@ -223,6 +242,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.sync = chainsync.New(chainsync.Config{Store: n.store, Client: n.client, Peers: n.peers, Disk: n.disk,
+		Direct:     func(p peer.ID) bool { return nat.DirectTo(n.host.Network(), p) },
 		Add:        n.addBlocks,
 		SettledTip: n.settledTip,
 		Penalise:   n.scores.Penalise,
@@ -280,6 +300,10 @@ func (n *Node) Start(ctx context.Context) error {
 		ConnectedF:    func(_ network.Network, c network.Conn) { n.onConnected(c) },
 		DisconnectedF: func(nw network.Network, c network.Conn) { n.onDisconnected(nw, c) },
 	})
+	if err := n.nat.Start(n.ctx, n.host, n.goRun); err != nil {
+		n.cancel()
+		return err
+	}
 	if n.cfg.HTTPAddr != "" {
 		if n.http, err = api.Listen(n.cfg.HTTPAddr, n.api.Handler(), n.log); err != nil {
 			n.cancel()
@@ -323,7 +347,9 @@ func (n *Node) goRun(f func(context.Context)) {
 // (package discovery), and whether it can write its chain. It takes up to
 // a few seconds, dialling the peers not connected.
 func (n *Node) Doctor(ctx context.Context) discovery.Report {
-	return n.disc.Doctor(ctx, n.disk.Problem)
+	r := n.disc.Doctor(ctx, n.disk.Problem)
+	addNATFindings(&r, n.nat)
+	return r
 }
 
 // Close stops the node and its host. It does not close the store.

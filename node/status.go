@@ -73,8 +73,8 @@ func (n *Node) onConnected(c network.Conn) {
 // forgotten: fresh identities must not grow the peer table.
 func (n *Node) onDisconnected(nw network.Network, c network.Conn) {
 	p := c.RemotePeer()
-	if nw.Connectedness(p) == network.Connected {
-		return
+	if len(nw.ConnsToPeer(p)) > 0 {
+		return // a direct or relayed connection remains
 	}
 	n.adm.Disconnected(nw, p)
 	if pi, ok := n.peers.Get(p); ok && pi.Source == peering.SourceInbound {
@@ -100,6 +100,10 @@ func (n *Node) requestStatus(p peer.ID) {
 func (n *Node) exchangeStatus(ctx context.Context, p peer.ID) {
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
+	// A peer reached only through a relay (its hole punch not done, or
+	// failed) still exchanges statuses: a few hundred bytes, well within
+	// the relay's limits, and what admission asks of an inbound peer.
+	ctx = network.WithAllowLimitedConn(ctx, "jbc status")
 	st, err := n.client.Status(ctx, p)
 	if err != nil && !errors.Is(err, protocol.ErrWrongNetwork) {
 		n.log.Debug("status failed", "peer", p, "err", err)

@@ -154,6 +154,19 @@ func printReport(a *app, r discovery.Report) {
 	} else {
 		a.printf("DHT             off\n")
 	}
+	if n := r.NAT; n != nil {
+		a.printf("Reachability    %s (%s)\n", n.Reachability, n.Source)
+		a.printf("  relay service  %s\n", n.RelayService)
+		relays := "none"
+		if len(n.Relays) > 0 {
+			relays = strings.Join(n.Relays, " ")
+		}
+		a.printf("  reservations   %s\n", relays)
+		for _, ad := range n.RelayAddrs {
+			a.printf("  relay address  %s\n", ad)
+		}
+		a.printf("  hole punching  %v\n", n.HolePunching)
+	}
 	for _, title := range []string{"Bootstrap peers", "Known peers"} {
 		list := r.Bootstrap
 		if title == "Known peers" {

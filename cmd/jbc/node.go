@@ -68,6 +68,7 @@ func newNodeCmd(a *app) *cobra.Command {
 		peers     []string
 		noMDNS    bool
 		noDHT     bool
+		relay     bool
 		dhtPrefix string
 		mine      bool
 		threads   int
@@ -157,6 +158,7 @@ other nodes pass to --bootstrap or --peer.`,
 				MDNS:               !noMDNS,
 				DHT:                !noDHT,
 				DHTPrefix:          dhtPrefix,
+				NoRelay:            !relay,
 				Mine:               mine,
 				MineThreads:        threads,
 				HTTPAddr:           httpAddr,
@@ -186,7 +188,7 @@ other nodes pass to --bootstrap or --peer.`,
 			}
 			tip := s.Tip()
 			a.log.Info("node running", "network", s.Params().Name, "id", s.Params().ID().Short(),
-				"height", tip.Height, "tip", tip.Hash.Short(), "mdns", !noMDNS, "dht", !noDHT,
+				"height", tip.Height, "tip", tip.Hash.Short(), "mdns", !noMDNS, "dht", !noDHT, "relay", relay,
 				"bootstrap", len(bootstrap), "http", n.HTTPAddr())
 			go showSyncProgress(ctx, a, n)
 			<-ctx.Done()
@@ -202,6 +204,7 @@ other nodes pass to --bootstrap or --peer.`,
 	f.DurationVar(&legacyPoll, "legacy-poll", chainsync.DefaultLegacyPollInterval, "how often each --legacy-peer's chain is fetched (each fetch costs a Python node a read of its whole chain)")
 	f.BoolVar(&noMDNS, "no-mdns", false, "turn off mDNS discovery on the LAN")
 	f.BoolVar(&noDHT, "no-dht", false, "turn off the Kademlia DHT")
+	f.BoolVar(&relay, "relay", true, "offer a circuit relay (tight limits) to nodes behind NAT while this node is reachable from outside; --relay=false refuses")
 	f.StringVar(&dhtPrefix, "dht-prefix", p2p.DefaultDHTPrefix, "DHT protocol prefix (/ipfs to meet over an IPFS DHT)")
 	f.BoolVar(&mine, "mine", false, "mine on the best tip, restarting whenever it changes")
 	f.IntVar(&threads, "threads", 0, "mining goroutines (0: one per CPU)")

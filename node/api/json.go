@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/jbc-project/jbc/node/chainsync"
+	"github.com/jbc-project/jbc/node/nat"
 	"github.com/jbc-project/jbc/node/peering"
 )
 
@@ -25,6 +26,9 @@ type StatusJSON struct {
 	// StorageError says why the node cannot write its chain ("disk full
 	// at DIR"); empty while it can.
 	StorageError string `json:"storage_error,omitempty"`
+	// NAT says whether the node is reachable from outside, its relay
+	// service and its relay reservations (package nat).
+	nat.Status
 }
 
 // EntryJSON is the body of POST /data and GET /data/{id}.
@@ -50,6 +54,12 @@ type PeerJSON struct {
 	DialError   string       `json:"dial_error,omitempty"`
 	DialErrorAt time.Time    `json:"dial_error_at,omitzero"`
 	Ban         *peering.Ban `json:"ban,omitempty"`
+	// Connections are the open connections to the peer: direct or
+	// relayed, and how each was made (dial, inbound, relay, hole-punch).
+	Connections []nat.ConnInfo `json:"connections,omitempty"`
+	// HolePunch sums up the DCUtR hole punches with the peer, and why
+	// the last failed.
+	HolePunch *nat.HolePunch `json:"hole_punch,omitempty"`
 }
 
 // PeerStatus is a peer's last status as GET /peers shows it.

@@ -56,6 +56,11 @@ type Config struct {
 	// Served records that a peer's blocks extended or outweighed our
 	// chain (admission protects it).
 	Served func(peer.ID, int)
+	// Direct, if set, reports whether the node holds a direct connection
+	// to a peer: peers reached only through a relay (package nat) are
+	// not synced from, since a relay carries at most 128 KiB each way,
+	// less than one full page. nil: every connected peer is.
+	Direct func(peer.ID) bool
 	// Logger receives the syncer's logs.
 	Logger *slog.Logger
 }
@@ -213,6 +218,9 @@ func (s *Syncer) pick() (peer.ID, protocol.Status, bool) {
 			continue
 		}
 		if s.skipped(pi.ID, now) {
+			continue
+		}
+		if s.cfg.Direct != nil && !s.cfg.Direct(pi.ID) {
 			continue
 		}
 		if pi.Status.Work.Cmp(work) > 0 {

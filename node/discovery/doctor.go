@@ -31,6 +31,7 @@ type Report struct {
 	Announce   []AddrCheck      `json:"announce"`
 	MDNS       bool             `json:"mdns"`
 	DHT        *DHTCheck        `json:"dht,omitempty"`
+	NAT        *NATCheck        `json:"nat,omitempty"`
 	Bootstrap  []PeerCheck      `json:"bootstrap"`
 	// Peers are the other known peers: bootstrap peers are only under
 	// Bootstrap, banned ones only under Banned.

@@ -98,10 +98,12 @@ func ParsePeerAddrs(ss []string) ([]peer.AddrInfo, error) {
 
 // NewHost builds the node's libp2p host; dhtPrefix is the DHT's protocol
 // prefix, for the resource limits; gater decides on connections (package
-// peering's admission) and bw counts the bytes of each protocol. NAT port
-// mapping stays off: a node must not reconfigure the network it runs on; a
-// node behind NAT announces its public address with --announce instead.
-func NewHost(key crypto.PrivKey, listen, announce []ma.Multiaddr, dhtPrefix string, gater connmgr.ConnectionGater, bw metrics.Reporter) (host.Host, error) {
+// peering's admission) and bw counts the bytes of each protocol; extra are
+// further options (package nat's: relay, hole punching, AutoNAT). NAT port
+// mapping stays off: a node must not reconfigure the network it runs on. A
+// node with --announce advertises those addresses, and the relay addresses
+// it holds a reservation for (package nat).
+func NewHost(key crypto.PrivKey, listen, announce []ma.Multiaddr, dhtPrefix string, gater connmgr.ConnectionGater, bw metrics.Reporter, extra ...libp2p.Option) (host.Host, error) {
 	cm, err := p2pconnmgr.NewConnManager(connLowWater, ConnHighWater)
 	if err != nil {
 		return nil, err
@@ -116,14 +118,32 @@ func NewHost(key crypto.PrivKey, listen, announce []ma.Multiaddr, dhtPrefix stri
 		libp2p.ConnectionManager(cm),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionGater(gater),
-		libp2p.DisableRelay(),
 		libp2p.UserAgent(Agent()),
 		libp2p.BandwidthReporter(bw),
 	}
+	if len(extra) == 0 {
+		opts = append(opts, libp2p.DisableRelay())
+	}
+	opts = append(opts, extra...)
 	if len(announce) > 0 {
-		opts = append(opts, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return announce }))
+		opts = append(opts, libp2p.AddrsFactory(func(addrs []ma.Multiaddr) []ma.Multiaddr {
+			out := append([]ma.Multiaddr{}, announce...)
+			for _, a := range addrs {
+				if IsRelayed(a) {
+					out = append(out, a)
+				}
+			}
+			return out
+		}))
 	}
 	return libp2p.New(opts...)
+}
+
+// IsRelayed reports whether a is a circuit relay address (it holds
+// /p2p-circuit): a connection through a relay.
+func IsRelayed(a ma.Multiaddr) bool {
+	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
 }
 
 // FullAddrs returns addrs each with /p2p/<id> appended: what another node

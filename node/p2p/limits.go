@@ -123,6 +123,7 @@ func dhtProtocolID(prefix string) libp2pproto.ID {
 func resourceLimits(dhtPrefix string) rcmgr.ConcreteLimitConfig {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
+	addRelayLimits(&limits)
 
 	// Inbound streams are allowed beyond the server's MaxInflight: when the
 	// server is full it resets the slowest of its own (see

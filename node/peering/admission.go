@@ -121,6 +121,8 @@ type Admission struct {
 	count func(outcome string)
 	host  atomic.Pointer[host.Host]
 	kick  chan struct{}
+	// made tells how a connection was made (SetMade); nil: not known.
+	made func(network.Conn) (string, bool)
 
 	mu       sync.Mutex
 	arrivals map[string]arrival
@@ -267,7 +269,7 @@ func (a *Admission) Connected(c network.Conn) {
 	if nw == nil {
 		return
 	}
-	if a.chosen(p, []connView{viewOf(c)}) {
+	if a.chosen(p, []connView{a.viewOf(c)}) {
 		if cm := a.cm(); cm != nil {
 			cm.Protect(p, tagChosen)
 		}
@@ -357,7 +359,7 @@ func (a *Admission) checkStatus(p peer.ID, opened time.Time) {
 		return
 	}
 	conns := nw.ConnsToPeer(p)
-	if len(conns) == 0 || a.chosen(p, viewsOf(conns)) {
+	if len(conns) == 0 || a.chosen(p, a.viewsOf(conns)) {
 		return
 	}
 	if pi, ok := a.peers.Get(p); ok && pi.Status != nil && !pi.StatusAt.Before(opened) {

@@ -22,6 +22,9 @@ import (
 // by /64, since a host on such a LAN can take any address of its /64 for
 // nothing. An address without an IP groups alone.
 func groupOf(a ma.Multiaddr) (string, bool) {
+	if g := relayGroup(a); g != "" {
+		return g, false
+	}
 	ip, err := manet.ToIP(a)
 	if err != nil {
 		return a.String(), false
@@ -110,6 +113,9 @@ type connView struct {
 	dir    network.Direction
 	remote ma.Multiaddr
 	opened time.Time
+	// theirPunch: hole-punched after the peer's relayed connection to us
+	// (outbound, but not ours; see SetMade).
+	theirPunch bool
 }
 
 // peerConns is a connected peer and its connections.
@@ -118,15 +124,15 @@ type peerConns struct {
 	conns []connView
 }
 
-func viewOf(c network.Conn) connView {
+func (a *Admission) viewOf(c network.Conn) connView {
 	st := c.Stat()
-	return connView{dir: st.Direction, remote: c.RemoteMultiaddr(), opened: st.Opened}
+	return connView{dir: st.Direction, remote: c.RemoteMultiaddr(), opened: st.Opened, theirPunch: a.theirPunch(c)}
 }
 
-func viewsOf(conns []network.Conn) []connView {
+func (a *Admission) viewsOf(conns []network.Conn) []connView {
 	out := make([]connView, len(conns))
 	for i, c := range conns {
-		out[i] = viewOf(c)
+		out[i] = a.viewOf(c)
 	}
 	return out
 }
@@ -135,7 +141,7 @@ func viewsOf(conns []network.Conn) []connView {
 // connection to, or found ourselves (mDNS, DHT, --peer, bootstrap).
 func (a *Admission) chosen(p peer.ID, conns []connView) bool {
 	for _, c := range conns {
-		if c.dir == network.DirOutbound {
+		if c.dir == network.DirOutbound && !c.theirPunch {
 			return true
 		}
 	}
@@ -149,7 +155,7 @@ func (a *Admission) snapshot(nw network.Network, now time.Time) slots {
 	pcs := make([]peerConns, 0, len(peers))
 	for _, p := range peers {
 		if conns := nw.ConnsToPeer(p); len(conns) > 0 {
-			pcs = append(pcs, peerConns{p, viewsOf(conns)})
+			pcs = append(pcs, peerConns{p, a.viewsOf(conns)})
 		}
 	}
 	return a.slotsOf(pcs, now)

@@ -1,0 +1,199 @@
+package nat
+
+import (
+	"context"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// The retry of the DCUtR trap (see doc.go). The node that dialled a peer
+// through a relay, while it holds only relayed connections to it, closes
+// them and dials the peer through the relay again, so that the peer's
+// hole-punch service sees a new relayed connection and punches:
+//
+//   - as soon as both serve DCUtR plus dcutrSettle, if the connection
+//     opened before this node served /libp2p/dcutr (the peer's stream met
+//     "protocols not supported"), or the peer's identify on it listed no
+//     /libp2p/dcutr and its protocols gained it since (its service did not
+//     watch the connection open);
+//   - else when no hole-punch event came from the peer within
+//     holePunchGrace of the later of the opening and our serving DCUtR.
+//
+// Redials of one peer are spaced by redialBackoff, doubling, at most
+// maxRedials; then every redialSlow while still relayed (NAT mappings
+// change). A peer that dialled us through the relay is the other side's
+// job.
+const (
+	// dcutrSettle is how long after both serve DCUtR a redial waits for a
+	// punch that may still be on its way (the probe's lab: a punch takes
+	// 5-10 ms, identify's push of the protocol a round trip).
+	dcutrSettle = 200 * time.Millisecond
+	// holePunchGrace: identify and DCUtR take a few round trips through
+	// the relay; the probe saw the punch start within 300 ms.
+	holePunchGrace = 2 * time.Second
+	// redialBackoff spaces redials of one peer, doubling each time.
+	redialBackoff = time.Second
+	// maxRedials bounds quick redials of one peer: after that the punch
+	// fails for a reason a new attempt will not change soon.
+	maxRedials = 4
+	// redialSlow: the redial after those, while still relayed.
+	redialSlow = 5 * time.Minute
+	// redialTimeout bounds one redial through the relay.
+	redialTimeout = 10 * time.Second
+	// replacedLinger is how long a relayed connection stays once a
+	// direct one to the same peer exists: room for a DCUtR exchange or a
+	// status still finishing on it. Closing it frees a circuit of the
+	// relay's few (p2p.RelayResources).
+	replacedLinger = 2 * time.Second
+)
+
+// upgrader is the retry's state; n.mu guards it.
+type upgrader struct {
+	// peerNoDCUtR: relayed connections (by ID) on which the peer's
+	// identify listed no /libp2p/dcutr.
+	peerNoDCUtR map[string]bool
+	// peerDCUtR: when each peer's protocols last gained /libp2p/dcutr.
+	peerDCUtR map[peer.ID]time.Time
+	redials   map[peer.ID]*redialState
+}
+
+type redialState struct {
+	n       int
+	next    time.Time
+	backoff time.Duration
+	busy    bool
+	// why is the reason of the last redial.
+	why string
+}
+
+func newUpgrader() upgrader {
+	return upgrader{peerNoDCUtR: map[string]bool{}, peerDCUtR: map[peer.ID]time.Time{}, redials: map[peer.ID]*redialState{}}
+}
+
+// upkeep runs every tick: redials relayed peers whose punch cannot have
+// happened, and closes relayed connections a direct one replaced.
+func (n *NAT) upkeep(ctx context.Context, now time.Time) {
+	hp := n.h.Load()
+	if hp == nil {
+		return
+	}
+	h := *hp
+	nw := h.Network()
+	for _, p := range nw.Peers() {
+		conns := nw.ConnsToPeer(p)
+		var relayed, relayedOut []network.Conn
+		var direct network.Conn
+		for _, c := range conns {
+			switch {
+			case !c.Stat().Limited:
+				if direct == nil || c.Stat().Opened.Before(direct.Stat().Opened) {
+					direct = c
+				}
+			default:
+				relayed = append(relayed, c)
+				if c.Stat().Direction == network.DirOutbound {
+					relayedOut = append(relayedOut, c)
+				}
+			}
+		}
+		if direct != nil {
+			n.mu.Lock()
+			delete(n.up.redials, p)
+			n.mu.Unlock()
+			if len(relayed) > 0 && now.Sub(direct.Stat().Opened) >= replacedLinger {
+				for _, c := range relayed {
+					n.log.Debug("closing relayed connection replaced by a direct one", "peer", p)
+					c.Close()
+				}
+			}
+			continue
+		}
+		if len(relayedOut) == 0 {
+			continue
+		}
+		why := n.redialReason(p, relayedOut, now)
+		if why == "" {
+			continue
+		}
+		n.mu.Lock()
+		rs := n.up.redials[p]
+		if rs == nil {
+			rs = &redialState{backoff: redialBackoff}
+			n.up.redials[p] = rs
+		}
+		if rs.busy || now.Before(rs.next) {
+			n.mu.Unlock()
+			continue
+		}
+		rs.busy, rs.why = true, why
+		rs.n++
+		if rs.n < maxRedials {
+			rs.next = now.Add(rs.backoff)
+			rs.backoff *= 2
+		} else {
+			rs.next = now.Add(redialSlow)
+		}
+		n.mu.Unlock()
+		n.log.Info("redialling a relayed peer so that it punches again", "peer", p, "why", why, "redial", rs.n)
+		go func() {
+			for _, c := range relayedOut {
+				c.Close()
+			}
+			rctx, cancel := context.WithTimeout(ctx, redialTimeout)
+			err := h.Connect(rctx, peer.AddrInfo{ID: p})
+			cancel()
+			if err != nil {
+				n.log.Debug("redial through the relay failed", "peer", p, "err", err)
+			}
+			n.mu.Lock()
+			rs.busy = false
+			n.mu.Unlock()
+		}()
+	}
+}
+
+// redialReason says why p's relayed connections (ours) should be
+// redialled, or "" if not (yet).
+func (n *NAT) redialReason(p peer.ID, relayed []network.Conn, now time.Time) string {
+	n.mu.Lock()
+	own, peerAt := n.ownDCUtR, n.up.peerDCUtR[p]
+	n.mu.Unlock()
+	if own.IsZero() {
+		return "" // no public address to punch from: the peer's punch would fail again
+	}
+	ps, _ := n.tracer.get(p)
+	if ps.active {
+		return ""
+	}
+	ready := own
+	if peerAt.After(ready) {
+		ready = peerAt
+	}
+	for _, c := range relayed {
+		opened := c.Stat().Opened
+		if ps.last.After(opened) {
+			return "" // a punch ran on this connection; if it failed, the slow redial
+		}
+		n.mu.Lock()
+		peerNo := n.up.peerNoDCUtR[c.ID()]
+		n.mu.Unlock()
+		switch {
+		case own.After(opened) && now.Sub(ready) >= dcutrSettle && (!peerNo || peerAt.After(opened)):
+			return "opened before this node served /libp2p/dcutr"
+		case peerNo && peerAt.After(opened) && now.Sub(ready) >= dcutrSettle:
+			return "opened before the peer served /libp2p/dcutr"
+		case !peerNo && now.Sub(later(opened, own)) >= holePunchGrace:
+			return "no hole punch within " + holePunchGrace.String()
+		}
+	}
+	return ""
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
