@@ -1,86 +1,56 @@
 #!/usr/bin/env bash
-# e2e/nat.sh: nodes behind NAT (issue 17) in network namespaces
+# e2e/nat.sh: jbc nodes behind NAT (issue 17) in network namespaces
 # (../shared/netlab NAT mode), no packet leaving this machine:
 # `NAT=1,2 netlab up LAB 3 2` puts LANs 1 and 2 each behind a NAT and
 # firewall of its own (hosts dial out, nobody dials in) and leaves LAN 3
 # public; every host is also on IPv6, the "internet" segment being
-# 2001:2::/64, where NAT gateway L is 2001:2::L.
+# 2001:2::/64, where NAT gateway L is 2001:2::L. Every node runs with
+# --no-mdns.
 #
-# For now it runs e2e/natprobe (bare go-libp2p hosts, not jbc) to prove
-# that the lab and go-libp2p's pieces work here:
+#   R (LAN 3, host 1): public, empty chain; the only bootstrap of the
+#      others, given as its IPv6 multiaddr. It relays (on by default on a
+#      public node).
+#   A (LAN 1, host 1): behind NAT 1, with a chain of BLOCKS blocks.
+#   B (LAN 2, host 1): behind NAT 2, empty. Within DIRECT_TIMEOUT (15 s) of
+#      its start it must have A's chain and hold a direct connection to A
+#      from A's NAT address 2001:2::1, made by hole punching, as B's
+#      GET /peers says. Nobody can dial A there unasked: only a punch
+#      opens it. (R syncs too and could hand B the chain; the direct
+#      connection is the proof, not B's height.)
+#   C (LAN 3, host 2): public, empty: syncs A's chain, then mines one
+#      block, which A (behind NAT) must get: both ways.
+#   Then C and R stop: A's doctor must say it is behind NAT with no relay
+#      reservation, relay R unreachable.
 #
-#   R (LAN 3, host 1): public; DHT server, circuit relay v2 service;
-#   A (LAN 1, host 1): behind NAT 1; R is its only bootstrap; it reserves
-#      a slot on R and advertises its relay address;
-#   B (LAN 2, host 1): behind NAT 2; finds A's addresses through R's DHT,
-#      connects through the relay, and must then hold a direct connection
-#      to A from A's NAT address 2001:2::1 (nobody can dial A there
-#      unsolicited: only a hole punch opens it), which A's hole-punch
-#      tracer saw succeed.
-#
-# B is run RUNS times (3; a fresh identity each), each printing the time
-# from its start to the relayed and to the direct connection. B1 starts
-# with A (COLD=1, the default: A's reservation counts in its time); with
-# COLD=0 B1 waits for A's relay address like the later runs. The script
-# will later run jbc nodes (A with a chain, B empty, R the only bootstrap,
-# C on the public LAN); JBC= is accepted and unused until then. About
-# 10 s. Needs root, iproute2, iptables and jq. Usage:
-#
-#   e2e/nat.sh                                  # builds ./e2e/natprobe
-#   LAB=nt1 PROBE=/path/to/natprobe RUNS=5 e2e/nat.sh
-#
-# For experiments: R_OPTS, A_OPTS, B_OPTS replace each role's probe
-# options below, R_ARGS, A_ARGS, B_ARGS are appended (natprobe -h lists
-# them); R_TRANSPORT=quic or tcp4 gives A and B R's QUIC or IPv4 address;
-# KEEP_GOING=1 runs every B even after one failed; KEEP_LOGS=DIR keeps
-# every host's JSON event log.
+# It prints the time from B's start to the direct connection, and a line
+# for cmd/jbcbench. About 30 s. Needs root, iproute2, iptables, curl and
+# jq. Usage:
+#   e2e/nat.sh                    # builds ./cmd/jbc
+#   JBC=/path/to/jbc LAB=nt1 e2e/nat.sh
+# KEEP_LOGS=DIR keeps every node's log. e2e/natprobe.sh runs the same lab
+# with bare go-libp2p hosts (the figures behind docs/nat-design.md).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 netlab=${NETLAB:-$repo/../shared/netlab}
 lab=${LAB:-jbcnat}
-runs=${RUNS:-3}
-# A's reservation on R, from A's start: AutoNAT, identify and the
-# reservation round trips, on a loaded machine.
-reserve_timeout_s=${RESERVE_TIMEOUT:-20}
-# B's whole run, from its start: the target is a direct connection within
-# 15 s (issue 17).
+blocks=${BLOCKS:-6}
+# B's target, from its start (issue 17).
 direct_timeout_s=${DIRECT_TIMEOUT:-15}
+# Everything else: syncs over a direct connection, on loaded machines.
+timeout_s=${SYNC_TIMEOUT:-30}
 work=$(mktemp -d /tmp/jbc-nat.XXXXXX)
-
-# The option set that works (docs/nat-design.md): every host runs AutoNAT
-# v2 with the swarm's IPv6/UDP black-hole detection off (an AutoNAT v2
-# server refuses to dial back a kind of address until its own swarm made
-# 100 dials of that kind); R runs the relay service from the start, since
-# an interface of it has a public address, and keeps it while AutoNAT v2
-# does not find every public address of it unreachable (AutoNAT v1 never
-# says "public" here: it asks only peers with a public address, and A and
-# B have none); A and B start AutoRelay at once (reachability "unknown"
-# until AutoNAT decides) with a peer source that hands it R the moment R
-# speaks the hop protocol, and advertise their relay addresses while
-# AutoNAT v2 has confirmed none of theirs; B redials a relayed connection
-# on which no hole punch could start (the DCUtR trap).
-common="-autonat-v2 -no-black-hole"
-r_args="${R_OPTS:-$common -relay-svc iface} ${R_ARGS:-}"
-a_args="${A_OPTS:-$common -kick-unknown -relay-source watch} ${A_ARGS:-}"
-b_args="${B_OPTS:-$common -kick-unknown -relay-source watch -retry redial} ${B_ARGS:-}"
+port=4747
 
 log() { printf '[nat.sh] %s\n' "$*" >&2; }
 fail() { log "FAIL: $*"; exit 1; }
-# run_fail: one of B's runs failed; with KEEP_GOING=1 (to measure every
-# run, e.g. of an option set that fails) the others go on and the script
-# fails at the end.
-failed=0
-run_fail() {
-  if [ "${KEEP_GOING:-0}" = 1 ]; then log "FAIL: $*"; failed=1; rows+=("B$i: FAIL: $*"); return 0; fi
-  fail "$@"
-}
 
 pids=()
 cleanup() {
   local rc=$?
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   "$netlab" down "$lab" >/dev/null 2>&1 || true
   if [ $rc -ne 0 ]; then
     for f in "$work"/*.log; do [ -f "$f" ] && { log "--- $f"; tail -n 40 "$f" | cut -c1-400 >&2; }; done
@@ -96,22 +66,22 @@ trap cleanup EXIT INT TERM
 [ "$(id -u)" = 0 ] || fail "needs root for network namespaces"
 [ -f "$netlab" ] || fail "netlab not found at $netlab"
 command -v jq >/dev/null || fail "needs jq"
+command -v curl >/dev/null || fail "needs curl"
 
-if [ -z "${PROBE:-}" ]; then
-  log "building natprobe"
-  (cd "$repo" && go build -o "$work/natprobe" ./e2e/natprobe)
-  PROBE=$work/natprobe
+if [ -z "${JBC:-}" ]; then
+  log "building jbc"
+  (cd "$repo" && go build -o "$work/jbc" ./cmd/jbc)
+  JBC=$work/jbc
 fi
 
 "$netlab" down "$lab" >/dev/null 2>&1 || true
 NAT=1,2 bash "$netlab" up "$lab" 3 2 >/dev/null
 
 # ipv6_settled waits until no namespace of the lab has a tentative IPv6
-# address. netlab's `up` returns while the gateways' link-local addresses
-# are still in duplicate address detection (1-2 s); until then the first
-# IPv6 packets across the gateways are lost (a first TCP SYN from a NAT
-# LAN to LAN 3 is answered only on its retransmission, 1 s later), which
-# would count in every time measured here.
+# address: netlab's `up` returns while the gateways' link-local addresses
+# are still in duplicate address detection (1-2 s), and until then the
+# first IPv6 packets across the gateways are lost (a first TCP SYN from a
+# NAT LAN to LAN 3 is answered only on its retransmission, 1 s later).
 ipv6_settled() {
   local deadline=$(( $(date +%s) + 10 )) n busy
   while :; do
@@ -129,90 +99,117 @@ r_ip=$(bash "$netlab" addr6 "$lab" 3-1)
 a_nat=2001:2::1 # NAT gateway 1 on the internet segment: A as seen from outside
 case $r_ip in 2001:2:*) ;; *) fail "R's IPv6 address is '$r_ip', want one in 2001:2::/48 (netlab NAT mode)";; esac
 
+run() { local host=$1; shift; ip netns exec "$lab-$host" "$@"; }
 now_ms() { date +%s%3N; }
+# api HOST PATH [CURL ARGS...]: the node's HTTP API, loopback inside HOST.
+api() { local host=$1 path=$2; shift 2; run "$host" curl -s --max-time 5 "$@" "127.0.0.1:8080$path"; }
+height() { api "$1" /status 2>/dev/null | jq -r '.height // -1' 2>/dev/null || echo -1; }
 
-# start HOST LOGNAME ARGS...: runs the probe in HOST's namespace.
-start() {
+# start_node HOST NAME ARGS...: starts a node in HOST's namespace; sets $pid.
+pid=
+start_node() {
   local host=$1 name=$2; shift 2
-  ip netns exec "$lab-$host" "$PROBE" "$@" >"$work/$name.log" 2>&1 &
-  pids+=($!)
+  # Not through run: a backgrounded function is a subshell, whose pid is
+  # not jbc's. ip netns exec execs jbc in place.
+  ip netns exec "$lab-$host" "$JBC" --datadir "$work/$name" node --no-mdns --log-level debug "$@" >"$work/$name.log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
 }
 
-# wait_event LOG EV SECS: waits until LOG has an event EV; prints its ms.
-wait_event() {
-  local f=$1 ev=$2 deadline=$(( $(now_ms) + $3 * 1000 ))
-  while :; do
-    if ms=$(jq -r --arg ev "$ev" 'select(.ev == $ev) | .ms' "$f" 2>/dev/null | head -1) && [ -n "$ms" ]; then
-      echo "$ms"; return 0
-    fi
+# wait_for SECS CMD...: runs CMD every 50 ms until it succeeds.
+wait_for() {
+  local deadline=$(( $(now_ms) + $1 * 1000 )); shift
+  until "$@"; do
     [ "$(now_ms)" -lt "$deadline" ] || return 1
-    sleep 0.1
+    sleep 0.05
   done
 }
+at_height() { local h; h=$(height "$1"); [ "$h" -ge "$2" ] 2>/dev/null; }
 
-r_id=$("$PROBE" -seed r -peer-id)
-a_id=$("$PROBE" -seed a -peer-id)
-# R_TRANSPORT=quic gives R's QUIC address instead (with A_ARGS and B_ARGS
-# "-transports quic", a hole punch over QUIC); tcp4 its IPv4 address,
-# which libp2p counts as private: A and B then have no public address to
-# punch from, and must stay relayed.
-case ${R_TRANSPORT:-tcp} in
-  tcp) r_addr="/ip6/$r_ip/tcp/4001/p2p/$r_id" ;;
-  quic) r_addr="/ip6/$r_ip/udp/4001/quic-v1/p2p/$r_id" ;;
-  tcp4) r_addr="/ip4/$(bash "$netlab" addr "$lab" 3-1)/tcp/4001/p2p/$r_id" ;; # private to libp2p: no hole punch
-  *) fail "R_TRANSPORT must be tcp, quic or tcp4" ;;
-esac
+log "A: mining $blocks blocks"
+run 1-1 "$JBC" --datadir "$work/a" mine --blocks "$blocks" >"$work/a-mine.log" 2>&1 || fail "A: mine"
+a_tip=$(run 1-1 "$JBC" --datadir "$work/a" chain --json | jq -r .tip)
+r_id=$(run 3-1 "$JBC" --datadir "$work/r" id --json | jq -r .peer_id)
+a_id=$(run 1-1 "$JBC" --datadir "$work/a" id --json | jq -r .peer_id)
+r_addr="/ip6/$r_ip/tcp/$port/p2p/$r_id"
 
-log "R ($r_addr): $r_args"
-# shellcheck disable=SC2086
-start 3-1 r -role relay -seed r $r_args
-# R listens before A and B dial it: a refused dial puts R in the
-# dialler's swarm backoff for seconds.
-wait_event "$work/r.log" start 10 >/dev/null || fail "R did not start"
-log "A: -relay R $a_args"
-# shellcheck disable=SC2086
-start 1-1 a -role peer -seed a -relay "$r_addr" $a_args
-if [ "${COLD:-1}" = 1 ]; then
-  # B1 starts with A: A's start, AutoNAT and reservation count in its
-  # time.
-  a_relay_ms=cold
-else
-  a_relay_ms=$(wait_event "$work/a.log" relay-addr "$reserve_timeout_s") ||
-    fail "A advertised no relay address within ${reserve_timeout_s}s"
-  a_reach=$(jq -r 'select(.ev == "reachability") | "\(.v)@\(.ms)ms"' "$work/a.log" | paste -sd, -)
-  log "A: relay address after ${a_relay_ms} ms (reachability: ${a_reach:-none yet})"
-fi
+log "R: public, empty: $r_addr"
+start_node 3-1 r
+r_pid=$pid
+# R listens before the others dial it: a refused dial puts R in the
+# dialler's backoff for seconds.
+wait_for 10 at_height 3-1 0 || fail "R did not come up"
 
-rows=()
-for i in $(seq 1 "$runs"); do
-  log "B$i: -relay R -find A $b_args"
-  # shellcheck disable=SC2086
-  ip netns exec "$lab-2-1" timeout $((direct_timeout_s + 10)) "$PROBE" -role peer -seed "b$i" -relay "$r_addr" -find "$a_id" \
-    -expect-ip "$a_nat" -timeout "${direct_timeout_s}s" $b_args >"$work/b$i.log" 2>&1 || true
-  res=$(jq -c 'select(.ev == "result")' "$work/b$i.log" | tail -1)
-  [ -n "$res" ] || { run_fail "printed no result"; continue; }
-  echo "$res" | jq -e '.ok' >/dev/null || { run_fail "no direct connection to A from $a_nat within ${direct_timeout_s}s: $res"; continue; }
-  addr=$(echo "$res" | jq -r .direct_addr)
-  case $addr in "/ip6/$a_nat/"*) ;; *) run_fail "the direct connection is from $addr, want $a_nat"; continue;; esac
-  echo "$res" | jq -e '.relayed_ms' >/dev/null || { run_fail "never held a relayed connection to A: $res"; continue; }
-  b_id=$("$PROBE" -seed "b$i" -peer-id)
-  punched=$(jq -r --arg b "$b_id" 'select(.ev == "holepunch" and .remote == $b and .type == "EndHolePunch" and .evt.Success == true) | .ms' "$work/a.log" | head -1)
-  [ -n "$punched" ] || { run_fail "A logged no successful hole punch with B$i"; continue; }
-  redials=$(jq -r 'select(.ev == "redial") | .ms' "$work/b$i.log" | wc -l)
-  rows+=("$(printf '%-4s %10s %10s %16s %8s  %s' "B$i" "$(echo "$res" | jq -r .relayed_ms)" "$(echo "$res" | jq -r .direct_ms)" \
-    "$(echo "$res" | jq -r .relayed_to_direct_ms)" "$redials" "$addr")")
+t_a=$(now_ms)
+log "A: behind NAT 1, $blocks blocks, --bootstrap R"
+start_node 1-1 a --bootstrap "$r_addr"
+log "B: behind NAT 2, empty, --bootstrap R (started with A)"
+t_b=$(now_ms)
+start_node 2-1 b --bootstrap "$r_addr"
+
+# direct_punched: B holds a direct connection to A from A's NAT address,
+# made by hole punching, per B's GET /peers; prints it.
+direct_punched() {
+  api 2-1 /peers | jq -e -c --arg id "$a_id" --arg nat "/ip6/$a_nat/" \
+    '[.[] | select(.id == $id) | .connections[]? | select(.link == "direct" and .made == "hole-punch" and (.remote | startswith($nat)))] | first // empty' 2>/dev/null
+}
+b_direct_ms=
+deadline=$(( t_b + direct_timeout_s * 1000 ))
+while :; do
+  if conn=$(direct_punched) && [ -n "$conn" ]; then b_direct_ms=$(( $(now_ms) - t_b )); break; fi
+  [ "$(now_ms)" -lt "$deadline" ] || { api 2-1 /peers | jq -c '.[] | {id, connections, hole_punch}' >&2 || true; fail "B holds no direct connection to A from $a_nat made by hole punching within ${direct_timeout_s}s of its start"; }
+  sleep 0.05
 done
+log "B: direct connection to A made by hole punching after ${b_direct_ms} ms: $conn"
+wait_for $(( (deadline - $(now_ms)) / 1000 + 1 )) at_height 2-1 "$blocks" || fail "B does not have A's chain within ${direct_timeout_s}s of its start"
+b_synced_ms=$(( $(now_ms) - t_b ))
+b_tip=$(api 2-1 /status | jq -r .tip)
+[ "$b_tip" = "$a_tip" ] || fail "B's tip $b_tip is not A's $a_tip"
+log "B: A's chain (height $blocks) after ${b_synced_ms} ms"
+a_status=$(api 1-1 /status)
+a_reach=$(echo "$a_status" | jq -r '"\(.reachability) (\(.reachability_source)), relays \(.relays | join(",")), relay service \(.relay_service)"')
+r_reach=$(api 3-1 /status | jq -r '"\(.reachability) (\(.reachability_source)), relay service \(.relay_service)"')
+log "A: $a_reach; R: $r_reach"
+echo "$a_status" | jq -e --arg r "$r_id" '.reachability == "private" and (.relays | index($r)) and ([.addrs[] | select(contains("/p2p-circuit"))] | length > 0)' >/dev/null ||
+  fail "A is not private with a reservation on R and a relay address: $(echo "$a_status" | jq -c '{reachability, relays, addrs}')"
 
-r_reach=$(jq -r 'select(.ev == "reachability" or .ev == "relay-service") | "\(.ev)=\(.v // .on)@\(.ms)ms"' "$work/r.log" | paste -sd, -)
-a_reach=$(jq -r 'select(.ev == "reachability") | "\(.v)@\(.ms)ms"' "$work/a.log" | paste -sd, -)
-printf '\ne2e/nat.sh (natprobe): ms from B start\n'
-printf '%-4s %10s %10s %16s %8s  %s\n' run relayed direct relayed-direct redials "direct address"
-printf '%s\n' "${rows[@]}"
-a_relay_ms=$(jq -r 'select(.ev == "relay-addr") | .ms' "$work/a.log" | head -1)
-printf 'A: relay address %s ms after start; AutoNAT: %s\n' "${a_relay_ms:-never}" "${a_reach:-none}"
-printf 'R: %s\n' "${r_reach:-none}"
-[ $failed = 0 ] || fail "some runs failed"
-# One line for cmd/jbcbench: B1's time from start to the direct connection.
-printf 'e2e/nat.sh: start to direct connection (B1%s): %s ms\n' "$([ "${COLD:-1}" = 1 ] && echo ", cold")" \
-  "$(jq -r 'select(.ev == "result") | .direct_ms' "$work/b1.log")"
+# --- A behind NAT and C on the public LAN, both ways ---------------------
+log "C: public LAN, empty, --bootstrap R"
+t_c=$(now_ms)
+start_node 3-2 c --bootstrap "$r_addr"
+c_pid=$pid
+wait_for "$timeout_s" at_height 3-2 "$blocks" || fail "C did not sync A's chain within ${timeout_s}s"
+c_ms=$(( $(now_ms) - t_c ))
+log "C: A's chain after ${c_ms} ms; mining one block"
+api 3-2 "/mining?on=true" -X POST >/dev/null
+wait_for "$timeout_s" at_height 3-2 $((blocks + 1)) || fail "C did not mine a block"
+api 3-2 "/mining?on=false" -X POST >/dev/null
+c_tip=$(api 3-2 /status | jq -r .tip)
+c_height=$(height 3-2)
+t_up=$(now_ms)
+a_has_c_tip() { [ "$(api 1-1 /status | jq -r .tip)" = "$c_tip" ]; }
+wait_for "$timeout_s" a_has_c_tip || fail "A (behind NAT) did not get C's block (height $c_height, tip $c_tip)"
+log "A: C's block after $(( $(now_ms) - t_up )) ms"
+a_to_c=$(api 1-1 /peers | jq -c --arg id "$(run 3-2 "$JBC" --datadir "$work/c" id --json | jq -r .peer_id)" '[.[] | select(.id == $id) | .connections[]? | {link, made}]')
+log "A's connections to C: $a_to_c"
+
+# --- R down: A's doctor says so ------------------------------------------
+# C is public and relays too (A may hold a reservation on it): it stops
+# first, leaving R the only relay A knows.
+log "C and R: stopping"
+kill "$c_pid"; wait "$c_pid" 2>/dev/null || true
+kill "$r_pid"; wait "$r_pid" 2>/dev/null || true
+no_relay() { api 1-1 /status | jq -e '.relays | length == 0' >/dev/null; }
+wait_for "$timeout_s" no_relay || fail "A still reports a relay reservation with R down"
+doc=$(run 1-1 "$JBC" doctor --api 127.0.0.1:8080 2>&1) || true
+echo "$doc" | grep -q "no relay reservation" || { echo "$doc" >&2; fail "A's doctor does not say it holds no relay reservation"; }
+echo "$doc" | grep -q "relay $r_id unreachable" || { echo "$doc" >&2; fail "A's doctor does not say relay R is unreachable"; }
+log "A's doctor: $(echo "$doc" | grep -o 'This node is behind NAT[^.]*' | head -1)"
+
+printf '\n%-48s %8s\n' "e2e/nat.sh: ms from B's start" "ms"
+printf '%-48s %8s\n' "B direct to A (hole punch)" "$b_direct_ms"
+printf '%-48s %8s\n' "B has A's chain" "$b_synced_ms"
+printf '%-48s %8s\n' "C (public) has A's chain, from C's start" "$c_ms"
+# One line for cmd/jbcbench: B's time from start to the direct connection.
+printf 'e2e/nat.sh: start to direct connection (B, cold): %s ms\n' "$b_direct_ms"
 echo "e2e/nat.sh: PASS"
