@@ -51,6 +51,7 @@ func main() {
 type config struct {
 	sizes    []int
 	lanRuns  int
+	natRuns  int
 	live     bool
 	python   bool
 	netlab   string
@@ -69,6 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&sizes, "sizes", "100000,300000,1000000", "chain lengths to sync from empty, comma-separated (of 100000, 300000, 1000000)")
 	fs.IntVar(&c.lanRuns, "lan-runs", 5, "runs of e2e/lan.sh for the discovery p95")
+	fs.IntVar(&c.natRuns, "nat-runs", 3, "runs of e2e/nat.sh for the time from start to a hole-punched connection (0: none)")
 	fs.BoolVar(&c.live, "live", true, "run e2e/live.sh for propagation (about 3 minutes)")
 	fs.BoolVar(&c.python, "python", true, "run the Python layout export and import of 100 000 blocks (export: one fsync per file)")
 	fs.StringVar(&c.netlab, "netlab", "auto", "namespace benchmarks: auto (when root and namespaces work), on, off")
@@ -314,6 +316,7 @@ func (s *suite) runAll() {
 func (s *suite) runNetlab() {
 	lanCmd := "LAB=" + labLAN + " e2e/lan.sh  # as root, " + strconv.Itoa(s.cfg.lanRuns) + " runs"
 	liveCmd := "LAB=" + labLive + " e2e/live.sh  # as root"
+	natCmd := "LAB=" + labNAT + " e2e/nat.sh  # as root, " + strconv.Itoa(s.cfg.natRuns) + " runs"
 	why := ""
 	switch s.cfg.netlab {
 	case "off":
@@ -329,6 +332,7 @@ func (s *suite) runNetlab() {
 			s.skip(f, why, lanCmd)
 		}
 		s.skip("Propagation on a 5-host LAN, p95", why, liveCmd)
+		s.skip(natFigure, why, natCmd)
 		for _, l := range s.cfg.crowd {
 			for _, f := range crowdFigures(l) {
 				s.skip(f, why, crowdCmd(l))
@@ -372,6 +376,8 @@ func (s *suite) runNetlab() {
 			Note: fmt.Sprintf("%d runs: %s ms", len(rdv), list(rdv))})
 	}
 
+	s.runNAT(env, natCmd)
+
 	if !s.cfg.live {
 		s.skip("Propagation on a 5-host LAN, p95", "-live=false", liveCmd)
 		return
@@ -401,6 +407,41 @@ func (s *suite) runNetlab() {
 	if v, ok := f[liveMesh]; ok {
 		s.add(row{Figure: "mDNS full mesh of 5 nodes after start", Value: v, Unit: "ms", Cmd: liveCmd})
 	}
+}
+
+// natFigure is the row of e2e/nat.sh's runs.
+const natFigure = "Behind two NATs: node start to a hole-punched direct connection, max"
+
+// runNAT runs e2e/nat.sh natRuns times and adds the row of its time from
+// B's start to a direct connection to A made by hole punching (issue 17's
+// target: 15 s).
+func (s *suite) runNAT(env []string, cmd string) {
+	if s.cfg.natRuns <= 0 {
+		s.skip(natFigure, "-nat-runs 0", cmd)
+		return
+	}
+	var ms []float64
+	for i := 1; i <= s.cfg.natRuns; i++ {
+		fmt.Fprintf(s.log, "$ LAB=%s e2e/nat.sh   # run %d of %d\n", labNAT, i, s.cfg.natRuns)
+		out, err := runScript(s.ctx, s.repo, "e2e/nat.sh", append(env, "LAB="+labNAT), s.log, s.cfg.verbose)
+		if err != nil {
+			s.fail(fmt.Sprintf("e2e/nat.sh run %d", i), fmt.Errorf("%v\n%s", err, failLines(out, 20)))
+			continue
+		}
+		v, err := parseNAT(out)
+		if err != nil {
+			s.fail(fmt.Sprintf("e2e/nat.sh run %d", i), err)
+			continue
+		}
+		fmt.Fprintf(s.log, "nat.sh: direct connection after %.0f ms\n", v)
+		ms = append(ms, v)
+	}
+	if len(ms) == 0 {
+		s.skip(natFigure, "no run of e2e/nat.sh passed", cmd)
+		return
+	}
+	s.add(row{Figure: natFigure, Value: pct(ms, 100), Unit: "ms", Target: 15000, Lower: true, Cmd: cmd,
+		Note: fmt.Sprintf("%d runs: %s ms, B started with A (cold)", len(ms), list(ms))})
 }
 
 // crowdCmd is the command reproducing a crowd layout's rows.

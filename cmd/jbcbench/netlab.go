@@ -20,6 +20,7 @@ import (
 const (
 	labLAN  = "jbcbl"
 	labLive = "jbcbv"
+	labNAT  = "jbcbn"
 	// labProbe is the namespace made and removed to see whether namespaces
 	// can be made at all.
 	labProbe = "jbcbprobe"
@@ -96,6 +97,20 @@ func parseLAN(out string) (lanTimes, error) {
 		*f.dst, _ = strconv.ParseFloat(m[1], 64)
 	}
 	return t, nil
+}
+
+// natDirect matches e2e/nat.sh's line for us: B's time from its start to
+// a direct connection to A, both behind NATs, made by hole punching.
+var natDirect = regexp.MustCompile(`(?m)^e2e/nat\.sh: start to direct connection \(B, cold\): (\d+) ms\s*$`)
+
+// parseNAT reads e2e/nat.sh's time from start to a direct connection, in
+// ms.
+func parseNAT(out string) (float64, error) {
+	m := natDirect.FindStringSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("no %q line in nat.sh's output", natDirect.String())
+	}
+	return strconv.ParseFloat(m[1], 64)
 }
 
 // liveFigures are the figures read from e2e/live.sh's summary table, by

@@ -44,6 +44,20 @@ e2e/lan.sh: PASS
 	}
 }
 
+func TestParseNAT(t *testing.T) {
+	out := `B has A's chain                                       799
+e2e/nat.sh: start to direct connection (B, cold): 760 ms
+e2e/nat.sh: PASS
+`
+	got, err := parseNAT(out)
+	if err != nil || got != 760 {
+		t.Fatalf("parsed %v, %v; want 760", got, err)
+	}
+	if _, err := parseNAT("e2e/nat.sh: PASS\n"); err == nil {
+		t.Fatal("output without the line parsed")
+	}
+}
+
 func TestParseLive(t *testing.T) {
 	out := `[live.sh 22:00:00] 1: propagation ... p95=99 ms
 e2e/live.sh: 21-bit network, 5 nodes x 1 thread                value
