@@ -2,6 +2,7 @@ package node
 
 import (
 	"github.com/libp2p/go-libp2p/core/peer"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/jbc-project/jbc/node/discovery"
 	"github.com/jbc-project/jbc/node/nat"
@@ -26,19 +27,40 @@ func preferredRelays(bootstrap, direct []string) func() []peer.ID {
 	return func() []peer.ID { return ids }
 }
 
+// publicPeers returns the IDs of the bootstrap and --peer nodes given with
+// a public address.
+func publicPeers(bootstrap, direct []string) map[string]bool {
+	out := map[string]bool{}
+	for _, list := range [][]string{bootstrap, direct} {
+		infos, err := p2p.ParsePeerAddrs(list)
+		if err != nil {
+			continue
+		}
+		for _, pi := range infos {
+			for _, a := range pi.Addrs {
+				if manet.IsPublicAddr(a) {
+					out[pi.ID.String()] = true
+				}
+			}
+		}
+	}
+	return out
+}
+
 // addNATFindings adds what package nat finds to the doctor's report: the
-// reachability section, and its problems and notes.
-func addNATFindings(r *discovery.Report, n *nat.NAT) {
+// reachability section, and its problems and notes. public are the given
+// peers with a public address (publicPeers).
+func addNATFindings(r *discovery.Report, n *nat.NAT, public map[string]bool) {
 	st := n.Status()
 	r.NAT = &discovery.NATCheck{Reachability: st.Reachability, Source: st.Source, RelayService: st.RelayService,
 		Relays: st.Relays, RelayAddrs: st.RelayAddrs, HolePunching: st.HolePunching}
 	var boot []nat.BootstrapState
 	for _, b := range r.Bootstrap {
-		boot = append(boot, nat.BootstrapState{ID: b.ID, Reachable: b.Reachable, Error: b.Error})
+		boot = append(boot, nat.BootstrapState{ID: b.ID, Reachable: b.Reachable, Error: b.Error, Public: public[b.ID]})
 	}
 	for _, b := range r.Peers {
 		if b.Source == peering.SourceDirect {
-			boot = append(boot, nat.BootstrapState{ID: b.ID, Reachable: b.Reachable, Error: b.Error})
+			boot = append(boot, nat.BootstrapState{ID: b.ID, Reachable: b.Reachable, Error: b.Error, Public: public[b.ID]})
 		}
 	}
 	for _, f := range n.Check(boot) {

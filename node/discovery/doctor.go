@@ -213,7 +213,7 @@ func OfflineProblems(ifs []InterfaceCheck, listen, announce []AddrCheck, mdns bo
 func (d *Discovery) Doctor(ctx context.Context, storeProblem func() string) Report {
 	r := Report{
 		Interfaces: CheckInterfaces(),
-		Listen:     CheckAddrs(d.host.Network().ListenAddresses()),
+		Listen:     CheckAddrs(p2p.WithoutRelayed(d.host.Network().ListenAddresses())),
 		Announce:   CheckAddrs(d.host.Addrs()),
 		MDNS:       d.cfg.MDNS,
 		Bootstrap:  []PeerCheck{},

@@ -71,7 +71,10 @@ func TestCheckRelayDown(t *testing.T) {
 	h := testHost(t)
 	n.h.Store(&h)
 	n.started = time.Now()
-	fs := n.Check([]BootstrapState{{ID: "R", Error: "connection refused"}})
+	if fs := n.Check([]BootstrapState{{ID: "R", Error: "connection refused"}}); len(fs) != 0 {
+		t.Fatalf("findings for a bootstrap node on a private address: %+v", fs)
+	}
+	fs := n.Check([]BootstrapState{{ID: "R", Error: "connection refused", Public: true}})
 	found := false
 	for _, f := range fs {
 		if !f.Note && strings.Contains(f.Problem, "no relay reservation") && strings.Contains(f.Problem, "relay R unreachable: connection refused") && f.Fix != "" {
@@ -83,7 +86,7 @@ func TestCheckRelayDown(t *testing.T) {
 	}
 	// With a reservation, no such finding.
 	n.relayAddrs = []ma.Multiaddr{ma.StringCast("/ip6/2001:2:0:3::1/tcp/4747/p2p/12D3KooWRXorggRP4KzDQsvDNYuw7fqpeGPdxUWiKVzFQZYJhYwL/p2p-circuit")}
-	for _, f := range n.Check([]BootstrapState{{ID: "R", Error: "connection refused"}}) {
+	for _, f := range n.Check([]BootstrapState{{ID: "R", Error: "connection refused", Public: true}}) {
 		if strings.Contains(f.Problem, "no relay reservation") {
 			t.Fatalf("finding with a reservation held: %s", f.Problem)
 		}

@@ -90,6 +90,9 @@ type BootstrapState struct {
 	ID        string
 	Reachable bool
 	Error     string
+	// Public: it was given with a public address (a node on the
+	// internet, not on this LAN).
+	Public bool
 }
 
 // doctorSettle: right after start, AutoNAT and AutoRelay have not had
@@ -123,6 +126,25 @@ func (n *NAT) Check(boot []BootstrapState) []Finding {
 			out = append(out, Finding{Note: true, Problem: "The relay service is off: AutoNAT v2 found every public address of this node unreachable (a firewall?)."})
 		}
 	}
+	for _, p := range h.Network().Peers() {
+		if h.Network().Connectedness(p) != network.Limited {
+			continue
+		}
+		out = append(out, Finding{
+			Problem: fmt.Sprintf("Peer %s is reached only through a relay: the direct connection failed: %s.", p, n.whyRelayed(p)),
+			Fix:     "Status and gossip still flow through the relay within its limits; blocks are not synced over it. A NAT that maps each destination to a new port (symmetric) cannot be punched: a forwarded port and --announce on one side help.",
+		})
+	}
+	// Relays and hole punching concern a node on the internet: one given
+	// a public peer address, or that a peer saw at a public address. A
+	// LAN or loopback network of private addresses needs neither.
+	internet := st.HolePunching
+	for _, b := range boot {
+		internet = internet || b.Public
+	}
+	if !internet {
+		return out
+	}
 	if st.Reachability == Private && len(st.Relays) == 0 && (settled || len(boot) > 0) {
 		var down []string
 		for _, b := range boot {
@@ -147,15 +169,6 @@ func (n *NAT) Check(boot []BootstrapState) []Finding {
 		out = append(out, Finding{
 			Problem: "No peer has observed a public address of this node, so it cannot hole-punch: its addresses as others see them are private (IPv4 behind a carrier-grade NAT, or every peer on the same private network).",
 			Fix:     "Connect to a bootstrap node over a public address (IPv6 often works where IPv4 is behind two NATs); until then peers behind other NATs reach this node only through a relay.",
-		})
-	}
-	for _, p := range h.Network().Peers() {
-		if h.Network().Connectedness(p) != network.Limited {
-			continue
-		}
-		out = append(out, Finding{
-			Problem: fmt.Sprintf("Peer %s is reached only through a relay: the direct connection failed: %s.", p, n.whyRelayed(p)),
-			Fix:     "Status and gossip still flow through the relay within its limits; blocks are not synced over it. A NAT that maps each destination to a new port (symmetric) cannot be punched: a forwarded port and --announce on one side help.",
 		})
 	}
 	return out

@@ -139,6 +139,19 @@ func NewHost(key crypto.PrivKey, listen, announce []ma.Multiaddr, dhtPrefix stri
 	return libp2p.New(opts...)
 }
 
+// WithoutRelayed returns addrs without the circuit relay ones: the relay
+// transport "listens" on /p2p-circuit, which is no address of this
+// machine.
+func WithoutRelayed(addrs []ma.Multiaddr) []ma.Multiaddr {
+	out := make([]ma.Multiaddr, 0, len(addrs))
+	for _, a := range addrs {
+		if !IsRelayed(a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // IsRelayed reports whether a is a circuit relay address (it holds
 // /p2p-circuit): a connection through a relay.
 func IsRelayed(a ma.Multiaddr) bool {

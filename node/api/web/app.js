@@ -201,6 +201,10 @@
     setText('peer-sources', (parts.length ? (banned ? '' : 'connected · ') + parts.join(' · ') : 'none connected · ' + plural(known, 'known', 'known')) +
       (banned ? ' · ' + fmtCount(banned) + ' banned' : ''));
 
+    // Reachability from outside (package nat): whether nodes behind NAT
+    // can reach this one, and through which relay.
+    setText('reachability', reachText(st));
+
     // Mining.
     // A rate only while the miner runs: the node reports none otherwise,
     // and the first few seconds after it starts are still being measured.
@@ -292,6 +296,27 @@
       el('div', { class: 'sub' }, plural(ls.blocks, 'block', 'blocks') + ' · ', timeEl(Date.parse(ls.at))));
   }
 
+  // reachText says whether the node is reachable from outside: public,
+  // behind NAT through a relay, or behind NAT with none.
+  function reachText(st) {
+    const relays = st.relays || [];
+    switch (st.reachability) {
+      case 'public':
+        return 'reachable from outside' + (st.relay_service === 'on' ? ' · relaying' : '');
+      case 'private':
+        return relays.length ? 'behind NAT · through ' + relays.map(shortPeer).join(', ') : 'behind NAT · no relay';
+      case 'unknown':
+        return 'reachability unknown' + (st.relay_service === 'on' ? ' · relaying' : '');
+    }
+    return '';
+  }
+
+  // linkText says how the node holds a peer: each connection direct or
+  // relayed, and how it was made.
+  function linkText(p) {
+    return (p.connections || []).map((c) => c.link + ' · ' + c.made).join(', ');
+  }
+
   function renderPeers(peers, st) {
     const sorted = peers.slice().sort((a, b) =>
       (!!a.ban - !!b.ban) ||
@@ -344,7 +369,9 @@
 
       return el('tr', { 'data-peer-id': p.id, 'data-source': src, 'data-connected': p.connected ? '1' : '0', 'data-banned': p.ban ? '1' : null },
         peerCell,
-        el('td', {}, el('span', { class: 'badge src src-' + src }, p.source || '?')),
+        el('td', {}, el('span', { class: 'badge src src-' + src }, p.source || '?'),
+          el('div', { class: 'sub link', title: (p.connections || []).map((c) => c.remote).join('\n') +
+            (p.hole_punch && p.hole_punch.last_error ? '\nhole punch: ' + p.hole_punch.last_error : '') }, linkText(p))),
         chainCell,
         lastCell);
     });
