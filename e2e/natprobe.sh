@@ -6,7 +6,8 @@
 # public; every host is also on IPv6, the "internet" segment being
 # 2001:2::/64, where NAT gateway L is 2001:2::L.
 #
-# For now it runs e2e/natprobe (bare go-libp2p hosts, not jbc) to prove
+# It runs e2e/natprobe (bare go-libp2p hosts, not jbc; e2e/nat.sh runs jbc
+# nodes) to prove
 # that the lab and go-libp2p's pieces work here:
 #
 #   R (LAN 3, host 1): public; DHT server, circuit relay v2 service;
@@ -21,10 +22,7 @@
 # B is run RUNS times (3; a fresh identity each), each printing the time
 # from its start to the relayed and to the direct connection. B1 starts
 # with A (COLD=1, the default: A's reservation counts in its time); with
-# COLD=0 B1 waits for A's relay address like the later runs. The script
-# will later run jbc nodes (A with a chain, B empty, R the only bootstrap,
-# C on the public LAN); JBC= is accepted and unused until then. About
-# 10 s. Needs root, iproute2, iptables and jq. Usage:
+# COLD=0 B1 waits for A's relay address like the later runs. About 10 s. Needs root, iproute2, iptables and jq. Usage:
 #
 #   e2e/natprobe.sh                                  # builds ./e2e/natprobe
 #   LAB=nt1 PROBE=/path/to/natprobe RUNS=5 e2e/natprobe.sh
