@@ -1,4 +1,4 @@
-// Command natprobe is a test tool of e2e/nat.sh, not part of jbc: a bare
+// Command natprobe is a test tool of e2e/natprobe.sh, not part of jbc: a bare
 // go-libp2p host that shows, in network namespaces (../shared/netlab NAT
 // mode), which go-libp2p options and timings get two hosts behind
 // different NATs from a relayed connection to a direct one by hole
@@ -12,7 +12,7 @@
 // With no options it uses go-libp2p's defaults where they exist (relay
 // service on AutoNAT v1's "public", static relays, no remedy for the
 // DCUtR trap); each option adds one piece, so that a script can show what
-// each is for. e2e/nat.sh gives the set that works (docs/nat-design.md).
+// each is for. e2e/natprobe.sh gives the set that works (docs/nat-design.md).
 //
 // B finds A's addresses through R's DHT (FIND_PEER answers from R's
 // peerstore, which holds A's relay address once A reserved a slot and told

@@ -361,29 +361,39 @@ func (n *NAT) update() {
 	n.setRelayService(want, r+" ("+why+")")
 }
 
-// setRelayService starts or stops the relay service.
+// setRelayService starts or stops the relay service. Only the upkeep's
+// goroutine calls it (and Start, before that goroutine runs), so that the
+// service is started and stopped without holding n.mu: relay.New emits on
+// the event bus, which our own subscription drains.
 func (n *NAT) setRelayService(on bool, why string) {
 	hp := n.h.Load()
 	if hp == nil {
 		return
 	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
+	svc, failed := n.svc, n.svcErr != nil
+	n.mu.Unlock()
 	switch {
-	case on && n.svc == nil:
+	case on && svc == nil:
 		svc, err := relay.New(*hp, relay.WithResources(p2p.RelayResources()), relay.WithACL(acl{n}))
 		if err != nil {
-			if n.svcErr == nil {
+			if !failed {
 				n.log.Warn("cannot start the relay service", "err", err)
 			}
+			n.mu.Lock()
 			n.svcErr = err
+			n.mu.Unlock()
 			return
 		}
+		n.mu.Lock()
 		n.svc, n.svcErr = svc, nil
+		n.mu.Unlock()
 		n.log.Info("relay service on", "reachability", why)
-	case !on && n.svc != nil:
-		n.svc.Close()
+	case !on && svc != nil:
+		n.mu.Lock()
 		n.svc = nil
+		n.mu.Unlock()
+		svc.Close()
 		n.log.Info("relay service off", "reachability", why)
 	}
 }
