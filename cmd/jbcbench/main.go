@@ -3,7 +3,9 @@
 // and scaling over cores), validation, initial sync over loopback with the
 // syncing node's peak memory, incremental sync, the Python layout's import
 // and export, and, where network namespaces can be made (root), discovery
-// and propagation from e2e/lan.sh and e2e/live.sh, and a LAN of 60 nodes
+// and propagation from e2e/lan.sh and e2e/live.sh, the time from a node's
+// start to a hole-punched connection between two NATs from e2e/nat.sh
+// (issue 17), and a LAN of 60 nodes
 // and three LANs of 20 from e2e/crowd.sh (issue 16's targets).
 //
 // Run it from anywhere in the module:
