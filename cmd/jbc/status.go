@@ -113,6 +113,13 @@ It exits non-zero if the node does not answer, so it serves as a health check.`,
 			if st.StorageError != "" {
 				a.printf("storage     %s\n", st.StorageError)
 			}
+			if st.Reachability != "" {
+				reach := st.Reachability + " (" + st.Source + ")"
+				if len(st.Relays) > 0 {
+					reach += ", relays " + strings.Join(st.Relays, " ")
+				}
+				a.printf("reachable   %s\nrelay svc   %s\n", reach, st.RelayService)
+			}
 			return nil
 		},
 	}
