@@ -18,7 +18,8 @@
 #      opens it. (R syncs too and could hand B the chain; the direct
 #      connection is the proof, not B's height.)
 #   C (LAN 3, host 2): public, empty: syncs A's chain, then mines one
-#      block, which A (behind NAT) must get: both ways.
+#      block, which A (behind NAT) must get: both ways; each must hold a
+#      direct connection to the other.
 #   Then C and R stop: A's doctor must say it is behind NAT with no relay
 #      reservation, relay R unreachable.
 #
@@ -190,7 +191,13 @@ t_up=$(now_ms)
 a_has_c_tip() { [ "$(api 1-1 /status | jq -r .tip)" = "$c_tip" ]; }
 wait_for "$timeout_s" a_has_c_tip || fail "A (behind NAT) did not get C's block (height $c_height, tip $c_tip)"
 log "A: C's block after $(( $(now_ms) - t_up )) ms"
-a_to_c=$(api 1-1 /peers | jq -c --arg id "$(run 3-2 "$JBC" --datadir "$work/c" id --json | jq -r .peer_id)" '[.[] | select(.id == $id) | .connections[]? | {link, made}]')
+c_id=$(run 3-2 "$JBC" --datadir "$work/c" id --json | jq -r .peer_id)
+# They found each other (the DHT through R): each holds a direct
+# connection to the other, not only R in between.
+direct_to() { api "$1" /peers | jq -e --arg id "$2" '[.[] | select(.id == $id) | .connections[]? | select(.link == "direct")] | length > 0' >/dev/null; }
+wait_for "$timeout_s" direct_to 1-1 "$c_id" || fail "A holds no direct connection to C"
+wait_for "$timeout_s" direct_to 3-2 "$a_id" || fail "C holds no direct connection to A"
+a_to_c=$(api 1-1 /peers | jq -c --arg id "$c_id" '[.[] | select(.id == $id) | .connections[]? | {link, made}]')
 log "A's connections to C: $a_to_c"
 
 # --- R down: A's doctor says so ------------------------------------------
