@@ -100,12 +100,22 @@ func (n *NAT) record(c network.Conn) ConnInfo {
 		}
 	}
 	n.conns[ci.ID] = ci
+	if ci.Made == MadeRelay {
+		n.relayed++
+		select {
+		case n.relayedKick <- struct{}{}:
+		default:
+		}
+	}
 	return ci
 }
 
 // disconnected forgets c.
 func (n *NAT) disconnected(c network.Conn) {
 	n.mu.Lock()
+	if ci, ok := n.conns[c.ID()]; ok && ci.Made == MadeRelay {
+		n.relayed--
+	}
 	delete(n.conns, c.ID())
 	delete(n.up.peerNoDCUtR, c.ID())
 	n.mu.Unlock()

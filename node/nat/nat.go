@@ -41,9 +41,9 @@ const (
 	// relayResend spaces hand-overs of one candidate to AutoRelay, which
 	// drops those it uses or backs off from.
 	relayResend = 5 * time.Second
-	// tick is how often the node's NAT upkeep runs: the retry (its
-	// thresholds are hundreds of milliseconds), closing relayed
-	// connections a direct one replaced, the relay source.
+	// tick is how often the node's NAT upkeep runs while it holds
+	// relayed connections: the retry (its thresholds are hundreds of
+	// milliseconds), closing relayed connections a direct one replaced.
 	tick = 100 * time.Millisecond
 	// ifaceRecheck is how often the interface addresses are read again
 	// (a laptop moving networks), for the relay service's rule.
@@ -117,9 +117,17 @@ type NAT struct {
 	reachAt            time.Time
 	// ownDCUtR is when this host began serving /libp2p/dcutr.
 	ownDCUtR time.Time
-	// conns records how each open connection was made, by conn ID.
-	conns map[string]ConnInfo
-	up    upgrader
+	// conns records how each open connection was made, by conn ID;
+	// relayed counts the relayed ones, so that the upkeep has nothing to
+	// do while there are none (a LAN node's usual state).
+	conns   map[string]ConnInfo
+	relayed int
+	// hopSeen wakes the relay source when a peer is seen to speak the
+	// hop protocol (identify), or our reachability changed.
+	hopSeen chan struct{}
+	// relayedKick wakes the upkeep when a relayed connection opens.
+	relayedKick chan struct{}
+	up          upgrader
 }
 
 // New returns the NAT upkeep of a node; Options are for its host.
@@ -128,7 +136,8 @@ func New(cfg Config) *NAT {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &NAT{cfg: cfg, log: cfg.Logger.With("component", "nat"), tracer: &tracer{},
-		conns: map[string]ConnInfo{}, up: newUpgrader()}
+		conns: map[string]ConnInfo{}, up: newUpgrader(), hopSeen: make(chan struct{}, 1),
+		relayedKick: make(chan struct{}, 1)}
 }
 
 // Options returns the host options for nodes behind NAT: the circuit
@@ -214,8 +223,12 @@ func (n *NAT) Start(ctx context.Context, h host.Host, goRun func(func(context.Co
 func (n *NAT) run(ctx context.Context, sub event.Subscription) {
 	defer sub.Close()
 	defer n.setRelayService(false, "node stopping")
-	t := time.NewTicker(tick)
+	// The upkeep ticks every tick while relayed connections exist (the
+	// retry's thresholds are hundreds of milliseconds), else only to
+	// read the interfaces again: an idle LAN node wakes every 10 s.
+	t := time.NewTicker(ifaceRecheck)
 	defer t.Stop()
+	fast := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -226,6 +239,7 @@ func (n *NAT) run(ctx context.Context, sub event.Subscription) {
 			}
 			n.handle(e)
 			n.update()
+		case <-n.relayedKick:
 		case now := <-t.C:
 			if now.Sub(n.ifaceAtTime()) >= ifaceRecheck {
 				n.refreshIface(now)
@@ -233,6 +247,16 @@ func (n *NAT) run(ctx context.Context, sub event.Subscription) {
 			}
 			n.upkeep(ctx, now)
 		}
+		n.mu.Lock()
+		want := n.relayed > 0
+		n.mu.Unlock()
+		switch {
+		case want && !fast:
+			t.Reset(tick)
+		case !want && fast:
+			t.Reset(ifaceRecheck)
+		}
+		fast = want
 	}
 }
 
@@ -266,10 +290,16 @@ func (n *NAT) handle(e any) {
 			n.ownDCUtR = time.Time{}
 		}
 	case event.EvtPeerIdentificationCompleted:
+		if slices.Contains(e.Protocols, hopProtocol) {
+			n.kickSource()
+		}
 		if e.Conn != nil && e.Conn.Stat().Limited && !slices.Contains(e.Protocols, holepunch.Protocol) {
 			n.up.peerNoDCUtR[e.Conn.ID()] = true
 		}
 	case event.EvtPeerProtocolsUpdated:
+		if slices.Contains(e.Added, hopProtocol) {
+			n.kickSource()
+		}
 		if slices.Contains(e.Added, holepunch.Protocol) {
 			n.up.peerDCUtR[e.Peer] = now
 		}
@@ -352,6 +382,7 @@ func (n *NAT) update() {
 	if r != n.reachNow || why != n.reachWhy {
 		n.log.Info("reachability", "now", r, "source", why)
 		n.reachNow, n.reachWhy, n.reachAt = r, why, time.Now()
+		n.kickSource()
 	}
 	want := n.relayCapableLocked()
 	n.mu.Unlock()
@@ -427,21 +458,24 @@ func (n *NAT) proven(p peer.ID) bool {
 
 // relaySource is AutoRelay's source of candidates: the preferred peers
 // (bootstrap, --peer), then any connected peer, each as soon as identify
-// shows it speaks the hop protocol, and again every relayResend while it
-// does. It keeps the channel open (AutoRelay asks again only once it is
+// shows it speaks the hop protocol (an event wakes it), and again every
+// relayResend while it does. It keeps the channel open (AutoRelay asks again only once it is
 // closed) and sends nothing while the node is public.
 func (n *NAT) relaySource(ctx context.Context, _ int) <-chan peer.AddrInfo {
 	out := make(chan peer.AddrInfo)
 	go func() {
 		defer close(out)
 		sent := map[peer.ID]time.Time{}
-		t := time.NewTicker(tick / 2)
+		t := time.NewTicker(relayResend)
 		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
+		for first := true; ; first = false {
+			if !first {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				case <-n.hopSeen:
+				}
 			}
 			hp := n.h.Load()
 			if hp == nil {
@@ -471,6 +505,14 @@ func (n *NAT) relaySource(ctx context.Context, _ int) <-chan peer.AddrInfo {
 		}
 	}()
 	return out
+}
+
+// kickSource wakes the relay source, if it waits.
+func (n *NAT) kickSource() {
+	select {
+	case n.hopSeen <- struct{}{}:
+	default:
+	}
 }
 
 // hopProtocol is circuit relay v2's hop protocol, which a relay serves.

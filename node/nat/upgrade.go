@@ -79,6 +79,12 @@ func (n *NAT) upkeep(ctx context.Context, now time.Time) {
 	if hp == nil {
 		return
 	}
+	n.mu.Lock()
+	relayed := n.relayed
+	n.mu.Unlock()
+	if relayed == 0 {
+		return // nothing relayed: nothing to redial or replace
+	}
 	h := *hp
 	nw := h.Network()
 	for _, p := range nw.Peers() {
