@@ -1,6 +1,8 @@
 package node
 
 import (
+	"strings"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 	manet "github.com/multiformats/go-multiaddr/net"
 
@@ -50,17 +52,30 @@ func publicPeers(bootstrap, direct []string) map[string]bool {
 // addNATFindings adds what package nat finds to the doctor's report: the
 // reachability section, and its problems and notes. public are the given
 // peers with a public address (publicPeers).
-func addNATFindings(r *discovery.Report, n *nat.NAT, public map[string]bool) {
+func addNATFindings(r *discovery.Report, n *nat.NAT, public map[string]bool, peers *peering.Set) {
+	// The doctor's own dial gives up after a few seconds, often saying
+	// only that; the node's last real attempt says more.
+	cause := func(id, err string) string {
+		if !strings.Contains(err, "context deadline exceeded") {
+			return err
+		}
+		if p, perr := peer.Decode(id); perr == nil {
+			if pi, ok := peers.Get(p); ok && pi.DialError != "" {
+				return pi.DialError
+			}
+		}
+		return err
+	}
 	st := n.Status()
 	r.NAT = &discovery.NATCheck{Reachability: st.Reachability, Source: st.Source, RelayService: st.RelayService,
 		Relays: st.Relays, RelayAddrs: st.RelayAddrs, HolePunching: st.HolePunching}
 	var boot []nat.BootstrapState
 	for _, b := range r.Bootstrap {
-		boot = append(boot, nat.BootstrapState{ID: b.ID, Reachable: b.Reachable, Error: b.Error, Public: public[b.ID]})
+		boot = append(boot, nat.BootstrapState{ID: b.ID, Reachable: b.Reachable, Error: cause(b.ID, b.Error), Public: public[b.ID]})
 	}
 	for _, b := range r.Peers {
 		if b.Source == peering.SourceDirect {
-			boot = append(boot, nat.BootstrapState{ID: b.ID, Reachable: b.Reachable, Error: b.Error, Public: public[b.ID]})
+			boot = append(boot, nat.BootstrapState{ID: b.ID, Reachable: b.Reachable, Error: cause(b.ID, b.Error), Public: public[b.ID]})
 		}
 	}
 	for _, f := range n.Check(boot) {

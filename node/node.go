@@ -348,7 +348,7 @@ func (n *Node) goRun(f func(context.Context)) {
 // a few seconds, dialling the peers not connected.
 func (n *Node) Doctor(ctx context.Context) discovery.Report {
 	r := n.disc.Doctor(ctx, n.disk.Problem)
-	addNATFindings(&r, n.nat, publicPeers(n.cfg.Bootstrap, n.cfg.Peers))
+	addNATFindings(&r, n.nat, publicPeers(n.cfg.Bootstrap, n.cfg.Peers), n.peers)
 	return r
 }
 
