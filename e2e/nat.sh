@@ -24,7 +24,7 @@
 #      reservation, relay R unreachable.
 #
 # It prints the time from B's start to the direct connection, and a line
-# for cmd/jbcbench. About 30 s. Needs root, iproute2, iptables, curl and
+# for cmd/jbcbench. About 10 s (35 s on a loaded machine). Needs root, iproute2, iptables, curl and
 # jq. Usage:
 #   e2e/nat.sh                    # builds ./cmd/jbc
 #   JBC=/path/to/jbc LAB=nt1 e2e/nat.sh
