@@ -37,6 +37,9 @@ func (n *Node) addBlocksVia(via string, blocks []chain.Block) (storage.Result, e
 		n.updatePool(res)
 	}
 	extended := res.Extended
+	// A tip that came by gossip, or that we mined, was announced to every
+	// peer in the topic: no status push for it.
+	push := res.Extended && (res.Reorg || (via != viaGossip && via != viaMiner))
 	if res.Added > 0 && n.gossip != nil && n.gossip.Orphans().Len() > 0 {
 		for {
 			kids := n.gossip.Orphans().TakeChildren(n.store.Has)
@@ -54,13 +57,16 @@ func (n *Node) addBlocksVia(via string, blocks []chain.Block) (storage.Result, e
 				}
 				if r.Extended {
 					n.updatePool(r)
-					extended = true
+					extended, push = true, true
 				}
 			}
 		}
 	}
 	if extended {
 		n.tips.Fire()
+	}
+	if push {
+		n.pushTips.Fire()
 	}
 	return res, err
 }

@@ -108,6 +108,10 @@ type Node struct {
 	mineMu   sync.Mutex
 	mineStop context.CancelFunc
 	tips     notify.Watch
+	// pushTips fires when the tip changed in a way gossip did not announce
+	// to the peers (a sync, a reorg, an orphan's parent arriving): the
+	// status push follows it, not tips.
+	pushTips notify.Watch
 	// api is the HTTP API; http serves it while Config.HTTPAddr is set.
 	api  *api.API
 	http *api.Server
@@ -235,6 +239,7 @@ func New(cfg Config) (*Node, error) {
 		n.host.Close()
 		return nil, err
 	}
+	n.adm.SetChooser(n.disc.Chosen)
 	return n, nil
 }
 

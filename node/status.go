@@ -128,25 +128,34 @@ func (n *Node) onStatus(p peer.ID, st protocol.Status) {
 	}
 }
 
-// statusLoop refreshes statuses with every connected peer periodically and
-// pushes ours soon after our tip changes.
+// statusLoop refreshes statuses with every connected peer periodically,
+// and pushes ours soon after a tip change that gossip did not announce
+// (pushTips), to the peers whose last status has less work than our tip.
 func (n *Node) statusLoop(ctx context.Context) {
 	t := time.NewTicker(StatusInterval)
 	defer t.Stop()
 	for {
-		tipCh := n.tips.Wait()
+		tipCh := n.pushTips.Wait()
+		push := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-tipCh:
+			push = true
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(tipPushDelay):
 			}
 		}
+		work := n.store.Tip().Work
 		for _, p := range n.host.Network().Peers() {
+			if push {
+				if pi, ok := n.peers.Get(p); ok && pi.Status != nil && pi.Status.Work != nil && pi.Status.Work.Cmp(work) >= 0 {
+					continue
+				}
+			}
 			n.requestStatus(p)
 		}
 	}

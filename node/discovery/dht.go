@@ -45,15 +45,21 @@ func (d *Discovery) advertiseLoop(ctx context.Context) {
 	}
 }
 
-// findLoop looks up peers of the network in the DHT, retrying with a
-// backoff of seconds while it finds none.
+// findLoop looks up peers of the network in the DHT while the node is
+// short of chosen peers, retrying with a backoff of seconds while it finds
+// none; and findWarmup times after its first lookup that found peers, even
+// with all its peers, so that a node whose LAN filled its slots by mDNS
+// still learns of peers beyond its LAN (the dialler gives outsidePeers
+// slots to them). Then it looks up nothing while the node has its peers:
+// every lookup connects to nodes across the network.
 func (d *Discovery) findLoop(ctx context.Context) {
 	rd := drouting.NewRoutingDiscovery(d.dht)
 	ns := Rendezvous(d.cfg.Network)
 	backoff := findMinBackoff
+	warmup := findWarmup
 	for {
-		found := 0
-		if d.dht.RoutingTable().Size() > 0 {
+		if d.dht.RoutingTable().Size() > 0 && (d.short() || warmup > 0) {
+			found := 0
 			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			ch, err := rd.FindPeers(fctx, ns)
 			if err == nil {
@@ -69,18 +75,28 @@ func (d *Discovery) findLoop(ctx context.Context) {
 			d.mu.Lock()
 			d.lastFind, d.lastFound, d.findErr = time.Now(), found, err
 			d.mu.Unlock()
-		}
-		wait := findSteady
-		if found == 0 {
-			wait = backoff
-			backoff = min(2*backoff, findMaxBackoff)
-		} else {
-			backoff = findMinBackoff
+			wait := findSteady
+			if found == 0 {
+				wait = backoff
+				backoff = min(2*backoff, findMaxBackoff)
+			} else {
+				backoff = findMinBackoff
+				if warmup > 0 {
+					warmup--
+					wait = findWarmupEvery
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			continue
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-time.After(rtPoll):
 		}
 	}
 }

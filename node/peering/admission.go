@@ -21,9 +21,11 @@ import (
 // nothing, so neither may rest on a peer's ID alone: what an attacker
 // cannot multiply for free is addresses. The rules:
 //
-//   - Peers we chose are never evicted: peers we dialled, found by mDNS or
-//     the DHT, and --peer and bootstrap peers. They are protected in the
-//     connection manager, so that its own trimming spares them too.
+//   - Peers we chose are never evicted: the peers package discovery's
+//     dialler picked for its outbound slots, and --peer peers. They are
+//     protected in the connection manager, so that its own trimming
+//     spares them too. Other peers we dialled (bootstrap seeds, the DHT's
+//     queries) hold no inbound slot; the connection manager trims them.
 //   - Peers that recently served a valid block that extended or outweighed
 //     our chain (the newest servedProtectPeers of them, for servedProtect)
 //     are protected likewise.
@@ -46,18 +48,21 @@ import (
 //     closed: a slot costs its holder a status of our network.
 const (
 	// InboundSlots is how many peers connected to us only inbound, and
-	// not chosen by us, the node keeps: two thirds of the connection
-	// manager's high watermark, leaving a third for the peers it chose,
-	// and far below the resource manager's p2p.MaxConnsInbound, so that the
-	// handshakes of newcomers (counted there from their first byte) always
-	// find room while admission closes the surplus.
-	InboundSlots = 64
+	// not chosen by us, the node keeps: three times the peers a node
+	// chooses (discovery.OutboundPeers, 8), room for the start-order bias
+	// (nodes started first are found, and chosen, by those after them),
+	// so that a node holds 8 to 32 peers (docs/lan-design.md); half the
+	// connection manager's high watermark, and far below the resource
+	// manager's p2p.MaxConnsInbound, so that the handshakes of newcomers
+	// (counted there from their first byte) always find room while
+	// admission closes the surplus.
+	InboundSlots = 24
 	// subnetInboundCap bounds inbound connections from one public /24
-	// (IPv4) or /48 (IPv6), a block one operator typically holds: an
-	// eighth of InboundSlots, so that an attacker needs eight such blocks
+	// (IPv4) or /48 (IPv6), a block one operator typically holds: a
+	// quarter of InboundSlots, so that an attacker needs four such blocks
 	// to fill the slots, while an office or a cloud subnet running
-	// several honest nodes still gets eight in.
-	subnetInboundCap = InboundSlots / 8
+	// several honest nodes still gets six in.
+	subnetInboundCap = InboundSlots / 4
 	// StatusDeadline is how long an inbound peer has to send a status of
 	// our network (its own request, or its answer to ours): as long as
 	// our own status request may take (package node's statusTimeout, 5
@@ -121,6 +126,8 @@ type Admission struct {
 	count func(outcome string)
 	host  atomic.Pointer[host.Host]
 	kick  chan struct{}
+	// chooser says which peers we chose (SetChooser).
+	chooser atomic.Pointer[func(peer.ID) bool]
 
 	mu       sync.Mutex
 	arrivals map[string]arrival
@@ -157,6 +164,12 @@ func NewAdmission(peers *Set, log *slog.Logger, count func(string)) *Admission {
 // SetHost gives admission the host whose connections it manages; until
 // then it only refuses banned peers.
 func (a *Admission) SetHost(h host.Host) { a.host.Store(&h) }
+
+// SetChooser gives admission the judge of which peers the node chose
+// (package discovery's Chosen): only those, among peers we have an
+// outbound connection to, are protected; an outbound connection the DHT
+// opened for a query is not, and the connection manager may trim it.
+func (a *Admission) SetChooser(f func(peer.ID) bool) { a.chooser.Store(&f) }
 
 func (a *Admission) network() network.Network {
 	if h := a.host.Load(); h != nil {
@@ -267,8 +280,8 @@ func (a *Admission) Connected(c network.Conn) {
 	if nw == nil {
 		return
 	}
-	if a.chosen(p, []connView{viewOf(c)}) {
-		if cm := a.cm(); cm != nil {
+	if v := []connView{viewOf(c)}; a.chosen(p, v) || hasOutbound(v) {
+		if cm := a.cm(); cm != nil && a.chosen(p, v) {
 			cm.Protect(p, tagChosen)
 		}
 		return
@@ -357,7 +370,7 @@ func (a *Admission) checkStatus(p peer.ID, opened time.Time) {
 		return
 	}
 	conns := nw.ConnsToPeer(p)
-	if len(conns) == 0 || a.chosen(p, viewsOf(conns)) {
+	if len(conns) == 0 || hasOutbound(viewsOf(conns)) || a.chosen(p, viewsOf(conns)) {
 		return
 	}
 	if pi, ok := a.peers.Get(p); ok && pi.Status != nil && !pi.StatusAt.Before(opened) {

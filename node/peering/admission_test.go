@@ -127,11 +127,11 @@ func TestAdmit(t *testing.T) {
 	}
 	// A private subnet is not capped: a LAN of tens of nodes shares one.
 	pcs = nil
-	for i := 0; i < 40; i++ {
+	for i := 0; i < InboundSlots-1; i++ {
 		add(fmt.Sprintf("/ip4/10.77.1.%d/tcp/4747", i+1))
 	}
 	if got := admit("/ip4/10.77.1.100/tcp/4747"); got != "" {
-		t.Errorf("connection 41 from one private /24 refused: %q", got)
+		t.Errorf("connection %d from one private /24 refused: %q", InboundSlots, got)
 	}
 	// Nor is public IPv6 per address: the /48 is the unit.
 	pcs = nil

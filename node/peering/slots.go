@@ -132,15 +132,32 @@ func viewsOf(conns []network.Conn) []connView {
 }
 
 // chosen reports whether p is a peer we chose: one we have an outbound
-// connection to, or found ourselves (mDNS, DHT, --peer, bootstrap).
+// connection to that the chooser (SetChooser: package discovery's
+// dialler, and --peer) says we chose. Without a chooser every peer we
+// have an outbound connection to, or found ourselves, counts as chosen.
 func (a *Admission) chosen(p peer.ID, conns []connView) bool {
+	if !hasOutbound(conns) {
+		if a.chooser.Load() != nil {
+			return false
+		}
+		pi, ok := a.peers.Get(p)
+		return ok && pi.Source != SourceInbound
+	}
+	if f := a.chooser.Load(); f != nil {
+		return (*f)(p)
+	}
+	return true
+}
+
+// hasOutbound reports whether one of conns is outbound: a peer we dialled
+// (chosen, or the DHT's own query) holds no inbound slot.
+func hasOutbound(conns []connView) bool {
 	for _, c := range conns {
 		if c.dir == network.DirOutbound {
 			return true
 		}
 	}
-	pi, ok := a.peers.Get(p)
-	return ok && pi.Source != SourceInbound
+	return false
 }
 
 // snapshot reads the inbound slots from the network.
@@ -175,7 +192,7 @@ func (a *Admission) slotsOf(pcs []peerConns, now time.Time) slots {
 				s.subnetConns[g]++
 			}
 		}
-		if a.chosen(p, conns) {
+		if hasOutbound(conns) || a.chosen(p, conns) {
 			continue
 		}
 		h := candidate{id: p, since: now}
