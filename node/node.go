@@ -221,7 +221,9 @@ func New(cfg Config) (*Node, error) {
 		n.host.Close()
 		return nil, err
 	}
-	n.client, err = protocol.NewClient(n.host, n.store, p2p.Agent(), log)
+	// Our status requests tell the peers we chose that we keep them.
+	n.client, err = protocol.NewClient(n.host, n.store, p2p.Agent(), log,
+		protocol.WithKeep(func(p peer.ID) bool { return n.disc != nil && n.disc.Chosen(p) }))
 	if err != nil {
 		n.host.Close()
 		return nil, err
@@ -234,7 +236,7 @@ func New(cfg Config) (*Node, error) {
 		Logger:     n.log})
 	n.disc, err = discovery.New(discovery.Config{Host: n.host, Network: cfg.Store.Params().ID(), Peers: n.peers,
 		Bootstrap: cfg.Bootstrap, Direct: cfg.Peers, MDNS: cfg.MDNS, DHT: cfg.DHT, DHTPrefix: cfg.DHTPrefix, DHTClient: cfg.DHTClient,
-		Go: n.goRun, Logger: n.log})
+		Kept: n.adm.IsKept, Go: n.goRun, Logger: n.log})
 	if err != nil {
 		n.host.Close()
 		return nil, err

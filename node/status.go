@@ -122,6 +122,9 @@ func (n *Node) onStatus(p peer.ID, st protocol.Status) {
 	}
 	n.peers.SetStatus(p, st)
 	n.adm.Proven(p)
+	if st.Keep {
+		n.adm.Kept(p)
+	}
 	tip := n.store.Tip()
 	if st.Work != nil && st.Work.Cmp(tip.Work) > 0 {
 		n.sync.Kick()

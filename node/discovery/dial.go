@@ -74,6 +74,18 @@ const (
 	// table.
 	seedMin = 2 * time.Second
 	seedMax = time.Minute
+	// transientGrace is how long a connection we opened to a peer that
+	// neither we nor it chose (the DHT's query, a bootstrap seed) may
+	// stay: long enough for the query, the advertisement or the seeding
+	// it was opened for; then trimLoop closes it, so that the DHT does not
+	// turn a LAN into a full mesh (at 30 nodes it did: 29 peers each).
+	// trimEvery is how often trimLoop looks.
+	transientGrace = 30 * time.Second
+	trimEvery      = 10 * time.Second
+	// replacedSummary spaces the info lines that count chosen peers
+	// replaced: one per replacement would flood the log when a LAN
+	// loses many nodes at once.
+	replacedSummary = time.Minute
 )
 
 // candidate is a peer in the address book.
@@ -292,6 +304,13 @@ func (d *Discovery) failedLocked(c *candidate, now time.Time) {
 	c.notBefore = now.Add(min(backoffMin<<(c.failures-1), backoffMax))
 }
 
+// connected records when a connection to p opened, for trim.
+func (d *Discovery) connected(p peer.ID) {
+	d.bookMu.Lock()
+	d.connectedAt[p] = time.Now()
+	d.bookMu.Unlock()
+}
+
 // disconnected frees the slot of a chosen peer whose last connection
 // closed, backing it off, and wakes the dialler to refill the slot.
 func (d *Discovery) disconnected(p peer.ID) {
@@ -300,6 +319,7 @@ func (d *Discovery) disconnected(p peer.ID) {
 	}
 	now := time.Now()
 	d.bookMu.Lock()
+	delete(d.connectedAt, p)
 	if !d.chosen[p] {
 		d.bookMu.Unlock()
 		return
@@ -313,6 +333,7 @@ func (d *Discovery) disconnected(p peer.ID) {
 	}
 	d.bookMu.Unlock()
 	d.log.Debug("chosen peer dropped: replacing it", "peer", p)
+	d.replaced.Add(1)
 	d.noteCount()
 	d.wake()
 }
@@ -369,6 +390,54 @@ func (d *Discovery) seedLoop(ctx context.Context) {
 			return
 		case <-time.After(wait):
 		}
+	}
+}
+
+// trimLoop logs, at most every replacedSummary, how many chosen peers
+// were replaced, and closes, every trimEvery, the connections we opened to peers
+// that neither we chose nor chose us (no keep in their status request),
+// that nothing protects (a --peer, a recent server of blocks), once
+// transientGrace old. Inbound connections it leaves alone: their opener
+// closes them, or admission's slots bound them.
+func (d *Discovery) trimLoop(ctx context.Context) {
+	t := time.NewTicker(trimEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		d.trim(now)
+		if now.Sub(d.replacedAt) >= replacedSummary {
+			if n := d.replaced.Swap(0); n > 0 {
+				d.log.Info("replaced chosen peers that dropped", "replaced", n, "of", OutboundPeers, "in", now.Sub(d.replacedAt).Round(time.Second))
+			}
+			d.replacedAt = now
+		}
+	}
+}
+
+// trim closes the transient connections as of now (see trimLoop).
+func (d *Discovery) trim(now time.Time) {
+	nw, cm := d.host.Network(), d.host.ConnManager()
+	for _, p := range nw.Peers() {
+		outbound := false
+		for _, c := range nw.ConnsToPeer(p) {
+			outbound = outbound || c.Stat().Direction == network.DirOutbound
+		}
+		d.bookMu.Lock()
+		at, seen := d.connectedAt[p]
+		d.bookMu.Unlock()
+		if !outbound || !seen || now.Sub(at) < transientGrace || d.Chosen(p) || cm.IsProtected(p, "") {
+			continue
+		}
+		if d.cfg.Kept != nil && d.cfg.Kept(p) {
+			continue
+		}
+		d.log.Debug("closing a connection neither side chose", "peer", p)
+		_ = nw.ClosePeer(p)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
@@ -123,5 +124,35 @@ func TestDialableAddrs(t *testing.T) {
 	got := DialableAddrs(in)
 	if len(got) != 2 || !got[0].Equal(in[4]) || !got[1].Equal(in[5]) {
 		t.Errorf("DialableAddrs = %v, want the LAN addresses only", got)
+	}
+}
+
+// TestTrimTransient: a connection we opened to a peer that neither we
+// chose nor chose us (a DHT query's) is closed once transientGrace old;
+// one to a chosen peer, or to a peer whose status said keep, is not.
+func TestTrimTransient(t *testing.T) {
+	d, hosts := crowd(t, 4)
+	chosen, kept, transient := hosts[1], hosts[2], hosts[3]
+	d.offer(infoOf(chosen), peering.SourceDHT)
+	nodetest.WaitFor(t, 10*time.Second, "the chosen peer connected", func() bool { return d.ChosenCount() == 1 && len(hosts[0].Network().Peers()) == 1 })
+	// Not offered: dialled as the DHT's queries dial.
+	for _, h := range []host.Host{kept, transient} {
+		if err := hosts[0].Connect(context.Background(), infoOf(h)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.cfg.Kept = func(p peer.ID) bool { return p == kept.ID() }
+
+	d.trim(time.Now())
+	if got := len(hosts[0].Network().Peers()); got != 3 {
+		t.Fatalf("%d peers after a trim within the grace, want all 3", got)
+	}
+	d.trim(time.Now().Add(transientGrace))
+	me := hosts[0].Network()
+	if me.Connectedness(transient.ID()) == network.Connected {
+		t.Errorf("the transient connection survived its grace")
+	}
+	if me.Connectedness(chosen.ID()) != network.Connected || me.Connectedness(kept.ID()) != network.Connected {
+		t.Errorf("trim closed a chosen or kept peer")
 	}
 }

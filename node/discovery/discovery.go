@@ -71,6 +71,10 @@ type Config struct {
 	DHT       bool
 	DHTPrefix string
 	DHTClient bool
+	// Kept, if set, reports whether a peer's status request said it chose
+	// us (package peering's Admission.IsKept): a connection to it is
+	// never transient.
+	Kept func(peer.ID) bool
 	// Go runs f in a goroutine until the node stops, which waits for it.
 	Go func(f func(context.Context))
 	// Logger receives discovery's logs.
@@ -96,9 +100,16 @@ type Discovery struct {
 	chosen   map[peer.ID]bool
 	dead     map[peer.ID]time.Time
 	isDirect map[peer.ID]bool
+	// connectedAt: when the newest connection to each connected peer
+	// opened (for trim).
+	connectedAt map[peer.ID]time.Time
 	// full: the node has had all its chosen peers; empty: it has since
 	// lost them all (for the info lines of noteCount).
 	full, empty atomic.Bool
+	// replaced counts chosen peers that dropped since replacedAt (owned
+	// by trimLoop), for its summary line.
+	replaced   atomic.Int64
+	replacedAt time.Time
 	// mdns is the running mDNS service, replaced by a restart (see
 	// mdnsLoop), or nil while none runs; mdnsFoundAt is when it last
 	// found a peer, in Unix nanoseconds.
@@ -127,7 +138,7 @@ func New(cfg Config) (*Discovery, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	d := &Discovery{cfg: cfg, host: cfg.Host, peers: cfg.Peers, log: cfg.Logger, kick: make(chan struct{}, 1),
-		book: map[peer.ID]*candidate{}, chosen: map[peer.ID]bool{}, dead: map[peer.ID]time.Time{}, isDirect: map[peer.ID]bool{}}
+		book: map[peer.ID]*candidate{}, chosen: map[peer.ID]bool{}, dead: map[peer.ID]time.Time{}, isDirect: map[peer.ID]bool{}, connectedAt: map[peer.ID]time.Time{}}
 	var err error
 	if d.boot, err = p2p.ParsePeerAddrs(cfg.Bootstrap); err != nil {
 		return nil, fmt.Errorf("--bootstrap: %w", err)
@@ -169,9 +180,15 @@ func (d *Discovery) RunsDHT() bool { return d.dht != nil }
 func (d *Discovery) Start(ctx context.Context) error {
 	d.ctx = ctx
 	d.host.Network().Notify(&network.NotifyBundle{
+		ConnectedF:    func(_ network.Network, c network.Conn) { d.connected(c.RemotePeer()) },
 		DisconnectedF: func(_ network.Network, c network.Conn) { d.disconnected(c.RemotePeer()) },
 	})
 	d.cfg.Go(d.dialLoop)
+	// Without mDNS or the DHT every connection is one the operator or the
+	// program holding the host made: nothing is transient.
+	if d.cfg.MDNS || d.dht != nil {
+		d.cfg.Go(d.trimLoop)
+	}
 	if d.cfg.MDNS {
 		d.cfg.Go(d.mdnsLoop)
 	}

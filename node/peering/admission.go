@@ -106,6 +106,12 @@ const (
 	// the connection manager trims silent peers first.
 	tagStatus      = "jbc-status"
 	tagStatusValue = 10
+	// tagKeep values an inbound peer whose status request said it chose
+	// us (keep), so that the connection manager trims it after every
+	// peer that did not: a chosen link cut would be replaced, and the
+	// replacement churn the LAN.
+	tagKeep      = "jbc-keep"
+	tagKeepValue = 100
 )
 
 // Outcomes counted in jbc_admission_total.
@@ -132,6 +138,9 @@ type Admission struct {
 	mu       sync.Mutex
 	arrivals map[string]arrival
 	servers  map[peer.ID]servedRecord
+	// kept holds the connected peers whose status request said they
+	// chose us (Kept).
+	kept map[peer.ID]bool
 
 	summaryMu   sync.Mutex
 	summaryAt   time.Time
@@ -154,7 +163,7 @@ type servedRecord struct {
 // Until SetHost it only refuses banned peers.
 func NewAdmission(peers *Set, log *slog.Logger, count func(string)) *Admission {
 	a := &Admission{peers: peers, log: log, count: count, kick: make(chan struct{}, 1),
-		arrivals: map[string]arrival{}, servers: map[peer.ID]servedRecord{}, totals: map[string]*atomic.Uint64{}}
+		arrivals: map[string]arrival{}, servers: map[peer.ID]servedRecord{}, kept: map[peer.ID]bool{}, totals: map[string]*atomic.Uint64{}}
 	for _, o := range []string{AdmRefusedSubnet, AdmRefusedFull, AdmEvicted, AdmNoStatus} {
 		a.totals[o] = new(atomic.Uint64)
 	}
@@ -303,8 +312,33 @@ func (a *Admission) Disconnected(nw network.Network, p peer.ID) {
 	if nw.Connectedness(p) == network.Connected {
 		return
 	}
+	a.mu.Lock()
+	delete(a.kept, p)
+	a.mu.Unlock()
 	if cm := a.cm(); cm != nil {
 		cm.Unprotect(p, tagChosen)
+	}
+}
+
+// IsKept reports whether p's status request said it chose us (Kept).
+func (a *Admission) IsKept(p peer.ID) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.kept[p]
+}
+
+// Kept records that p's status request said it chose us (keep) and keeps
+// the connection: among the inbound slots' holders it is evicted after
+// those that did not say so (pickVictim), and the connection manager
+// values it above them. The flag costs nothing to set, so it orders the
+// honest; it does not protect: an attacker that sets it is still evicted
+// by its address group's weight.
+func (a *Admission) Kept(p peer.ID) {
+	a.mu.Lock()
+	a.kept[p] = true
+	a.mu.Unlock()
+	if cm := a.cm(); cm != nil {
+		cm.TagPeer(p, tagKeep, tagKeepValue)
 	}
 }
 

@@ -62,6 +62,23 @@ func TestPickVictim(t *testing.T) {
 		t.Errorf("picked %s, want s2 (no status yet)", got)
 	}
 
+	// A peer that said it chose us (kept) goes after every peer that did
+	// not, whatever their groups weigh; among kept peers, the heaviest
+	// group as before (an attacker may set the flag too).
+	hs = []candidate{
+		{id: "chose-us", group: "lan1", since: ago(time.Minute), proven: true, kept: true},
+		{id: "dht-query", group: "lan2", since: ago(time.Minute), proven: true},
+		{id: "sybil-kept", group: "sybil", since: ago(time.Minute), proven: true, kept: true},
+	}
+	weights = map[string]float64{"lan1": 5, "lan2": 1, "sybil": 30}
+	if got := pick(hs); got != "dht-query" {
+		t.Errorf("picked %s, want dht-query (the only one that did not choose us)", got)
+	}
+	hs[1].kept = true
+	if got := pick(hs); got != "sybil-kept" {
+		t.Errorf("picked %s, want sybil-kept (all kept: the heaviest group)", got)
+	}
+
 	// Protected peers are never picked.
 	for i := range hs {
 		hs[i].protected = true

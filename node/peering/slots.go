@@ -94,6 +94,7 @@ type candidate struct {
 	proven    bool      // it sent a status of our network since then
 	served    int       // valid blocks it served that extended or outweighed our chain
 	protected bool      // it may not be evicted
+	kept      bool      // its status request said it chose us (Kept)
 }
 
 // slots is a snapshot of the inbound slots.
@@ -181,6 +182,10 @@ func (a *Admission) slotsOf(pcs []peerConns, now time.Time) slots {
 	for p, r := range a.servers {
 		served[p] = r
 	}
+	kept := make(map[peer.ID]bool, len(a.kept))
+	for p := range a.kept {
+		kept[p] = true
+	}
 	a.mu.Unlock()
 	for _, pc := range pcs {
 		p, conns := pc.id, pc.conns
@@ -209,6 +214,7 @@ func (a *Admission) slotsOf(pcs []peerConns, now time.Time) slots {
 			h.served = r.blocks
 		}
 		h.protected = cm != nil && cm.IsProtected(p, "")
+		h.kept = kept[p]
 		s.holders = append(s.holders, h)
 		s.members[h.group]++
 	}
@@ -281,7 +287,8 @@ func (a *Admission) summarise(now time.Time) {
 // the one silent longest. Else one of the heaviest group (a tie broken at
 // random, so that equal attackers cannot aim at a group): within it a peer
 // with no status yet, else the one that served fewest blocks, else the
-// newest.
+// newest. Peers that said they chose us (kept) are considered only when
+// every other holder is protected: a node's chosen link is cut last.
 func pickVictim(holders []candidate, weight func(string) float64, now time.Time) int {
 	best := -1
 	for i, h := range holders {
@@ -295,11 +302,21 @@ func pickVictim(holders []candidate, weight func(string) float64, now time.Time)
 	if best >= 0 {
 		return best
 	}
+	if i := heaviestVictim(holders, weight, func(h candidate) bool { return !h.kept }); i >= 0 {
+		return i
+	}
+	return heaviestVictim(holders, weight, func(candidate) bool { return true })
+}
+
+// heaviestVictim returns the least useful holder, among the unprotected
+// ones for which consider holds, of the heaviest address group; -1 if
+// there is none.
+func heaviestVictim(holders []candidate, weight func(string) float64, consider func(candidate) bool) int {
 	var heavy []string
 	top := math.Inf(-1)
 	seen := map[string]bool{}
 	for _, h := range holders {
-		if h.protected || seen[h.group] {
+		if h.protected || !consider(h) || seen[h.group] {
 			continue
 		}
 		seen[h.group] = true
@@ -314,8 +331,9 @@ func pickVictim(holders []candidate, weight func(string) float64, now time.Time)
 		return -1
 	}
 	g := heavy[rand.IntN(len(heavy))]
+	best := -1
 	for i, h := range holders {
-		if h.protected || h.group != g {
+		if h.protected || !consider(h) || h.group != g {
 			continue
 		}
 		if best < 0 || lessUseful(h, holders[best]) {
