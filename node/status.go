@@ -98,7 +98,10 @@ func (n *Node) requestStatus(p peer.ID) {
 
 // exchangeStatus sends our status to p and records theirs.
 func (n *Node) exchangeStatus(ctx context.Context, p peer.ID) {
-	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	// Over the connection we have, never a new one: a peer whose
+	// connection closed meanwhile (trimmed, evicted) is not dialled back
+	// for a status.
+	ctx, cancel := context.WithTimeout(network.WithNoDial(ctx, "status"), statusTimeout)
 	defer cancel()
 	st, err := n.client.Status(ctx, p)
 	if err != nil && !errors.Is(err, protocol.ErrWrongNetwork) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/discovery"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 
 	"github.com/jbc-project/jbc/chain"
@@ -46,7 +47,7 @@ func (d *Discovery) advertiseLoop(ctx context.Context) {
 }
 
 // findLoop looks up peers of the network in the DHT while the node is
-// short of chosen peers, retrying with a backoff of seconds while it finds
+// short of chosen peers and has no candidate left to dial, retrying with a backoff of seconds while it finds
 // none; and findWarmup times after its first lookup that found peers, even
 // with all its peers, so that a node whose LAN filled its slots by mDNS
 // still learns of peers beyond its LAN (the dialler gives outsidePeers
@@ -58,10 +59,10 @@ func (d *Discovery) findLoop(ctx context.Context) {
 	backoff := findMinBackoff
 	warmup := findWarmup
 	for {
-		if d.dht.RoutingTable().Size() > 0 && (d.short() || warmup > 0) {
+		if d.dht.RoutingTable().Size() > 0 && (d.needCandidates() || warmup > 0) {
 			found := 0
 			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			ch, err := rd.FindPeers(fctx, ns)
+			ch, err := rd.FindPeers(fctx, ns, discovery.Limit(findLimit))
 			if err == nil {
 				for pi := range ch {
 					if pi.ID == d.host.ID() || len(pi.Addrs) == 0 {

@@ -162,8 +162,27 @@ func (d *Discovery) ChosenCount() int {
 }
 
 // short reports whether the node has fewer chosen peers than it wants:
-// then the mDNS resolver and the DHT lookups run.
+// then the mDNS resolver runs.
 func (d *Discovery) short() bool { return d.ChosenCount() < OutboundPeers }
+
+// needCandidates reports whether the node is short of chosen peers and
+// its book holds no candidate to dial for them (none that is not chosen,
+// connected or banned, whether backed off or not): then the DHT is asked.
+// Every lookup connects to many nodes, so a node that mDNS gave enough
+// candidates asks nothing.
+func (d *Discovery) needCandidates() bool {
+	d.bookMu.Lock()
+	defer d.bookMu.Unlock()
+	if len(d.chosen) >= OutboundPeers {
+		return false
+	}
+	for id := range d.book {
+		if !d.chosen[id] && !d.peers.IsBanned(id) && d.host.Network().Connectedness(id) != network.Connected {
+			return false
+		}
+	}
+	return true
+}
 
 // dialLoop is the dialler: while fewer than OutboundPeers slots are
 // taken, it reserves one and dials a candidate for it.
@@ -177,6 +196,7 @@ func (d *Discovery) dialLoop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		d.fill(ctx)
+		d.noteCount()
 		select {
 		case <-ctx.Done():
 			return
@@ -216,6 +236,21 @@ func (d *Discovery) fill(ctx context.Context) {
 			d.cfg.Go(func(context.Context) { _ = d.host.Network().ClosePeer(victim) })
 		}
 	}
+	// A candidate we already have an outbound connection to (a bootstrap
+	// seed, the DHT's query) is adopted for a free slot: no dial, and no
+	// trim of that connection followed by a dial of the same peer.
+	for id, c := range d.book {
+		if len(d.chosen) >= OutboundPeers {
+			break
+		}
+		if d.chosen[id] || now.Before(c.notBefore) || !d.outboundTo(id) {
+			continue
+		}
+		d.chosen[id] = true
+		c.connectedAt = now
+		d.host.ConnManager().Protect(id, peering.TagChosen)
+		d.log.Debug("peer chosen", "peer", id, "source", c.src, "adopted", true)
+	}
 	for len(d.chosen) < OutboundPeers {
 		n, _ := outsideOf()
 		c := d.pick(now, local, n < outsidePeers)
@@ -227,6 +262,16 @@ func (d *Discovery) fill(ctx context.Context) {
 		info, src := c.info, c.src
 		d.cfg.Go(func(ctx context.Context) { d.dial(ctx, info, src) })
 	}
+}
+
+// outboundTo reports whether we have an outbound connection to p.
+func (d *Discovery) outboundTo(p peer.ID) bool {
+	for _, c := range d.host.Network().ConnsToPeer(p) {
+		if c.Stat().Direction == network.DirOutbound {
+			return true
+		}
+	}
+	return false
 }
 
 // pick returns a random candidate that may be dialled now, preferring one

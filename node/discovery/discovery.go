@@ -32,9 +32,18 @@ const (
 	findSteady = time.Minute
 	// findWarmup lookups that found peers are made after start even when
 	// the node has all its peers, findWarmupEvery apart: peers beyond the
-	// LAN arrive after mDNS has filled the slots.
-	findWarmup      = 2
+	// LAN arrive after mDNS has filled the slots, and the dialler gives
+	// outsidePeers slots to them.
+	findWarmup      = 1
 	findWarmupEvery = 10 * time.Second
+	// findLimit ends a lookup once it found this many peers: twice the
+	// peers a node chooses is choice enough, and a lookup run to its end
+	// contacts some twenty nodes.
+	findLimit = 2 * OutboundPeers
+	// dhtConcurrency is the DHT's lookup parallelism (alpha): the classic
+	// Kademlia 3, not the library's 10, so that a lookup dials fewer nodes
+	// at once; on a LAN of 60 all of them started together.
+	dhtConcurrency = 3
 	// advertiseRetry is the delay between advertise attempts that failed
 	// (typically: routing table still empty).
 	advertiseRetry = 2 * time.Second
@@ -164,6 +173,7 @@ func New(cfg Config) (*Discovery, error) {
 			dht.ProtocolPrefix(libp2pproto.ID(prefix)),
 			dht.BootstrapPeers(d.boot...),
 			dht.RoutingTableRefreshPeriod(rtRefresh),
+			dht.Concurrency(dhtConcurrency),
 		)
 		if err != nil {
 			return nil, fmt.Errorf("node: dht: %w", err)
@@ -205,10 +215,11 @@ func (d *Discovery) Start(ctx context.Context) error {
 		d.host.ConnManager().Protect(pi.ID, peering.TagConfigured)
 		d.cfg.Go(func(ctx context.Context) { d.keep(ctx, pi) })
 	}
+	// The DHT's Bootstrap is not called: it refreshes the routing table
+	// at once, lookups that connect to most nodes of a LAN. The table
+	// fills from the peers we connect to (seeds included) and from our
+	// lookups.
 	if d.dht != nil {
-		if err := d.dht.Bootstrap(ctx); err != nil {
-			return fmt.Errorf("node: dht bootstrap: %w", err)
-		}
 		d.cfg.Go(d.advertiseLoop)
 		d.cfg.Go(d.findLoop)
 	}

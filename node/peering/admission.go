@@ -95,10 +95,11 @@ const (
 
 // Connection manager tags (connmgr Protect and TagPeer).
 const (
-	// tagChosen protects a peer we chose (see Admission) while it is
-	// connected; TagConfigured protects --peer and bootstrap peers always
+	// TagChosen protects a peer we chose (see Admission) while it is
+	// connected (package discovery sets it too, when its dialler adopts
+	// a connection it already had); TagConfigured protects --peer and bootstrap peers always
 	// (package discovery sets it).
-	tagChosen     = "jbc-chosen"
+	TagChosen     = "jbc-chosen"
 	TagConfigured = "jbc-configured"
 	// tagServed protects a peer that recently served a valid block.
 	tagServed = "jbc-served"
@@ -291,7 +292,7 @@ func (a *Admission) Connected(c network.Conn) {
 	}
 	if v := []connView{viewOf(c)}; a.chosen(p, v) || hasOutbound(v) {
 		if cm := a.cm(); cm != nil && a.chosen(p, v) {
-			cm.Protect(p, tagChosen)
+			cm.Protect(p, TagChosen)
 		}
 		return
 	}
@@ -316,7 +317,7 @@ func (a *Admission) Disconnected(nw network.Network, p peer.ID) {
 	delete(a.kept, p)
 	a.mu.Unlock()
 	if cm := a.cm(); cm != nil {
-		cm.Unprotect(p, tagChosen)
+		cm.Unprotect(p, TagChosen)
 	}
 }
 
