@@ -439,10 +439,11 @@ func (d *Discovery) seedLoop(ctx context.Context) {
 }
 
 // trimLoop logs, at most every replacedSummary, how many chosen peers
-// were replaced, and closes, every trimEvery, the connections we opened to peers
-// that neither we chose nor chose us (no keep in their status request),
-// that nothing protects (a --peer, a recent server of blocks), once
-// transientGrace old. Inbound connections it leaves alone: their opener
+// were replaced, and closes, every trimEvery, the connections we opened to
+// peers that neither we chose nor chose us (no keep in their status
+// request), once transientGrace old. A peer that recently served us a
+// block is no exception: on a LAN every mesh peer does, and blocks come
+// by the chosen peers' mesh as well. Inbound connections it leaves alone: their opener
 // closes them, or admission's slots bound them.
 func (d *Discovery) trimLoop(ctx context.Context) {
 	t := time.NewTicker(trimEvery)
@@ -466,7 +467,7 @@ func (d *Discovery) trimLoop(ctx context.Context) {
 
 // trim closes the transient connections as of now (see trimLoop).
 func (d *Discovery) trim(now time.Time) {
-	nw, cm := d.host.Network(), d.host.ConnManager()
+	nw := d.host.Network()
 	for _, p := range nw.Peers() {
 		outbound := false
 		for _, c := range nw.ConnsToPeer(p) {
@@ -475,7 +476,7 @@ func (d *Discovery) trim(now time.Time) {
 		d.bookMu.Lock()
 		at, seen := d.connectedAt[p]
 		d.bookMu.Unlock()
-		if !outbound || !seen || now.Sub(at) < transientGrace || d.Chosen(p) || cm.IsProtected(p, "") {
+		if !outbound || !seen || now.Sub(at) < transientGrace || d.Chosen(p) {
 			continue
 		}
 		if d.cfg.Kept != nil && d.cfg.Kept(p) {

@@ -43,9 +43,9 @@ func TestPickVictim(t *testing.T) {
 	// then the newest.
 	hs = []candidate{
 		{id: "newcomer", group: "honest", since: ago(time.Millisecond)},
-		{id: "s1", group: "sybil", since: ago(3 * time.Second), proven: true},
-		{id: "s2", group: "sybil", since: ago(2 * time.Second), proven: true, served: 1},
-		{id: "s3", group: "sybil", since: ago(time.Second), proven: true, served: 1},
+		{id: "s1", group: "sybil", since: ago(5 * time.Second), proven: true},
+		{id: "s2", group: "sybil", since: ago(4 * time.Second), proven: true, served: 1},
+		{id: "s3", group: "sybil", since: ago(3 * time.Second), proven: true, served: 1},
 		{id: "lone", group: "other", since: ago(time.Minute), proven: true},
 	}
 	weights = map[string]float64{"honest": 1, "sybil": 30, "other": 1.5}
@@ -56,11 +56,19 @@ func TestPickVictim(t *testing.T) {
 	if got := pick(hs); got != "s3" {
 		t.Errorf("picked %s, want s3 (the newest of those that served least)", got)
 	}
+	// A newcomer within its grace, whose status may yet say it chose us,
+	// is spared while a settled peer is not kept; when none is, the
+	// newcomer without a status goes first.
 	hs[2].proven = false
 	hs[2].since = ago(unprovenGrace / 2)
-	if got := pick(hs); got != "s2" {
-		t.Errorf("picked %s, want s2 (no status yet)", got)
+	if got := pick(hs); got != "s3" {
+		t.Errorf("picked %s, want s3 (s2 is within its grace)", got)
 	}
+	hs[1].kept, hs[3].kept, hs[4].kept = true, true, true
+	if got := pick(hs); got != "s2" {
+		t.Errorf("picked %s, want s2 (no status yet, all others kept)", got)
+	}
+	hs[1].kept, hs[3].kept, hs[4].kept = false, false, false
 
 	// A peer that said it chose us (kept) goes after every peer that did
 	// not, whatever their groups weigh; among kept peers, the heaviest

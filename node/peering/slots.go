@@ -287,7 +287,8 @@ func (a *Admission) summarise(now time.Time) {
 // the one silent longest. Else one of the heaviest group (a tie broken at
 // random, so that equal attackers cannot aim at a group): within it a peer
 // with no status yet, else the one that served fewest blocks, else the
-// newest. Peers that said they chose us (kept) are considered only when
+// newest. Peers that said they chose us (kept), and newcomers within
+// unprovenGrace (whose status may yet say so), are considered only when
 // every other holder is protected: a node's chosen link is cut last.
 func pickVictim(holders []candidate, weight func(string) float64, now time.Time) int {
 	best := -1
@@ -302,7 +303,10 @@ func pickVictim(holders []candidate, weight func(string) float64, now time.Time)
 	if best >= 0 {
 		return best
 	}
-	if i := heaviestVictim(holders, weight, func(h candidate) bool { return !h.kept }); i >= 0 {
+	// A newcomer's status, which says whether it chose us, takes a round
+	// trip: within unprovenGrace it counts as kept.
+	settled := func(h candidate) bool { return !h.kept && now.Sub(h.since) >= unprovenGrace }
+	if i := heaviestVictim(holders, weight, settled); i >= 0 {
 		return i
 	}
 	return heaviestVictim(holders, weight, func(candidate) bool { return true })
