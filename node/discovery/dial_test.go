@@ -156,3 +156,23 @@ func TestTrimTransient(t *testing.T) {
 		t.Errorf("trim closed a chosen or kept peer")
 	}
 }
+
+// TestShouldAdvertise: on a small LAN every node advertises; on a large
+// one about advertisersPerLAN of them do.
+func TestShouldAdvertise(t *testing.T) {
+	for _, lan := range []int{0, 1, advertisersPerLAN} {
+		if !shouldAdvertise(lan, 0.999) {
+			t.Errorf("a node with %d LAN peers does not advertise", lan)
+		}
+	}
+	const lan, draws = 59, 1000
+	n := 0
+	for i := range draws {
+		if shouldAdvertise(lan, float64(i)/draws) {
+			n++
+		}
+	}
+	if got := float64(n) / draws * (lan + 1); got < advertisersPerLAN-1 || got > advertisersPerLAN+2 {
+		t.Errorf("on a LAN of %d, %.1f nodes advertise on average, want about %d", lan+1, got, advertisersPerLAN)
+	}
+}

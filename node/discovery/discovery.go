@@ -44,6 +44,17 @@ const (
 	// Kademlia 3, not the library's 10, so that a lookup dials fewer nodes
 	// at once; on a LAN of 60 all of them started together.
 	dhtConcurrency = 3
+	// advertisersPerLAN: on a LAN where mDNS found more peers than this,
+	// each node advertises the rendezvous with a probability that makes
+	// this many of them do on average (shouldAdvertise): as many as a node
+	// chooses, so that a node beyond the LAN finds a choice of them.
+	advertisersPerLAN = OutboundPeers
+	// advertiseDecide: with mDNS on, the first advertisement waits this
+	// long for the LAN's answers, which decide whether the node advertises.
+	advertiseDecide = 3 * time.Second
+	// advertiseRecheck: a node that did not advertise decides again this
+	// much later (the LAN may have shrunk).
+	advertiseRecheck = 10 * time.Minute
 	// advertiseRetry is the delay between advertise attempts that failed
 	// (typically: routing table still empty).
 	advertiseRetry = 2 * time.Second
