@@ -61,12 +61,6 @@ const (
 	// rtPoll is how often an empty routing table is checked for its first
 	// peer, so that the first advertisement follows within this delay.
 	rtPoll = 200 * time.Millisecond
-	// rtRefresh is the DHT routing table's refresh period: the library's
-	// 10 minutes looks up random keys across the network, connecting to
-	// most of a LAN's nodes only to have the connection manager trim them;
-	// an hour keeps an idle node quiet, and the table fills from the
-	// lookups a node short of peers makes.
-	rtRefresh = time.Hour
 )
 
 // Config is what Discovery needs. Host, Peers and Go are required.
@@ -183,7 +177,12 @@ func New(cfg Config) (*Discovery, error) {
 			dht.Mode(mode),
 			dht.ProtocolPrefix(libp2pproto.ID(prefix)),
 			dht.BootstrapPeers(d.boot...),
-			dht.RoutingTableRefreshPeriod(rtRefresh),
+			// No routing-table refresh: the library's, at start and every
+			// 10 minutes, looks up random keys across the network (some
+			// twenty connections per node on a LAN of 60, all of them
+			// closed again as transient); the table fills from the
+			// connections the node makes and from its own lookups.
+			dht.DisableAutoRefresh(),
 			dht.Concurrency(dhtConcurrency),
 		)
 		if err != nil {
