@@ -37,9 +37,7 @@ func (n *Node) addBlocksVia(via string, blocks []chain.Block) (storage.Result, e
 		n.updatePool(res)
 	}
 	extended := res.Extended
-	// A tip that came by gossip, or that we mined, was announced to every
-	// peer in the topic: no status push for it.
-	push := res.Extended && (res.Reorg || (via != viaGossip && via != viaMiner))
+	push := pushesStatus(via, res)
 	if res.Added > 0 && n.gossip != nil && n.gossip.Orphans().Len() > 0 {
 		for {
 			kids := n.gossip.Orphans().TakeChildren(n.store.Has)
@@ -69,6 +67,14 @@ func (n *Node) addBlocksVia(via string, blocks []chain.Block) (storage.Result, e
 		n.pushTips.Fire()
 	}
 	return res, err
+}
+
+// pushesStatus reports whether a store result, of blocks that came by via,
+// calls for a status push to the peers: a new tip, unless it came by
+// gossip or we mined it (gossip announced it to every peer in the topic)
+// and it is no reorg.
+func pushesStatus(via string, res storage.Result) bool {
+	return res.Extended && (res.Reorg || (via != viaGossip && via != viaMiner))
 }
 
 // updatePool applies a change of the best chain to the data pool: entries
