@@ -46,7 +46,7 @@ netlab=${NETLAB:-$repo/../shared/netlab}
 lab=${LAB:-jbccrowd}
 lans=${LANS:-1}
 hosts=${HOSTS:-30}
-work=$(mktemp -d /tmp/jbc-crowd.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/jbc-crowd.XXXXXX")
 
 log() { printf '[crowd.sh] %s\n' "$*" >&2; }
 fail() { log "FAIL: $*"; exit 1; }
