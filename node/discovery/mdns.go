@@ -50,6 +50,12 @@ var mdnsRetries = []time.Duration{time.Second, 2 * time.Second}
 // network) is served only by a restart.
 const mdnsIfacePoll = 2 * time.Second
 
+// mdnsRequery: a node short of peers with no candidate left to dial
+// queries again this often (the resolver's own queries back off to a
+// minute): before issue 16 a node redialled the peers it had found every
+// 2 to 10 s, which healed a partition; now the candidates are found again.
+const mdnsRequery = 10 * time.Second
+
 // mdnsService is our mDNS server (it answers queries with our record) and,
 // while the node is short of peers, a resolver (it queries, and offers
 // what it finds). go-libp2p's own mDNS service runs both or neither; on a
@@ -220,6 +226,12 @@ func (d *Discovery) mdnsResolve(ctx context.Context, wait time.Duration) {
 		d.startResolverLocked(ctx)
 	case short && wait > 0 && d.mdnsFoundAt.Load() <= d.mdns.resolverAt.UnixNano():
 		d.log.Debug("mdns found nobody yet: querying again", "after", wait)
+		d.startResolverLocked(ctx)
+	case short && time.Since(d.mdns.resolverAt) >= mdnsRequery && d.needCandidates():
+		// Nothing left to dial (a partition, peers that left): query
+		// now rather than at the resolver's own backoff of up to a
+		// minute, so that a healed LAN reconnects within seconds.
+		d.log.Debug("short of peers and of candidates: querying again")
 		d.startResolverLocked(ctx)
 	case !short && running:
 		d.log.Debug("peers chosen: mdns resolver stopped")
