@@ -386,6 +386,9 @@ func (d *Discovery) disconnected(p peer.ID) {
 // noteCount logs at info when the node first has all its chosen peers
 // and when it has none left after having had some; the rest is debug.
 func (d *Discovery) noteCount() {
+	if d.ctx != nil && d.ctx.Err() != nil {
+		return // stopping: every peer goes, and that is no news
+	}
 	n := 0
 	d.bookMu.Lock()
 	for p := range d.chosen {
