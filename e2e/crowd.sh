@@ -11,7 +11,8 @@
 #   - BLOCKS blocks mined one at a time reach all other nodes with
 #     p95 <= P95_MAX_MS;
 #   - IDLE_S seconds idle: no connection opened or closed, no WARN or
-#     ERROR line, CPU per node <= CPU_MAX %;
+#     ERROR line, CPU per node <= CPU_MAX %, connections per node <=
+#     CONNS_MAX (48: a bounded peer set, not a full mesh);
 #   - no "dial to self attempted", no loopback address in GET /status or
 #     in the mDNS records;
 #   - a node killed with SIGKILL, then a new node joining, disturb
@@ -45,7 +46,7 @@ netlab=${NETLAB:-$repo/../shared/netlab}
 lab=${LAB:-jbccrowd}
 lans=${LANS:-1}
 hosts=${HOSTS:-30}
-work=$(mktemp -d /tmp/jbc-crowd.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/jbc-crowd.XXXXXX")
 
 log() { printf '[crowd.sh] %s\n' "$*" >&2; }
 fail() { log "FAIL: $*"; exit 1; }
@@ -101,7 +102,7 @@ log "$lans LAN(s) x $hosts hosts up ($lab); work in $work"
 args=(-jbc "$JBC" -lab "$lab" -lans "$lans" -hosts "$hosts" -work "$work"
   -bits "${BITS:-21}" -blocks "${BLOCKS:-112}" -disturb-blocks "${DISTURB_BLOCKS:-20}"
   -idle "${IDLE_S:-60}s" -connect-max "${CONNECT_MAX_S:-15}s" -connect-timeout "${CONNECT_TIMEOUT_S:-60}s"
-  -p95-max "${P95_MAX_MS:-250}ms" -cpu-max "${CPU_MAX:-1}")
+  -p95-max "${P95_MAX_MS:-250}ms" -cpu-max "${CPU_MAX:-1}" -conns-max "${CONNS_MAX:-48}")
 [ -z "${REPORT_ONLY:-}" ] || args+=(-report-only)
 [ -z "${NODE_ARGS:-}" ] || args+=(-node-args "$NODE_ARGS")
 # The harness runs in host 1-1's namespace: from there it reaches every

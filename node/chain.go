@@ -37,6 +37,7 @@ func (n *Node) addBlocksVia(via string, blocks []chain.Block) (storage.Result, e
 		n.updatePool(res)
 	}
 	extended := res.Extended
+	push := pushesStatus(via, res)
 	if res.Added > 0 && n.gossip != nil && n.gossip.Orphans().Len() > 0 {
 		for {
 			kids := n.gossip.Orphans().TakeChildren(n.store.Has)
@@ -54,7 +55,7 @@ func (n *Node) addBlocksVia(via string, blocks []chain.Block) (storage.Result, e
 				}
 				if r.Extended {
 					n.updatePool(r)
-					extended = true
+					extended, push = true, true
 				}
 			}
 		}
@@ -62,7 +63,18 @@ func (n *Node) addBlocksVia(via string, blocks []chain.Block) (storage.Result, e
 	if extended {
 		n.tips.Fire()
 	}
+	if push {
+		n.pushTips.Fire()
+	}
 	return res, err
+}
+
+// pushesStatus reports whether a store result, of blocks that came by via,
+// calls for a status push to the peers: a new tip, unless it came by
+// gossip or we mined it (gossip announced it to every peer in the topic)
+// and it is no reorg.
+func pushesStatus(via string, res storage.Result) bool {
+	return res.Extended && (res.Reorg || (via != viaGossip && via != viaMiner))
 }
 
 // updatePool applies a change of the best chain to the data pool: entries

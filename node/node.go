@@ -113,6 +113,10 @@ type Node struct {
 	mineMu   sync.Mutex
 	mineStop context.CancelFunc
 	tips     notify.Watch
+	// pushTips fires when the tip changed in a way gossip did not announce
+	// to the peers (a sync, a reorg, an orphan's parent arriving): the
+	// status push follows it, not tips.
+	pushTips notify.Watch
 	// api is the HTTP API; http serves it while Config.HTTPAddr is set.
 	api  *api.API
 	http *api.Server
@@ -236,7 +240,9 @@ func New(cfg Config) (*Node, error) {
 		n.host.Close()
 		return nil, err
 	}
-	n.client, err = protocol.NewClient(n.host, n.store, p2p.Agent(), log)
+	// Our status requests tell the peers we chose that we keep them.
+	n.client, err = protocol.NewClient(n.host, n.store, p2p.Agent(), log,
+		protocol.WithKeep(func(p peer.ID) bool { return n.disc != nil && n.disc.Chosen(p) }))
 	if err != nil {
 		n.host.Close()
 		return nil, err
@@ -250,11 +256,12 @@ func New(cfg Config) (*Node, error) {
 		Logger:     n.log})
 	n.disc, err = discovery.New(discovery.Config{Host: n.host, Network: cfg.Store.Params().ID(), Peers: n.peers,
 		Bootstrap: cfg.Bootstrap, Direct: cfg.Peers, MDNS: cfg.MDNS, DHT: cfg.DHT, DHTPrefix: cfg.DHTPrefix, DHTClient: cfg.DHTClient,
-		Go: n.goRun, Logger: n.log})
+		Kept: n.adm.IsKept, Go: n.goRun, Logger: n.log})
 	if err != nil {
 		n.host.Close()
 		return nil, err
 	}
+	n.adm.SetChooser(n.disc.Chosen)
 	return n, nil
 }
 

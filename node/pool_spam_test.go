@@ -18,6 +18,7 @@ import (
 	"github.com/jbc-project/jbc/chain"
 	"github.com/jbc-project/jbc/node/gossip"
 	"github.com/jbc-project/jbc/node/internal/nodetest"
+	"github.com/jbc-project/jbc/node/peering"
 	"github.com/jbc-project/jbc/protocol"
 )
 
@@ -38,9 +39,9 @@ const (
 	// fast enough that the test sees the next block soon.
 	poolSpamBits = 20
 	// poolSpamIDs is the many-identity attack: fresh keys, each on an
-	// address of its own and sending a status, so that admission (64
-	// inbound slots, one per address group once full) lets every one in.
-	poolSpamIDs = 50
+	// address of its own and sending a status, as many as admission's
+	// inbound slots (peering.InboundSlots, 24) let in, with one to spare.
+	poolSpamIDs = peering.InboundSlots - 1
 )
 
 // dataSpammer joins the node's data topic on a fresh host and waits until

@@ -98,7 +98,10 @@ func (n *Node) requestStatus(p peer.ID) {
 
 // exchangeStatus sends our status to p and records theirs.
 func (n *Node) exchangeStatus(ctx context.Context, p peer.ID) {
-	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	// Over the connection we have, never a new one: a peer whose
+	// connection closed meanwhile (trimmed, evicted) is not dialled back
+	// for a status.
+	ctx, cancel := context.WithTimeout(network.WithNoDial(ctx, "status"), statusTimeout)
 	defer cancel()
 	// A peer reached only through a relay (its hole punch not done, or
 	// failed) still exchanges statuses: a few hundred bytes, well within
@@ -126,31 +129,43 @@ func (n *Node) onStatus(p peer.ID, st protocol.Status) {
 	}
 	n.peers.SetStatus(p, st)
 	n.adm.Proven(p)
+	if st.Keep {
+		n.adm.Kept(p)
+	}
 	tip := n.store.Tip()
 	if st.Work != nil && st.Work.Cmp(tip.Work) > 0 {
 		n.sync.Kick()
 	}
 }
 
-// statusLoop refreshes statuses with every connected peer periodically and
-// pushes ours soon after our tip changes.
+// statusLoop refreshes statuses with every connected peer periodically,
+// and pushes ours soon after a tip change that gossip did not announce
+// (pushTips), to the peers whose last status has less work than our tip.
 func (n *Node) statusLoop(ctx context.Context) {
 	t := time.NewTicker(StatusInterval)
 	defer t.Stop()
 	for {
-		tipCh := n.tips.Wait()
+		tipCh := n.pushTips.Wait()
+		push := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-tipCh:
+			push = true
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(tipPushDelay):
 			}
 		}
+		work := n.store.Tip().Work
 		for _, p := range n.host.Network().Peers() {
+			if push {
+				if pi, ok := n.peers.Get(p); ok && pi.Status != nil && pi.Status.Work != nil && pi.Status.Work.Cmp(work) >= 0 {
+					continue
+				}
+			}
 			n.requestStatus(p)
 		}
 	}

@@ -62,6 +62,19 @@ func WithMinResponseRate(bytesPerSecond int, grace time.Duration) ClientOption {
 	}
 }
 
+// WithKeep sets the judge of which peers the client's status requests say
+// we keep (Status.Keep): the peers the node chose. Without it no request
+// sets keep.
+func WithKeep(keep func(peer.ID) bool) ClientOption {
+	return func(c *Client) error {
+		if keep == nil {
+			return errors.New("protocol: keep judge must not be nil")
+		}
+		c.keep = keep
+		return nil
+	}
+}
+
 // Client sends /jbc/chain/1.0.0 requests, and GetRange on /jbc/chain/1.1.0.
 // Each call opens one stream, so calls made at once are requests in flight
 // at once: to keep several GetRange requests in flight to one peer (up to
@@ -76,6 +89,7 @@ type Client struct {
 	response  time.Duration
 	minRate   int
 	minGrace  time.Duration
+	keep      func(peer.ID) bool
 }
 
 // NewClient returns a Client that sends requests from h and reports src's
@@ -117,7 +131,9 @@ func NewClient(h host.Host, src ChainSource, agent string, logger *slog.Logger, 
 // a *CodeError for another code, or an error matching ErrMalformed,
 // ErrTimeout, or the context's error, or a stream error.
 func (c *Client) Status(ctx context.Context, p peer.ID) (Status, error) {
-	req := newStatusRequest(LocalStatus(c.src, c.agent))
+	st := LocalStatus(c.src, c.agent)
+	st.Keep = c.keep != nil && c.keep(p)
+	req := newStatusRequest(st)
 	resp, _, err := c.roundTrip(ctx, p, req)
 	if err != nil {
 		return Status{}, err

@@ -31,6 +31,18 @@ const (
 		"2202012c" + // total_work 0x012c = 300
 		"2a086a62632f74657374" // agent "jbc/test"
 
+	// The same status request from a peer that chose the receiver: keep
+	// set (field 2 of StatusRequest).
+	goldenStatusRequestKeep = "5a" + // frame length 90
+		"0a58" + // Request.status (1), 88 bytes
+		"0a54" + // StatusRequest.status (1), 84 bytes
+		"0a20" + "1111111111111111111111111111111111111111111111111111111111111111" + // genesis
+		"1220" + "2222222222222222222222222222222222222222222222222222222222222222" + // tip
+		"1807" + // height 7
+		"2202012c" + // total_work 0x012c = 300
+		"2a086a62632f74657374" + // agent "jbc/test"
+		"1001" // StatusRequest.keep (2) true
+
 	// An OK response with a page of one block after fork 0x33...
 	goldenBlocksResponse = "7f" + // frame length 127
 		"0801" + // code CODE_OK
@@ -63,6 +75,33 @@ func goldenBlocks() *pb.Response {
 			PrevHash: fill(0x33, 32), Nonce: 5, Hash: fill(0x44, 32),
 		}},
 	}}}
+}
+
+// TestGoldenStatusRequestKeep: the keep flag's encoding, and that a
+// request without it (an older node's) reads as keep false.
+func TestGoldenStatusRequestKeep(t *testing.T) {
+	st := goldenStatus()
+	st.Keep = true
+	if got := hex.EncodeToString(mustFrame(t, newStatusRequest(st))); got != goldenStatusRequestKeep {
+		t.Fatalf("status request frame with keep\n got %s\nwant %s", got, goldenStatusRequestKeep)
+	}
+	for golden, want := range map[string]bool{goldenStatusRequestKeep: true, goldenStatusRequest: false} {
+		raw, _ := hex.DecodeString(golden)
+		buf, err := ReadFrame(bytes.NewReader(raw), MaxFrameSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := new(pb.Request)
+		if err := proto.Unmarshal(buf, req); err != nil {
+			t.Fatal(err)
+		}
+		if err := ValidateRequest(req); err != nil {
+			t.Fatal(err)
+		}
+		if got := req.GetStatus().GetKeep(); got != want {
+			t.Errorf("keep decoded %v, want %v", got, want)
+		}
+	}
 }
 
 func TestGoldenStatusRequest(t *testing.T) {

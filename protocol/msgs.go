@@ -411,9 +411,10 @@ func RangeFromPB(m *pb.Range) (RangePage, error) {
 	return p, nil
 }
 
-// newStatusRequest returns a status request carrying s.
+// newStatusRequest returns a status request carrying s, and s.Keep as its
+// keep field.
 func newStatusRequest(s Status) *pb.Request {
-	return &pb.Request{Body: &pb.Request_Status{Status: &pb.StatusRequest{Status: StatusToPB(s)}}}
+	return &pb.Request{Body: &pb.Request_Status{Status: &pb.StatusRequest{Status: StatusToPB(s), Keep: s.Keep}}}
 }
 
 // newGetBlocksRequest returns a GetBlocks request.

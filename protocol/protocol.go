@@ -270,6 +270,10 @@ type Status struct {
 	Work *big.Int
 	// Agent names the node's software.
 	Agent string
+	// Keep is set in a status request whose sender chose the receiver as
+	// one of its outbound peers (the request's keep field); false in a
+	// response and from older nodes. A hint anyone may set.
+	Keep bool
 }
 
 // LocalStatus returns the Status of src's best chain, with agent.

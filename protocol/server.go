@@ -396,6 +396,7 @@ func (s *Server) serve(str network.Stream, admitted Code, readBy time.Time) erro
 		if peerStatus, err = StatusFromPB(sr.GetStatus()); err != nil {
 			panic(fmt.Sprintf("protocol: validated status does not convert: %v", err))
 		}
+		peerStatus.Keep = sr.GetKeep()
 		if s.cfg.OnStatus != nil && !s.closing.Load() {
 			s.cfg.OnStatus(str.Conn().RemotePeer(), peerStatus)
 		}

@@ -27,6 +27,36 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
+// TestStatusKeep: a client whose keep judge says it chose the server sets
+// keep in its request, and the server reports it with the status; the
+// server's answer never carries it, and without the judge it is unset.
+func TestStatusKeep(t *testing.T) {
+	p := chain.TestNet()
+	c := buildChain(t, p, 2, plainData)
+	ch, sh := mockPair(t)
+	_, log := startServer(t, sh, newMemSource(c))
+	keeper := newTestClient(t, ch, newMemSource(c), WithKeep(func(q peer.ID) bool { return q == sh.ID() }))
+	plain := newTestClient(t, ch, newMemSource(c))
+	for _, cl := range []*Client{keeper, plain} {
+		got, err := cl.Status(ctxT(t), sh.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Keep {
+			t.Errorf("the server's answer carries keep")
+		}
+	}
+	_, sts := log.all()
+	if len(sts) != 2 || !sts[0].Keep || sts[1].Keep {
+		t.Fatalf("server saw keep %v, want [true false]", func() (k []bool) {
+			for _, s := range sts {
+				k = append(k, s.Keep)
+			}
+			return
+		}())
+	}
+}
+
 func TestStatusRoundTrip(t *testing.T) {
 	p := chain.TestNet()
 	serverChain := buildChain(t, p, 5, plainData)

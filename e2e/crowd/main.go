@@ -15,7 +15,9 @@
 //   - idle: over IDLE seconds with nothing to do, the connections opened
 //     and closed (libp2p_swarm_connections_{opened,closed}_total), the
 //     changes in each node's set of connected peers, the log lines by
-//     level, and each node's CPU (from /proc/PID/stat) and RSS;
+//     level, each node's CPU (from /proc/PID/stat) and RSS, and its
+//     connections: at most -conns-max (48, the node's connection manager
+//     high watermark; a full mesh of 30 held 62), a bounded peer set;
 //   - addresses: the dials that found a node's own address among a
 //     peer's ("dial to self attempted" in the debug logs), the nodes
 //     whose GET /status addrs hold loopback, and the mDNS records of
@@ -100,6 +102,7 @@ type config struct {
 	connectMax, timeout time.Duration
 	p95Max              time.Duration
 	cpuMax              float64
+	connsMax            int
 	reportOnly          bool
 	// nodeArgs are added to every `jbc node` command line.
 	nodeArgs []string
@@ -129,6 +132,7 @@ func main() {
 	flag.DurationVar(&c.timeout, "connect-timeout", 60*time.Second, "how long to wait for that at most (to measure past the target)")
 	flag.DurationVar(&c.p95Max, "p95-max", 250*time.Millisecond, "target: propagation to all others, p95")
 	flag.Float64Var(&c.cpuMax, "cpu-max", 1, "target: idle CPU per node, % of a core")
+	flag.IntVar(&c.connsMax, "conns-max", 48, "target: connections per node when idle, at most (a bounded peer set, not a full mesh: the node's connection manager high watermark)")
 	flag.BoolVar(&c.reportOnly, "report-only", false, "exit 0 when targets are missed (to measure old code)")
 	nodeArgs := flag.String("node-args", "", "more `jbc node` flags, space-separated (e.g. --no-dht)")
 	flag.Parse()
@@ -1521,6 +1525,8 @@ func (r *run) checks() []check {
 	add(fmt.Sprintf("idle %.0f s: connections opened / closed / peer changes", id.Seconds),
 		fmt.Sprintf("%.0f / %.0f / %d", id.Opened, id.Closed, id.PeerChanges), "0 / 0 / 0", id.Opened == 0 && id.Closed == 0 && id.PeerChanges == 0)
 	add("idle: WARN and ERROR lines, all nodes", strconv.Itoa(id.WarnError), "0", id.WarnError == 0)
+	add("idle: connections per node, max (median); a bounded peer set", fmt.Sprintf("%.0f (%.0f)", id.ConnsMax, id.ConnsMedian),
+		fmt.Sprintf("<= %d", c.connsMax), id.ConnsMax <= float64(c.connsMax))
 	add("idle: CPU per node, max (median)", fmt.Sprintf("%.2f%% (%.2f%%)", id.CPUMax, id.CPUMedian), fmt.Sprintf("<= %.1f%%", c.cpuMax), id.CPUMax <= c.cpuMax)
 	a := res.Addrs
 	add("\"dial to self attempted\", whole run", strconv.Itoa(a.SelfDials), "0", a.SelfDials == 0)

@@ -166,6 +166,25 @@ func entryMsgID(m *pubsubpb.Message) string {
 	return string(h.Sum(nil))
 }
 
+// Mesh degree bounds of GossipSub (D stays the library's 6). A node
+// holds 8 chosen peers and up to 24 that chose it (docs/lan-design.md).
+const (
+	// meshLow: with 5 peers in the topic the library's Dlo 5 keeps a node
+	// grafting at every heartbeat for a sixth it cannot have; 4 is enough
+	// for a block to go on by several paths.
+	meshLow = 4
+	// meshHigh: above this the mesh is pruned back to D; the library's 12.
+	meshHigh = 12
+)
+
+// meshParams returns the library's GossipSub parameters with meshLow and
+// meshHigh.
+func meshParams() pubsub.GossipSubParams {
+	p := pubsub.DefaultGossipSubParams()
+	p.Dlo, p.Dhi = meshLow, meshHigh
+	return p
+}
+
 // New joins the network's topics on cfg.Host and starts the
 // re-announcements; it runs until ctx is done.
 func New(ctx context.Context, cfg Config) (*Gossip, error) {
@@ -179,6 +198,7 @@ func New(ctx context.Context, cfg Config) (*Gossip, error) {
 		// us) goes to every peer in the topic, not only to the mesh: it
 		// reaches them at once, before the first heartbeat forms a mesh.
 		pubsub.WithFloodPublish(true),
+		pubsub.WithGossipSubParams(meshParams()),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("node: gossipsub: %w", err)

@@ -26,10 +26,14 @@ const DefaultPort = 4747
 
 // Connection manager watermarks: a chain node needs a handful of peers to
 // sync from and to spread blocks through; beyond HighWater the least useful
-// connections are trimmed back to LowWater.
+// connections are trimmed back to LowWater. A node holds at most 8 chosen
+// peers and 24 inbound ones (package discovery's OutboundPeers, package
+// peering's InboundSlots), one connection each: 32, the low watermark, so
+// that trimming only ever removes what is beyond them (the DHT's query
+// connections, duplicates), and only once there are 16 of those.
 const (
 	connLowWater  = 32
-	ConnHighWater = 96
+	ConnHighWater = 48
 )
 
 // DefaultDHTPrefix keeps jbc's DHT apart from the IPFS one: jbc nodes only
@@ -135,6 +139,8 @@ func NewHost(key crypto.PrivKey, listen, announce []ma.Multiaddr, dhtPrefix stri
 			}
 			return out
 		}))
+	} else {
+		opts = append(opts, libp2p.AddrsFactory(withoutLoopback))
 	}
 	return libp2p.New(opts...)
 }
@@ -157,6 +163,23 @@ func WithoutRelayed(addrs []ma.Multiaddr) []ma.Multiaddr {
 func IsRelayed(a ma.Multiaddr) bool {
 	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
 	return err == nil
+}
+
+// withoutLoopback returns addrs without loopback addresses, unless that
+// leaves none (a node on loopback only, as in tests): the addresses a node
+// announces (identify, DHT provider records, GET /status) are for peers on
+// other machines, to whom 127.0.0.1 is themselves.
+func withoutLoopback(addrs []ma.Multiaddr) []ma.Multiaddr {
+	out := make([]ma.Multiaddr, 0, len(addrs))
+	for _, a := range addrs {
+		if !manet.IsIPLoopback(a) {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		return addrs
+	}
+	return out
 }
 
 // FullAddrs returns addrs each with /p2p/<id> appended: what another node

@@ -17,11 +17,13 @@ import (
 // refuses outright, so its limits sit above the high watermark and only
 // stop what the connection manager cannot trim in time: a flood of dials.
 const (
-	// maxConns bounds connections over all peers, both directions: twice
-	// ConnHighWater, room for the new connections the connection manager
-	// spares while it trims, while a flood cannot take the file
-	// descriptors and memory of thousands of connections.
-	maxConns = 2 * ConnHighWater
+	// maxConns bounds connections over all peers, both directions: four
+	// times ConnHighWater, room for the new connections the connection
+	// manager spares while it trims, and for the handshakes of a flood of
+	// fresh identities while admission closes them (an honest newcomer's
+	// handshake must find room: TestSybilLockout), while a flood cannot
+	// take the file descriptors and memory of thousands of connections.
+	maxConns = 4 * ConnHighWater
 	// MaxConnsInbound bounds connections peers open to us: all of
 	// maxConns but connLowWater, so that however many peers dial us, the
 	// node can still dial a low watermark's worth of peers it chose itself

@@ -21,9 +21,11 @@ import (
 // nothing, so neither may rest on a peer's ID alone: what an attacker
 // cannot multiply for free is addresses. The rules:
 //
-//   - Peers we chose are never evicted: peers we dialled, found by mDNS or
-//     the DHT, and --peer and bootstrap peers. They are protected in the
-//     connection manager, so that its own trimming spares them too.
+//   - Peers we chose are never evicted: the peers package discovery's
+//     dialler picked for its outbound slots, and --peer peers. They are
+//     protected in the connection manager, so that its own trimming
+//     spares them too. Other peers we dialled (bootstrap seeds, the DHT's
+//     queries) hold no inbound slot; the connection manager trims them.
 //   - Peers that recently served a valid block that extended or outweighed
 //     our chain (the newest servedProtectPeers of them, for servedProtect)
 //     are protected likewise.
@@ -46,18 +48,21 @@ import (
 //     closed: a slot costs its holder a status of our network.
 const (
 	// InboundSlots is how many peers connected to us only inbound, and
-	// not chosen by us, the node keeps: two thirds of the connection
-	// manager's high watermark, leaving a third for the peers it chose,
-	// and far below the resource manager's p2p.MaxConnsInbound, so that the
-	// handshakes of newcomers (counted there from their first byte) always
-	// find room while admission closes the surplus.
-	InboundSlots = 64
+	// not chosen by us, the node keeps: three times the peers a node
+	// chooses (discovery.OutboundPeers, 8), room for the start-order bias
+	// (nodes started first are found, and chosen, by those after them),
+	// so that a node holds 8 to 32 peers (docs/lan-design.md); half the
+	// connection manager's high watermark, and far below the resource
+	// manager's p2p.MaxConnsInbound, so that the handshakes of newcomers
+	// (counted there from their first byte) always find room while
+	// admission closes the surplus.
+	InboundSlots = 24
 	// subnetInboundCap bounds inbound connections from one public /24
-	// (IPv4) or /48 (IPv6), a block one operator typically holds: an
-	// eighth of InboundSlots, so that an attacker needs eight such blocks
+	// (IPv4) or /48 (IPv6), a block one operator typically holds: a
+	// quarter of InboundSlots, so that an attacker needs four such blocks
 	// to fill the slots, while an office or a cloud subnet running
-	// several honest nodes still gets eight in.
-	subnetInboundCap = InboundSlots / 8
+	// several honest nodes still gets six in.
+	subnetInboundCap = InboundSlots / 4
 	// StatusDeadline is how long an inbound peer has to send a status of
 	// our network (its own request, or its answer to ours): as long as
 	// our own status request may take (package node's statusTimeout, 5
@@ -90,10 +95,11 @@ const (
 
 // Connection manager tags (connmgr Protect and TagPeer).
 const (
-	// tagChosen protects a peer we chose (see Admission) while it is
-	// connected; TagConfigured protects --peer and bootstrap peers always
+	// TagChosen protects a peer we chose (see Admission) while it is
+	// connected (package discovery sets it too, when its dialler adopts
+	// a connection it already had); TagConfigured protects --peer and bootstrap peers always
 	// (package discovery sets it).
-	tagChosen     = "jbc-chosen"
+	TagChosen     = "jbc-chosen"
 	TagConfigured = "jbc-configured"
 	// tagServed protects a peer that recently served a valid block.
 	tagServed = "jbc-served"
@@ -101,6 +107,12 @@ const (
 	// the connection manager trims silent peers first.
 	tagStatus      = "jbc-status"
 	tagStatusValue = 10
+	// tagKeep values an inbound peer whose status request said it chose
+	// us (keep), so that the connection manager trims it after every
+	// peer that did not: a chosen link cut would be replaced, and the
+	// replacement churn the LAN.
+	tagKeep      = "jbc-keep"
+	tagKeepValue = 100
 )
 
 // Outcomes counted in jbc_admission_total.
@@ -123,10 +135,15 @@ type Admission struct {
 	kick  chan struct{}
 	// made tells how a connection was made (SetMade); nil: not known.
 	made func(network.Conn) (string, bool)
+	// chooser says which peers we chose (SetChooser).
+	chooser atomic.Pointer[func(peer.ID) bool]
 
 	mu       sync.Mutex
 	arrivals map[string]arrival
 	servers  map[peer.ID]servedRecord
+	// kept holds the connected peers whose status request said they
+	// chose us (Kept).
+	kept map[peer.ID]bool
 
 	summaryMu   sync.Mutex
 	summaryAt   time.Time
@@ -149,7 +166,7 @@ type servedRecord struct {
 // Until SetHost it only refuses banned peers.
 func NewAdmission(peers *Set, log *slog.Logger, count func(string)) *Admission {
 	a := &Admission{peers: peers, log: log, count: count, kick: make(chan struct{}, 1),
-		arrivals: map[string]arrival{}, servers: map[peer.ID]servedRecord{}, totals: map[string]*atomic.Uint64{}}
+		arrivals: map[string]arrival{}, servers: map[peer.ID]servedRecord{}, kept: map[peer.ID]bool{}, totals: map[string]*atomic.Uint64{}}
 	for _, o := range []string{AdmRefusedSubnet, AdmRefusedFull, AdmEvicted, AdmNoStatus} {
 		a.totals[o] = new(atomic.Uint64)
 	}
@@ -159,6 +176,12 @@ func NewAdmission(peers *Set, log *slog.Logger, count func(string)) *Admission {
 // SetHost gives admission the host whose connections it manages; until
 // then it only refuses banned peers.
 func (a *Admission) SetHost(h host.Host) { a.host.Store(&h) }
+
+// SetChooser gives admission the judge of which peers the node chose
+// (package discovery's Chosen): only those, among peers we have an
+// outbound connection to, are protected; an outbound connection the DHT
+// opened for a query is not, and the connection manager may trim it.
+func (a *Admission) SetChooser(f func(peer.ID) bool) { a.chooser.Store(&f) }
 
 func (a *Admission) network() network.Network {
 	if h := a.host.Load(); h != nil {
@@ -269,9 +292,9 @@ func (a *Admission) Connected(c network.Conn) {
 	if nw == nil {
 		return
 	}
-	if a.chosen(p, []connView{a.viewOf(c)}) {
-		if cm := a.cm(); cm != nil {
-			cm.Protect(p, tagChosen)
+	if v := []connView{a.viewOf(c)}; a.chosen(p, v) || hasOutbound(v) {
+		if cm := a.cm(); cm != nil && a.chosen(p, v) {
+			cm.Protect(p, TagChosen)
 		}
 		return
 	}
@@ -292,8 +315,33 @@ func (a *Admission) Disconnected(nw network.Network, p peer.ID) {
 	if nw.Connectedness(p) == network.Connected {
 		return
 	}
+	a.mu.Lock()
+	delete(a.kept, p)
+	a.mu.Unlock()
 	if cm := a.cm(); cm != nil {
-		cm.Unprotect(p, tagChosen)
+		cm.Unprotect(p, TagChosen)
+	}
+}
+
+// IsKept reports whether p's status request said it chose us (Kept).
+func (a *Admission) IsKept(p peer.ID) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.kept[p]
+}
+
+// Kept records that p's status request said it chose us (keep) and keeps
+// the connection: among the inbound slots' holders it is evicted after
+// those that did not say so (pickVictim), and the connection manager
+// values it above them. The flag costs nothing to set, so it orders the
+// honest; it does not protect: an attacker that sets it is still evicted
+// by its address group's weight.
+func (a *Admission) Kept(p peer.ID) {
+	a.mu.Lock()
+	a.kept[p] = true
+	a.mu.Unlock()
+	if cm := a.cm(); cm != nil {
+		cm.TagPeer(p, tagKeep, tagKeepValue)
 	}
 }
 
@@ -359,7 +407,7 @@ func (a *Admission) checkStatus(p peer.ID, opened time.Time) {
 		return
 	}
 	conns := nw.ConnsToPeer(p)
-	if len(conns) == 0 || a.chosen(p, a.viewsOf(conns)) {
+	if len(conns) == 0 || hasOutbound(a.viewsOf(conns)) || a.chosen(p, a.viewsOf(conns)) {
 		return
 	}
 	if pi, ok := a.peers.Get(p); ok && pi.Status != nil && !pi.StatusAt.Before(opened) {

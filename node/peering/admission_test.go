@@ -43,9 +43,9 @@ func TestPickVictim(t *testing.T) {
 	// then the newest.
 	hs = []candidate{
 		{id: "newcomer", group: "honest", since: ago(time.Millisecond)},
-		{id: "s1", group: "sybil", since: ago(3 * time.Second), proven: true},
-		{id: "s2", group: "sybil", since: ago(2 * time.Second), proven: true, served: 1},
-		{id: "s3", group: "sybil", since: ago(time.Second), proven: true, served: 1},
+		{id: "s1", group: "sybil", since: ago(5 * time.Second), proven: true},
+		{id: "s2", group: "sybil", since: ago(4 * time.Second), proven: true, served: 1},
+		{id: "s3", group: "sybil", since: ago(3 * time.Second), proven: true, served: 1},
 		{id: "lone", group: "other", since: ago(time.Minute), proven: true},
 	}
 	weights = map[string]float64{"honest": 1, "sybil": 30, "other": 1.5}
@@ -56,10 +56,35 @@ func TestPickVictim(t *testing.T) {
 	if got := pick(hs); got != "s3" {
 		t.Errorf("picked %s, want s3 (the newest of those that served least)", got)
 	}
+	// A newcomer within its grace, whose status may yet say it chose us,
+	// is spared while a settled peer is not kept; when none is, the
+	// newcomer without a status goes first.
 	hs[2].proven = false
 	hs[2].since = ago(unprovenGrace / 2)
+	if got := pick(hs); got != "s3" {
+		t.Errorf("picked %s, want s3 (s2 is within its grace)", got)
+	}
+	hs[1].kept, hs[3].kept, hs[4].kept = true, true, true
 	if got := pick(hs); got != "s2" {
-		t.Errorf("picked %s, want s2 (no status yet)", got)
+		t.Errorf("picked %s, want s2 (no status yet, all others kept)", got)
+	}
+	hs[1].kept, hs[3].kept, hs[4].kept = false, false, false
+
+	// A peer that said it chose us (kept) goes after every peer that did
+	// not, whatever their groups weigh; among kept peers, the heaviest
+	// group as before (an attacker may set the flag too).
+	hs = []candidate{
+		{id: "chose-us", group: "lan1", since: ago(time.Minute), proven: true, kept: true},
+		{id: "dht-query", group: "lan2", since: ago(time.Minute), proven: true},
+		{id: "sybil-kept", group: "sybil", since: ago(time.Minute), proven: true, kept: true},
+	}
+	weights = map[string]float64{"lan1": 5, "lan2": 1, "sybil": 30}
+	if got := pick(hs); got != "dht-query" {
+		t.Errorf("picked %s, want dht-query (the only one that did not choose us)", got)
+	}
+	hs[1].kept = true
+	if got := pick(hs); got != "sybil-kept" {
+		t.Errorf("picked %s, want sybil-kept (all kept: the heaviest group)", got)
 	}
 
 	// Protected peers are never picked.
@@ -127,11 +152,11 @@ func TestAdmit(t *testing.T) {
 	}
 	// A private subnet is not capped: a LAN of tens of nodes shares one.
 	pcs = nil
-	for i := 0; i < 40; i++ {
+	for i := 0; i < InboundSlots-1; i++ {
 		add(fmt.Sprintf("/ip4/10.77.1.%d/tcp/4747", i+1))
 	}
 	if got := admit("/ip4/10.77.1.100/tcp/4747"); got != "" {
-		t.Errorf("connection 41 from one private /24 refused: %q", got)
+		t.Errorf("connection %d from one private /24 refused: %q", InboundSlots, got)
 	}
 	// Nor is public IPv6 per address: the /48 is the unit.
 	pcs = nil

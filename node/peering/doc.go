@@ -11,7 +11,9 @@
 // alone: inbound peers hold a bounded number of slots, given and taken by
 // address group, so that an attacker's many identities, which share its
 // few addresses, cannot shut honest peers out; peers the node chose itself
-// (dialled, found, --peer, bootstrap) are never dropped to make room.
+// (package discovery's dialler, --peer) are never dropped to make room, and
+// inbound peers that say they chose us (the status request's keep) are
+// dropped last.
 //
 // What it does not do: find or dial peers (package discovery), exchange
 // statuses (package node) or judge what a peer sent (the syncer, package

@@ -97,6 +97,7 @@ type candidate struct {
 	proven    bool      // it sent a status of our network since then
 	served    int       // valid blocks it served that extended or outweighed our chain
 	protected bool      // it may not be evicted
+	kept      bool      // its status request said it chose us (Kept)
 }
 
 // slots is a snapshot of the inbound slots.
@@ -138,15 +139,32 @@ func (a *Admission) viewsOf(conns []network.Conn) []connView {
 }
 
 // chosen reports whether p is a peer we chose: one we have an outbound
-// connection to, or found ourselves (mDNS, DHT, --peer, bootstrap).
+// connection to that the chooser (SetChooser: package discovery's
+// dialler, and --peer) says we chose. Without a chooser every peer we
+// have an outbound connection to, or found ourselves, counts as chosen.
 func (a *Admission) chosen(p peer.ID, conns []connView) bool {
+	if !hasOutbound(conns) {
+		if a.chooser.Load() != nil {
+			return false
+		}
+		pi, ok := a.peers.Get(p)
+		return ok && pi.Source != SourceInbound
+	}
+	if f := a.chooser.Load(); f != nil {
+		return (*f)(p)
+	}
+	return true
+}
+
+// hasOutbound reports whether one of conns is outbound: a peer we dialled
+// (chosen, or the DHT's own query) holds no inbound slot.
+func hasOutbound(conns []connView) bool {
 	for _, c := range conns {
 		if c.dir == network.DirOutbound && !c.theirPunch {
 			return true
 		}
 	}
-	pi, ok := a.peers.Get(p)
-	return ok && pi.Source != SourceInbound
+	return false
 }
 
 // snapshot reads the inbound slots from the network.
@@ -170,6 +188,10 @@ func (a *Admission) slotsOf(pcs []peerConns, now time.Time) slots {
 	for p, r := range a.servers {
 		served[p] = r
 	}
+	kept := make(map[peer.ID]bool, len(a.kept))
+	for p := range a.kept {
+		kept[p] = true
+	}
 	a.mu.Unlock()
 	for _, pc := range pcs {
 		p, conns := pc.id, pc.conns
@@ -181,7 +203,7 @@ func (a *Admission) slotsOf(pcs []peerConns, now time.Time) slots {
 				s.subnetConns[g]++
 			}
 		}
-		if a.chosen(p, conns) {
+		if hasOutbound(conns) || a.chosen(p, conns) {
 			continue
 		}
 		h := candidate{id: p, since: now}
@@ -198,6 +220,7 @@ func (a *Admission) slotsOf(pcs []peerConns, now time.Time) slots {
 			h.served = r.blocks
 		}
 		h.protected = cm != nil && cm.IsProtected(p, "")
+		h.kept = kept[p]
 		s.holders = append(s.holders, h)
 		s.members[h.group]++
 	}
@@ -270,7 +293,9 @@ func (a *Admission) summarise(now time.Time) {
 // the one silent longest. Else one of the heaviest group (a tie broken at
 // random, so that equal attackers cannot aim at a group): within it a peer
 // with no status yet, else the one that served fewest blocks, else the
-// newest.
+// newest. Peers that said they chose us (kept), and newcomers within
+// unprovenGrace (whose status may yet say so), are considered only when
+// every other holder is protected: a node's chosen link is cut last.
 func pickVictim(holders []candidate, weight func(string) float64, now time.Time) int {
 	best := -1
 	for i, h := range holders {
@@ -284,11 +309,24 @@ func pickVictim(holders []candidate, weight func(string) float64, now time.Time)
 	if best >= 0 {
 		return best
 	}
+	// A newcomer's status, which says whether it chose us, takes a round
+	// trip: within unprovenGrace it counts as kept.
+	settled := func(h candidate) bool { return !h.kept && now.Sub(h.since) >= unprovenGrace }
+	if i := heaviestVictim(holders, weight, settled); i >= 0 {
+		return i
+	}
+	return heaviestVictim(holders, weight, func(candidate) bool { return true })
+}
+
+// heaviestVictim returns the least useful holder, among the unprotected
+// ones for which consider holds, of the heaviest address group; -1 if
+// there is none.
+func heaviestVictim(holders []candidate, weight func(string) float64, consider func(candidate) bool) int {
 	var heavy []string
 	top := math.Inf(-1)
 	seen := map[string]bool{}
 	for _, h := range holders {
-		if h.protected || seen[h.group] {
+		if h.protected || !consider(h) || seen[h.group] {
 			continue
 		}
 		seen[h.group] = true
@@ -303,8 +341,9 @@ func pickVictim(holders []candidate, weight func(string) float64, now time.Time)
 		return -1
 	}
 	g := heavy[rand.IntN(len(heavy))]
+	best := -1
 	for i, h := range holders {
-		if h.protected || h.group != g {
+		if h.protected || !consider(h) || h.group != g {
 			continue
 		}
 		if best < 0 || lessUseful(h, holders[best]) {

@@ -229,8 +229,14 @@ func (*Request_GetRange) isRequest_Body() {}
 // StatusRequest carries the requester's own Status, so that one round trip
 // tells both sides the other's tip.
 type StatusRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Status        *Status                `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Status *Status                `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	// keep says that the requester chose the receiver as one of its outbound
+	// peers and keeps the connection: the receiver may value it above
+	// inbound peers that did not set it (a DHT query, a peer that did not
+	// choose it). Optional: false when absent, and older nodes ignore it.
+	// It is a hint, not a credential: anyone may set it.
+	Keep          bool `protobuf:"varint,2,opt,name=keep,proto3" json:"keep,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -270,6 +276,13 @@ func (x *StatusRequest) GetStatus() *Status {
 		return x.Status
 	}
 	return nil
+}
+
+func (x *StatusRequest) GetKeep() bool {
+	if x != nil {
+		return x.Keep
+	}
+	return false
 }
 
 // Status describes a node's best chain.
@@ -842,9 +855,10 @@ const file_jbc_proto_rawDesc = "" +
 	"\n" +
 	"get_blocks\x18\x02 \x01(\v2\x17.jbc.chain.v1.GetBlocksH\x00R\tgetBlocks\x125\n" +
 	"\tget_range\x18\x03 \x01(\v2\x16.jbc.chain.v1.GetRangeH\x00R\bgetRangeB\x06\n" +
-	"\x04body\"=\n" +
+	"\x04body\"Q\n" +
 	"\rStatusRequest\x12,\n" +
-	"\x06status\x18\x01 \x01(\v2\x14.jbc.chain.v1.StatusR\x06status\"\x81\x01\n" +
+	"\x06status\x18\x01 \x01(\v2\x14.jbc.chain.v1.StatusR\x06status\x12\x12\n" +
+	"\x04keep\x18\x02 \x01(\bR\x04keep\"\x81\x01\n" +
 	"\x06Status\x12\x18\n" +
 	"\agenesis\x18\x01 \x01(\fR\agenesis\x12\x10\n" +
 	"\x03tip\x18\x02 \x01(\fR\x03tip\x12\x16\n" +
