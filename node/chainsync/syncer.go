@@ -164,7 +164,11 @@ type pause struct {
 func (s *Syncer) skip(p peer.ID, d time.Duration, slow bool) {
 	s.failMu.Lock()
 	defer s.failMu.Unlock()
-	s.failed[p] = pause{until: time.Now().Add(d), slow: slow}
+	until := time.Now().Add(d)
+	if ps, ok := s.failed[p]; ok && ps.until.After(until) {
+		return // a longer pause, for a fault, stands
+	}
+	s.failed[p] = pause{until: until, slow: slow}
 }
 
 // skipped reports whether p is being passed over at now.
@@ -237,12 +241,14 @@ const (
 	// 4096 blocks instead of per 512, while one transaction, which holds
 	// the store's write lock, stays well under a second.
 	syncBatchBlocks = 8 * protocol.MaxBlocksPerPage
-	// syncPageRate bounds the GetBlocks requests per second a sync sends
-	// to one peer: three quarters of what a jbc peer's request limiter
-	// allows (peering.RequestRate), leaving the rest for status requests, so that a
-	// fast sync never runs into the peer's flood penalty. With full pages
-	// it caps a sync at 150 x 512 = 76 800 blocks/s.
-	syncPageRate = peering.RequestRate * 3 / 4
+	// getBlocksRate bounds the GetBlocks requests per second a sync sends
+	// to one peer (GetRange is not paced: its pages are bounded by bytes,
+	// and a sync by GetRange sends at most a few dozen requests a second
+	// at any speed). A 1.0.0 peer answers requests over its limiter
+	// (peering.RequestRate) RATE_LIMITED and scores them as a flood, and
+	// pages of 512 blocks can outrun it on a fast link; three quarters of
+	// it leaves the rest for status requests.
+	getBlocksRate = peering.RequestRate * 3 / 4
 	// SyncHoldBytes bounds the blocks of a fetched side branch kept in
 	// memory, validated but not stored, until the branch outweighs our
 	// chain (see branchHold), counting each block as its data plus 128

@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/peer"
 	p2pconnmgr "github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
@@ -101,6 +102,7 @@ func ParsePeerAddrs(ss []string) ([]peer.AddrInfo, error) {
 // peering's admission) and bw counts the bytes of each protocol. NAT port
 // mapping stays off: a node must not reconfigure the network it runs on; a
 // node behind NAT announces its public address with --announce instead.
+// Peers are dialled TCP first (TCPFirstDialRanker).
 func NewHost(key crypto.PrivKey, listen, announce []ma.Multiaddr, dhtPrefix string, gater connmgr.ConnectionGater, bw metrics.Reporter) (host.Host, error) {
 	cm, err := p2pconnmgr.NewConnManager(connLowWater, ConnHighWater)
 	if err != nil {
@@ -119,6 +121,9 @@ func NewHost(key crypto.PrivKey, listen, announce []ma.Multiaddr, dhtPrefix stri
 		libp2p.DisableRelay(),
 		libp2p.UserAgent(Agent()),
 		libp2p.BandwidthReporter(bw),
+		// TCP first: under loss it syncs several times faster than QUIC
+		// (see TCPFirstDialRanker).
+		libp2p.SwarmOpts(swarm.WithDialRanker(TCPFirstDialRanker)),
 	}
 	if len(announce) > 0 {
 		opts = append(opts, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return announce }))

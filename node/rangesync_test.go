@@ -1,0 +1,186 @@
+package node
+
+// Sync from several peers at once (chainsync's range fetch): blocks come
+// from every seeder carrying the chain, and a seeder that stalls or lies
+// is relieved of its ranges while the others finish them. Real loopback
+// hosts, since stalls are about deadlines.
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/jbc-project/jbc/chain"
+	"github.com/jbc-project/jbc/node/internal/nodetest"
+	"github.com/jbc-project/jbc/node/peering"
+	"github.com/jbc-project/jbc/protocol"
+	"github.com/jbc-project/jbc/protocol/pb"
+	"github.com/jbc-project/jbc/storage"
+)
+
+// rangeSyncBlocks is the chain the seeders serve: long enough that the
+// range fetch cuts it into many spans, short enough to mine in a second.
+const rangeSyncBlocks = 30000
+
+// seeders starts n nodes holding blocks, each on its own loopback address
+// (admission counts peers per address group).
+func seeders(t *testing.T, p *chain.Params, blocks []chain.Block, n int) []*Node {
+	t.Helper()
+	nodes := make([]*Node, n)
+	for i := range nodes {
+		s := nodetest.NewStore(t, p)
+		if _, err := s.AddBlocks(blocks); err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = startNode(t, rawHostAt(t, fmt.Sprintf("127.0.0.%d", i+2)), s)
+	}
+	return nodes
+}
+
+// syncFromSeeders starts an empty node, connects it to every seeder and
+// waits until it holds their chain. It returns the record of the sync
+// that adopted it.
+func syncFromSeeders(t *testing.T, p *chain.Params, tip chain.Hash, seeds []*Node) (*Node, *storage.Store, peering.SyncRecord) {
+	t.Helper()
+	s := nodetest.NewStore(t, p)
+	n := startNode(t, rawHostAt(t, "127.0.0.1"), s)
+	for _, sd := range seeds {
+		dialNode(t, n.Host(), sd)
+	}
+	nodetest.WaitFor(t, 90*time.Second, "the node to sync the seeders' chain", func() bool { return s.Tip().Hash == tip })
+	if err := s.Verify(nil); err != nil {
+		t.Fatal(err)
+	}
+	var rec peering.SyncRecord
+	nodetest.WaitFor(t, 10*time.Second, "the adopting sync's record", func() bool {
+		for _, sd := range seeds {
+			if pi, ok := n.peers.Get(sd.ID()); ok && pi.LastSync != nil && pi.LastSync.Result == "adopted" {
+				rec = *pi.LastSync
+				return true
+			}
+		}
+		return false
+	})
+	return n, s, rec
+}
+
+// TestSyncFromSeveralSeeders: a node syncing a chain that four peers carry
+// fetches it from more than one of them at once.
+func TestSyncFromSeveralSeeders(t *testing.T) {
+	p := chain.TestNet()
+	src := nodetest.NewStore(t, p)
+	blocks := nodetest.Extend(t, src, 0, rangeSyncBlocks, "seed")
+	seeds := seeders(t, p, blocks, 4)
+	_, _, rec := syncFromSeeders(t, p, src.Tip().Hash, seeds)
+	total := 0
+	for _, n := range rec.Sources {
+		total += n
+	}
+	if len(rec.Sources) < 2 {
+		t.Fatalf("blocks came from %d seeder(s) (%v), want more than one", len(rec.Sources), rec.Sources)
+	}
+	if total < rangeSyncBlocks {
+		t.Fatalf("sources %v sum to %d blocks, want %d", rec.Sources, total, rangeSyncBlocks)
+	}
+	t.Logf("sources: %v", rec.Sources)
+}
+
+// rangeHandler replaces a node's /jbc/chain/1.1.0 handler; asked counts
+// the GetRange requests it was sent.
+func rangeHandler(n *Node, asked *atomic.Int64, serve func(network.Stream, *pb.GetRange)) {
+	n.Host().SetStreamHandler(protocol.IDRange, func(str network.Stream) {
+		_ = str.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf, err := protocol.ReadFrame(str, protocol.MaxRequestSize)
+		if err != nil {
+			str.Reset()
+			return
+		}
+		req := new(pb.Request)
+		if err := proto.Unmarshal(buf, req); err != nil || req.GetGetRange() == nil {
+			str.Reset()
+			return
+		}
+		asked.Add(1)
+		serve(str, req.GetGetRange())
+	})
+}
+
+// TestSyncRelievesStallingSeeder: one of four seeders starts each range
+// it is asked for and then sends nothing more; the others finish its
+// ranges and the sync completes.
+func TestSyncRelievesStallingSeeder(t *testing.T) {
+	p := chain.TestNet()
+	src := nodetest.NewStore(t, p)
+	blocks := nodetest.Extend(t, src, 0, rangeSyncBlocks, "seed")
+	seeds := seeders(t, p, blocks, 4)
+	staller := seeds[1]
+	var asked atomic.Int64
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	rangeHandler(staller, &asked, func(str network.Stream, _ *pb.GetRange) {
+		defer str.Reset()
+		// A frame of 1 MiB announced, a few bytes of it sent, then
+		// nothing until the requester gives up.
+		_, _ = str.Write([]byte{0x80, 0x80, 0x40, 0x0a})
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+		}
+	})
+	_, _, rec := syncFromSeeders(t, p, src.Tip().Hash, seeds)
+	if asked.Load() == 0 {
+		t.Fatal("the stalling seeder was never asked for a range: the test proves nothing")
+	}
+	if n := rec.Sources[staller.ID().String()]; n > protocol.MaxBlocksPerPage {
+		t.Fatalf("the staller is credited with %d blocks", n)
+	}
+	if len(rec.Sources) < 2 {
+		t.Fatalf("blocks came from %v, want the honest seeders", rec.Sources)
+	}
+	t.Logf("staller asked %d times; sources %v", asked.Load(), rec.Sources)
+}
+
+// TestSyncRelievesLyingSeeder: one of four seeders answers every range
+// with a block whose data was changed (its hash no longer recomputes). It
+// is penalised for that block and the others serve its ranges.
+func TestSyncRelievesLyingSeeder(t *testing.T) {
+	p := chain.TestNet()
+	src := nodetest.NewStore(t, p)
+	blocks := nodetest.Extend(t, src, 0, rangeSyncBlocks, "seed")
+	seeds := seeders(t, p, blocks, 4)
+	liar := seeds[2]
+	var asked atomic.Int64
+	rangeHandler(liar, &asked, func(str network.Stream, gr *pb.GetRange) {
+		defer str.Close()
+		rng := &pb.Range{}
+		end := min(gr.GetStart()+gr.GetCount()-1, gr.GetStart()+999)
+		for h := gr.GetStart(); h <= end; h++ {
+			b, err := liar.store.BlockAt(h)
+			if err != nil {
+				str.Reset()
+				return
+			}
+			m := protocol.BlockToPB(b)
+			if h == gr.GetStart()+5 || h == end {
+				m.Data = "forged"
+			}
+			rng.Blocks = append(rng.Blocks, m)
+		}
+		_, _ = protocol.WriteFrame(str, &pb.Response{Code: protocol.CodeOK, Body: &pb.Response_Range{Range: rng}})
+	})
+	n, _, rec := syncFromSeeders(t, p, src.Tip().Hash, seeds)
+	if asked.Load() == 0 {
+		t.Fatal("the lying seeder was never asked for a range: the test proves nothing")
+	}
+	if got := rec.Sources[liar.ID().String()]; got > protocol.MaxBlocksPerPage {
+		t.Fatalf("the liar is credited with %d blocks", got)
+	}
+	if !n.peers.IsBanned(liar.ID()) && n.scores.Get(liar.ID(), time.Now()) == 0 {
+		t.Fatal("the liar was not penalised")
+	}
+	t.Logf("liar asked %d times; sources %v", asked.Load(), rec.Sources)
+}
