@@ -12,7 +12,10 @@
 # chain, checks it (jbc verify), prints the sync's figures from its GET
 # /peers (the adopting sync's duration, bytes and blocks per seeder) and a
 # last line "SYNC_RESULT {json}" for jbcbench, and fails if the blocks came
-# from fewer than MIN_SOURCES seeders.
+# from fewer than MIN_SOURCES seeders. FAULT=stall stops seeder 1 (SIGSTOP:
+# its connection stays up, nothing more is answered) once the syncing node
+# holds a tenth of the chain, and resumes it after the sync: a seeder that
+# stalls mid-range.
 #
 #   e2e/sync.sh                                   # 20,000 blocks, 3 seeders, 50 ms RTT
 #   BLOCKS=100000 SEEDERS=1 RATE=20000000 e2e/sync.sh
@@ -36,6 +39,7 @@ shape=${SHAPE:-}
 transport=${TRANSPORT:-tcp}
 min_sources=${MIN_SOURCES:-$(( seeders > 1 ? 2 : 1 ))}
 timeout_s=${SYNC_TIMEOUT:-300}
+fault=${FAULT:-}
 work=$(mktemp -d /tmp/jbc-sync.XXXXXX)
 
 log() { printf '[sync.sh] %s\n' "$*" >&2; }
@@ -56,6 +60,7 @@ trap cleanup EXIT INT TERM
 [ -f "$netlab" ] || fail "netlab not found at $netlab"
 for t in jq curl; do command -v $t >/dev/null || fail "needs $t"; done
 case $transport in tcp|quic) ;; *) fail "TRANSPORT=$transport: want tcp or quic" ;; esac
+case $fault in ''|stall) ;; *) fail "FAULT=$fault: want stall or nothing" ;; esac
 
 if [ -z "${JBC:-}" ]; then
   log "building jbc"
@@ -82,7 +87,7 @@ listen_addr() {
   if [ "$transport" = quic ]; then echo "/ip4/$1/udp/4747/quic-v1"; else echo "/ip4/$1/tcp/4747"; fi
 }
 
-peers=()
+peers=() seed_pids=()
 for ((i = 1; i <= seeders; i++)); do
   host=1-$(( i + 1 ))
   if [ -n "$shape" ]; then
@@ -101,6 +106,7 @@ for ((i = 1; i <= seeders; i++)); do
   peers+=(--peer "$(listen_addr "$addr")/p2p/$id")
   ns "$host" "$JBC" --datadir "$work/s$i" node --listen "$(listen_addr "$addr")" --no-mdns --no-dht \
     >"$work/s$i.log" 2>&1 &
+  seed_pids+=($!)
 done
 ns 1-1 "$JBC" --datadir "$work/sync" init --genesis "$work/seed/genesis.json" >/dev/null
 for ((i = 1; i <= seeders; i++)); do
@@ -119,9 +125,15 @@ ns 1-1 "$JBC" --datadir "$work/sync" node --listen "$(listen_addr 10.77.1.1)" --
   >"$work/sync.log" 2>&1 &
 sync_pid=$!
 deadline=$(( $(date +%s) + timeout_s ))
+stalled=
 while :; do
   h=$(api 1-1 /status 2>/dev/null | jq -r '.height // 0' 2>/dev/null || echo 0)
   [ "${h:-0}" -ge "$blocks" ] && break
+  if [ "$fault" = stall ] && [ -z "$stalled" ] && [ "${h:-0}" -ge $(( blocks / 10 )) ]; then
+    kill -STOP "${seed_pids[0]}"
+    stalled=1
+    log "seeder 1 stopped at height $h"
+  fi
   [ "$(date +%s)" -lt "$deadline" ] || fail "not synced after ${timeout_s}s (height $h of $blocks)"
   sleep 0.2
 done
@@ -132,6 +144,8 @@ for _ in $(seq 50); do
   sleep 0.2
 done
 [ "$rec" != null ] || fail "no adopting sync record in GET /peers"
+[ -n "$stalled" ] && kill -CONT "${seed_pids[0]}"
+[ "$fault" != stall ] || [ -n "$stalled" ] || fail "the sync ended before seeder 1 could be stopped"
 got=$(api 1-1 /status | jq -r .tip)
 [ "$got" = "$tip" ] || fail "synced to tip $got, want $tip"
 kill -INT "$sync_pid" 2>/dev/null || true
@@ -143,6 +157,6 @@ nsrc=$(jq -r 'length' <<<"$sources")
 shares=$(jq -c --argjson n "$blocks" '[.[] | . / $n * 1000 | round / 1000] | sort | reverse' <<<"$sources")
 log "synced $blocks blocks in ${secs}s: $(jq -n "$blocks / $secs | round") blocks/s, $bytes bytes; blocks from $nsrc seeder(s), shares $shares"
 echo "SYNC_RESULT $(jq -nc --argjson blocks "$blocks" --argjson secs "$secs" --argjson bytes "$bytes" \
-  --argjson sources "$sources" --argjson seeders "$seeders" --arg transport "$transport" --arg link "$link" \
-  '{blocks: $blocks, seconds: $secs, bytes: $bytes, blocks_per_s: ($blocks / $secs), seeders: $seeders, transport: $transport, link: $link, sources: $sources}')"
+  --argjson sources "$sources" --argjson seeders "$seeders" --arg transport "$transport" --arg link "$link" --arg fault "$fault" \
+  '{blocks: $blocks, seconds: $secs, bytes: $bytes, blocks_per_s: ($blocks / $secs), seeders: $seeders, transport: $transport, link: $link, fault: $fault, sources: $sources}')"
 [ "$nsrc" -ge "$min_sources" ] || fail "blocks came from $nsrc seeder(s), want at least $min_sources"
