@@ -7,6 +7,7 @@ package node
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,31 +27,55 @@ import (
 // range fetch cuts it into many spans, short enough to mine in a second.
 const rangeSyncBlocks = 30000
 
-// seeders starts n nodes holding blocks, each on its own loopback address
-// (admission counts peers per address group).
-func seeders(t *testing.T, p *chain.Params, blocks []chain.Block, n int) []*Node {
+// seeders starts n nodes, each on its own loopback address (admission
+// counts peers per address group), holding only the genesis.
+func seeders(t *testing.T, p *chain.Params, n int) []*Node {
 	t.Helper()
 	nodes := make([]*Node, n)
 	for i := range nodes {
-		s := nodetest.NewStore(t, p)
-		if _, err := s.AddBlocks(blocks); err != nil {
-			t.Fatal(err)
-		}
-		nodes[i] = startNode(t, rawHostAt(t, fmt.Sprintf("127.0.0.%d", i+2)), s)
+		nodes[i] = startNode(t, rawHostAt(t, fmt.Sprintf("127.0.0.%d", i+2)), nodetest.NewStore(t, p))
 	}
 	return nodes
 }
 
-// syncFromSeeders starts an empty node, connects it to every seeder and
-// waits until it holds their chain. It returns the record of the sync
-// that adopted it.
-func syncFromSeeders(t *testing.T, p *chain.Params, tip chain.Hash, seeds []*Node) (*Node, *storage.Store, peering.SyncRecord) {
+// syncFromSeeders starts an empty node, connects it to every seeder, and
+// once it knows all their statuses stores blocks in every seeder's store
+// and has the node ask them all for their statuses again: it hears of the
+// chain from all of them within moments. It waits until the node holds the
+// chain and returns the record of the sync that adopted it.
+func syncFromSeeders(t *testing.T, p *chain.Params, blocks []chain.Block, seeds []*Node) (*Node, *storage.Store, peering.SyncRecord) {
 	t.Helper()
 	s := nodetest.NewStore(t, p)
 	n := startNode(t, rawHostAt(t, "127.0.0.1"), s)
 	for _, sd := range seeds {
 		dialNode(t, n.Host(), sd)
 	}
+	known := func() bool {
+		for _, sd := range seeds {
+			if pi, ok := n.peers.Get(sd.ID()); !ok || pi.Status == nil || pi.Status.Height != sd.store.Tip().Height {
+				return false
+			}
+		}
+		return true
+	}
+	nodetest.WaitFor(t, 10*time.Second, "the seeders' statuses", known)
+	// Straight into the stores: the seeders do not push their new tips,
+	// so that the node hears of all of them at once, below.
+	var wg sync.WaitGroup
+	for _, sd := range seeds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := sd.store.AddBlocks(blocks); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, sd := range seeds {
+		n.requestStatus(sd.ID())
+	}
+	tip := blocks[len(blocks)-1].Hash
 	nodetest.WaitFor(t, 90*time.Second, "the node to sync the seeders' chain", func() bool { return s.Tip().Hash == tip })
 	if err := s.Verify(nil); err != nil {
 		t.Fatal(err)
@@ -74,8 +99,8 @@ func TestSyncFromSeveralSeeders(t *testing.T) {
 	p := chain.TestNet()
 	src := nodetest.NewStore(t, p)
 	blocks := nodetest.Extend(t, src, 0, rangeSyncBlocks, "seed")
-	seeds := seeders(t, p, blocks, 4)
-	_, _, rec := syncFromSeeders(t, p, src.Tip().Hash, seeds)
+	seeds := seeders(t, p, 4)
+	_, _, rec := syncFromSeeders(t, p, blocks, seeds)
 	total := 0
 	for _, n := range rec.Sources {
 		total += n
@@ -116,7 +141,7 @@ func TestSyncRelievesStallingSeeder(t *testing.T) {
 	p := chain.TestNet()
 	src := nodetest.NewStore(t, p)
 	blocks := nodetest.Extend(t, src, 0, rangeSyncBlocks, "seed")
-	seeds := seeders(t, p, blocks, 4)
+	seeds := seeders(t, p, 4)
 	staller := seeds[1]
 	var asked atomic.Int64
 	done := make(chan struct{})
@@ -131,7 +156,7 @@ func TestSyncRelievesStallingSeeder(t *testing.T) {
 		case <-time.After(time.Minute):
 		}
 	})
-	_, _, rec := syncFromSeeders(t, p, src.Tip().Hash, seeds)
+	_, _, rec := syncFromSeeders(t, p, blocks, seeds)
 	if asked.Load() == 0 {
 		t.Fatal("the stalling seeder was never asked for a range: the test proves nothing")
 	}
@@ -151,7 +176,7 @@ func TestSyncRelievesLyingSeeder(t *testing.T) {
 	p := chain.TestNet()
 	src := nodetest.NewStore(t, p)
 	blocks := nodetest.Extend(t, src, 0, rangeSyncBlocks, "seed")
-	seeds := seeders(t, p, blocks, 4)
+	seeds := seeders(t, p, 4)
 	liar := seeds[2]
 	var asked atomic.Int64
 	rangeHandler(liar, &asked, func(str network.Stream, gr *pb.GetRange) {
@@ -172,7 +197,7 @@ func TestSyncRelievesLyingSeeder(t *testing.T) {
 		}
 		_, _ = protocol.WriteFrame(str, &pb.Response{Code: protocol.CodeOK, Body: &pb.Response_Range{Range: rng}})
 	})
-	n, _, rec := syncFromSeeders(t, p, src.Tip().Hash, seeds)
+	n, _, rec := syncFromSeeders(t, p, blocks, seeds)
 	if asked.Load() == 0 {
 		t.Fatal("the lying seeder was never asked for a range: the test proves nothing")
 	}

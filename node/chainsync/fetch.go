@@ -151,6 +151,7 @@ func (s *Syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	pages := make(chan fetched, SyncAhead)
+	s.stored.Store(0) // nothing of this sync stored yet
 	pace := rate.NewLimiter(getBlocksRate, 1)
 	go s.fetch(fctx, p, claimed, base, pace, pages)
 	defer func() {
@@ -276,6 +277,7 @@ func (s *Syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 				sources[sd.from] += sd.end - from
 			}
 			last := batch[len(batch)-1]
+			s.stored.Store(last.Index)
 			if time.Since(lastLog) >= progressEvery {
 				lastLog = time.Now()
 				rate := float64(rec.Blocks) / time.Since(start).Seconds()

@@ -21,12 +21,20 @@ import (
 // order. One goroutine (rangeFetch.run) owns the schedule; each request
 // runs in a goroutine of its own and reports to it.
 const (
-	// aheadBytes bounds how far above the delivery point spans are handed
-	// out, in estimated bytes of blocks: what is fetched and not yet
-	// delivered, plus what is asked for. 64 MiB keeps a sync of small
-	// blocks far below the issue's 200 MB of peak RSS while letting a
-	// slow span at the delivery point be passed by 30 full pages.
-	aheadBytes = 64 << 20
+	// aheadBytes bounds the blocks fetched or asked for and not yet
+	// stored: spans are cut only while the heights above the last batch
+	// the syncer stored, up to the top of the last span, take at most this
+	// much, counting each block as its bytes on the wire plus
+	// decodedBlockOverhead. 16 MiB is four full pages in flight or waiting
+	// (a page is stored long before the link brings four more, at any
+	// speed a store appends), and about 70,000 small blocks: with the Go
+	// collector's doubling, the syncing node's heap stays within a few
+	// tens of MB whatever the chain's length (issue 15: peak RSS <= 200 MB
+	// at 1,000,000 blocks, the store's mapped pages included).
+	aheadBytes = 16 << 20
+	// decodedBlockOverhead is what a decoded block costs beyond its bytes
+	// on the wire: its chain.Block (104 bytes) and its slot in the batch.
+	decodedBlockOverhead = 128
 	// minSpanBlocks is the smallest span: below it the round trip of a
 	// request costs more than the blocks it brings.
 	minSpanBlocks = 64
@@ -34,6 +42,10 @@ const (
 	// per carrier) should get over a sync, so that the last spans,
 	// fetched alone, are a small part of the whole.
 	spansPerWorker = 3
+	// minCarriers is the fewest carriers spans are cut for: peers whose
+	// status arrives just after the sync starts join it, and should find
+	// spans left to fetch.
+	minCarriers = 4
 	// hedgeMinWait is the least time a span at the delivery point is
 	// left with its peer before an idle, faster peer is asked for it too:
 	// above a page's transfer on any link worth hedging to.
@@ -161,7 +173,7 @@ func (s *Syncer) fetchRange(ctx context.Context, t rangeTarget, carriers func() 
 	bb := max(t.blockBytes, 1)
 	total := t.tipHeight - t.from + 1
 	f.spanLen = uint64(protocol.MaxRangeBytes / bb)
-	if per := total / uint64(len(f.carriers)*protocol.RangeWindow*spansPerWorker); per < f.spanLen {
+	if per := total / uint64(max(len(f.carriers), minCarriers)*protocol.RangeWindow*spansPerWorker); per < f.spanLen {
 		f.spanLen = per
 	}
 	f.spanLen = max(f.spanLen, minSpanBlocks)
@@ -262,7 +274,8 @@ func (f *rangeFetch) free(c *carrier) *span {
 			return sp
 		}
 	}
-	if f.cut > f.t.tipHeight || (f.cut-f.sent)*uint64(max(f.t.blockBytes, 1)) > aheadBytes {
+	stored := max(f.t.from, f.s.stored.Load()+1)
+	if f.cut > f.t.tipHeight || f.cut > stored && (f.cut-stored)*uint64(f.t.blockBytes+decodedBlockOverhead) > aheadBytes {
 		return nil
 	}
 	end := min(f.cut+f.spanLen-1, f.t.tipHeight)

@@ -71,6 +71,10 @@ type Syncer struct {
 	// heldPeak is the most any sync has held of a forked branch, in bytes
 	// as branchHold counts them; for tests.
 	heldPeak atomic.Int64
+	// stored is the height of the last block of the last batch the sync
+	// stored or held: the range fetch hands out spans only so far above it
+	// (aheadBytes).
+	stored atomic.Uint64
 
 	failMu sync.Mutex
 	failed map[peer.ID]pause // peers skipped until a time
