@@ -278,6 +278,10 @@ func (s *Syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 			}
 			last := batch[len(batch)-1]
 			s.stored.Store(last.Index)
+			select {
+			case s.storedWake <- struct{}{}:
+			default:
+			}
 			if time.Since(lastLog) >= progressEvery {
 				lastLog = time.Now()
 				rate := float64(rec.Blocks) / time.Since(start).Seconds()

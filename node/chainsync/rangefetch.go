@@ -25,16 +25,23 @@ const (
 	// stored: spans are cut only while the heights above the last batch
 	// the syncer stored, up to the top of the last span, take at most this
 	// much, counting each block as its bytes on the wire plus
-	// decodedBlockOverhead. 16 MiB is four full pages in flight or waiting
-	// (a page is stored long before the link brings four more, at any
-	// speed a store appends), and about 70,000 small blocks: with the Go
-	// collector's doubling, the syncing node's heap stays within a few
-	// tens of MB whatever the chain's length (issue 15: peak RSS <= 200 MB
-	// at 1,000,000 blocks, the store's mapped pages included).
-	aheadBytes = 16 << 20
+	// decodedBlockOverhead. 32 MiB is about eight spans of small blocks:
+	// one being stored, one waiting and every request of a peer's window
+	// in flight twice over, so that the store never waits for the link on
+	// loopback; and about 120,000 small blocks, so that with the Go
+	// collector's doubling the syncing node's heap stays near 100 MB
+	// whatever the chain's length (issue 15: peak RSS <= 200 MB at
+	// 1,000,000 blocks, the store's mapped pages included).
+	aheadBytes = 32 << 20
 	// decodedBlockOverhead is what a decoded block costs beyond its bytes
 	// on the wire: its chain.Block (104 bytes) and its slot in the batch.
 	decodedBlockOverhead = 128
+	// spanPageShare is the share of a full page (MaxRangeBytes) a span's
+	// blocks are cut to take at the bytes per block seen: a span must come
+	// in one answer, since the rest of a span cut short by the page's
+	// bound is asked for only after it, a round trip later; blocks vary
+	// in size, so three quarters.
+	spanPageShare = 0.75
 	// minSpanBlocks is the smallest span: below it the round trip of a
 	// request costs more than the blocks it brings.
 	minSpanBlocks = 64
@@ -172,7 +179,7 @@ func (s *Syncer) fetchRange(ctx context.Context, t rangeTarget, carriers func() 
 	// so that every request slot gets a few.
 	bb := max(t.blockBytes, 1)
 	total := t.tipHeight - t.from + 1
-	f.spanLen = uint64(protocol.MaxRangeBytes / bb)
+	f.spanLen = uint64(spanPageShare * protocol.MaxRangeBytes / bb)
 	if per := total / uint64(max(len(f.carriers), minCarriers)*protocol.RangeWindow*spansPerWorker); per < f.spanLen {
 		f.spanLen = per
 	}
@@ -223,6 +230,7 @@ func (f *rangeFetch) run(ctx context.Context, out chan<- fetched) error {
 			if err := f.handle(a); err != nil {
 				return err
 			}
+		case <-f.s.storedWake: // the budget allows more
 		case <-tick.C:
 			f.join()
 		}

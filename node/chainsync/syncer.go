@@ -75,6 +75,9 @@ type Syncer struct {
 	// stored or held: the range fetch hands out spans only so far above it
 	// (aheadBytes).
 	stored atomic.Uint64
+	// storedWake wakes the range fetch when stored moves, so that it hands
+	// out the spans the budget now allows at once.
+	storedWake chan struct{}
 
 	failMu sync.Mutex
 	failed map[peer.ID]pause // peers skipped until a time
@@ -97,7 +100,8 @@ func New(cfg Config) *Syncer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Syncer{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), failed: map[peer.ID]pause{}, holdBytes: SyncHoldBytes}
+	return &Syncer{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), failed: map[peer.ID]pause{}, holdBytes: SyncHoldBytes,
+		storedWake: make(chan struct{}, 1)}
 }
 
 // HeldPeak returns the most any sync has held of a forked branch, in bytes
