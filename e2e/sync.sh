@@ -104,7 +104,9 @@ for ((i = 1; i <= seeders; i++)); do
   cp "$work/seed/chain.db" "$work/seed/genesis.json" "$work/s$i/"
   id=$(ns "$host" "$JBC" --datadir "$work/s$i" --json id | jq -r .peer_id)
   peers+=(--peer "$(listen_addr "$addr")/p2p/$id")
-  ns "$host" "$JBC" --datadir "$work/s$i" node --listen "$(listen_addr "$addr")" --no-mdns --no-dht \
+  # ip netns exec execs jbc: $! is the node's pid (a shell function in
+  # the background would be a subshell's).
+  ip netns exec "$lab-$host" "$JBC" --datadir "$work/s$i" node --listen "$(listen_addr "$addr")" --no-mdns --no-dht \
     >"$work/s$i.log" 2>&1 &
   seed_pids+=($!)
 done
@@ -121,7 +123,7 @@ else
   [ -n "$loss" ] && link+=", loss $loss"
 fi
 log "syncing $blocks blocks from $seeders seeder(s) over $link, $transport"
-ns 1-1 "$JBC" --datadir "$work/sync" node --listen "$(listen_addr 10.77.1.1)" --no-mdns --no-dht "${peers[@]}" \
+ip netns exec "$lab-1-1" "$JBC" --datadir "$work/sync" node --listen "$(listen_addr 10.77.1.1)" --no-mdns --no-dht "${peers[@]}" \
   >"$work/sync.log" 2>&1 &
 sync_pid=$!
 deadline=$(( $(date +%s) + timeout_s ))
@@ -135,7 +137,7 @@ while :; do
     log "seeder 1 stopped at height $h"
   fi
   [ "$(date +%s)" -lt "$deadline" ] || fail "not synced after ${timeout_s}s (height $h of $blocks)"
-  sleep 0.2
+  if [ "$fault" = stall ]; then sleep 0.02; else sleep 0.2; fi
 done
 # The record of the adopting sync is written just after its last commit.
 for _ in $(seq 50); do

@@ -247,10 +247,10 @@ func (f *rangeFetch) join() {
 	}
 }
 
-// assign fills every carrier's window: with the lowest span no one is
-// fetching, within the fetch-ahead budget, or else with the span at the
-// delivery point when its peer is slow against this one (a hedge: both
-// fetch it, the first answer wins). It reports whether a carrier is held
+// assign fills every carrier's window: with the span at the delivery
+// point when its peer is slow against this one (a hedge: both fetch it,
+// the first answer wins), or else with the lowest span no one is fetching,
+// within the fetch-ahead budget. It reports whether a carrier is held
 // off for a while (busy), and so may take a span later.
 func (f *rangeFetch) assign(ctx context.Context) (waiting bool) {
 	now := time.Now()
@@ -261,9 +261,11 @@ func (f *rangeFetch) assign(ctx context.Context) (waiting bool) {
 			waiting = true
 		}
 		for !c.dropped && c.inflight < c.window && !now.Before(c.retryAt) {
-			sp := f.free(c)
+			// The span holding up delivery first, if its peer is slow
+			// against this one; then the lowest free span.
+			sp := f.hedge(c, now)
 			if sp == nil {
-				sp = f.hedge(c, now)
+				sp = f.free(c)
 			}
 			if sp == nil {
 				break
@@ -293,9 +295,9 @@ func (f *rangeFetch) free(c *carrier) *span {
 	return sp
 }
 
-// hedge returns the lowest unfinished span fetched by one other peer only
-// for longer than c would take for it, if any: c is idle and the span may
-// be holding up delivery.
+// hedge returns the lowest unfinished span, the one holding up delivery,
+// if one other peer only has been fetching it for longer than c would take
+// for it.
 func (f *rangeFetch) hedge(c *carrier, now time.Time) *span {
 	wait := hedgeMinWait
 	if c.pageTime > 0 {
