@@ -163,8 +163,9 @@ type rangeFetch struct {
 
 // fetchRange fetches heights t.from..t.tipHeight of the chain ending in
 // t.tip from the peers carrying it (carriers, asked again as the fetch
-// goes, so that peers connecting meanwhile join in) and sends them on out as pages, in height order,
-// each linked to the one before and the first to t.prev. It returns nil
+// goes, so that peers connecting meanwhile join in) and sends them on out
+// as pages, in height order, each linked to the one before and the first
+// to t.prev. It returns nil
 // when the tip was sent, or the error that ended it: errNoCarriers,
 // errRangesDisagree or ctx's. Peers are judged here for what they sent:
 // penalised for a stall, a malformed page or a block that fails the checks
@@ -179,8 +180,8 @@ func (s *Syncer) fetchRange(ctx context.Context, t rangeTarget, carriers func() 
 	if len(f.carriers) == 0 {
 		return errNoCarriers
 	}
-	// Spans: about a full page each, fewer blocks when the sync is short
-	// so that every request slot gets a few.
+	// Spans: three quarters of a page each, fewer blocks when the sync is
+	// short so that every request slot gets a few.
 	bb := max(t.blockBytes, 1)
 	total := t.tipHeight - t.from + 1
 	f.spanLen = uint64(spanPageShare * protocol.MaxRangeBytes / bb)
