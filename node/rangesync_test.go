@@ -218,3 +218,60 @@ func TestSyncRelievesLyingSeeder(t *testing.T) {
 	}
 	t.Logf("liar asked %d times; sources %v", asked.Load(), rec.Sources)
 }
+
+// TestSyncBlamesTheSenderOfAnInvalidBlock: one of four seeders answers
+// ranges with a branch of its own making whose second block breaks a rule
+// that needs its parent (its timestamp is older than the median before
+// it), while its hashes and links are sound, so only validation in order
+// finds it. The sender of that block is penalised, no honest seeder is,
+// and the sync, started again from what was stored, completes.
+func TestSyncBlamesTheSenderOfAnInvalidBlock(t *testing.T) {
+	p := chain.TestNet()
+	src := nodetest.NewStore(t, p)
+	blocks := nodetest.Extend(t, src, 0, rangeSyncBlocks, "seed")
+	seeds := seeders(t, p, 4)
+	liar := seeds[3]
+	var asked atomic.Int64
+	rangeHandler(liar, &asked, func(str network.Stream, gr *pb.GetRange) {
+		defer str.Close()
+		start, end := gr.GetStart(), gr.GetStart()+gr.GetCount()-1
+		rng := &pb.Range{}
+		var prev chain.Hash
+		for h := start; h <= end; h++ {
+			b, err := liar.store.BlockAt(h)
+			if err != nil {
+				str.Reset()
+				return
+			}
+			// The range that ends at the tip must end in it: that one is
+			// served as it is; in the others the second block is forged
+			// and the rest mined again onto it.
+			if end < gr.GetTipHeight() && h > start {
+				tmpl := chain.Block{Index: b.Index, Timestamp: b.Timestamp, Data: b.Data, PrevHash: prev}
+				if h == start+1 {
+					tmpl.Timestamp = 1 // before the median of the blocks below
+				}
+				*b = solve(t, tmpl, 1)
+			}
+			prev = b.Hash
+			rng.Blocks = append(rng.Blocks, protocol.BlockToPB(b))
+		}
+		_, _ = protocol.WriteFrame(str, &pb.Response{Code: protocol.CodeOK, Body: &pb.Response_Range{Range: rng}})
+	})
+	n, s, _ := syncFromSeeders(t, p, blocks, seeds)
+	if asked.Load() == 0 {
+		t.Fatal("the lying seeder was never asked for a range: the test proves nothing")
+	}
+	if s.Tip().Hash != blocks[len(blocks)-1].Hash {
+		t.Fatal("not synced to the seeders' tip")
+	}
+	if !n.peers.IsBanned(liar.ID()) && n.scores.Get(liar.ID(), time.Now()) == 0 {
+		t.Fatal("the sender of the invalid block was not penalised")
+	}
+	for _, sd := range seeds[:3] {
+		if n.peers.IsBanned(sd.ID()) || n.scores.Get(sd.ID(), time.Now()) > 0 {
+			t.Fatalf("honest seeder %s penalised (banned %v, score %v)", sd.ID(), n.peers.IsBanned(sd.ID()), n.scores.Get(sd.ID(), time.Now()))
+		}
+	}
+	t.Logf("liar asked %d times", asked.Load())
+}
