@@ -275,3 +275,51 @@ func TestSyncBlamesTheSenderOfAnInvalidBlock(t *testing.T) {
 	}
 	t.Logf("liar asked %d times", asked.Load())
 }
+
+// TestSyncHedgesSlowSeeder: one of four seeders answers every range
+// correctly but two seconds late, well within the protocol's deadlines.
+// The spans it holds up are asked of the others (hedged), whose answers
+// win: it is credited with none of them, and it is not penalised, since
+// slowness is no fault.
+func TestSyncHedgesSlowSeeder(t *testing.T) {
+	p := chain.TestNet()
+	src := nodetest.NewStore(t, p)
+	blocks := nodetest.Extend(t, src, 0, rangeSyncBlocks, "seed")
+	seeds := seeders(t, p, 4)
+	slow := seeds[0]
+	var asked atomic.Int64
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	rangeHandler(slow, &asked, func(str network.Stream, gr *pb.GetRange) {
+		defer str.Close()
+		select {
+		case <-done:
+			return
+		case <-time.After(2 * time.Second):
+		}
+		rng := &pb.Range{}
+		for h := gr.GetStart(); h < gr.GetStart()+gr.GetCount(); h++ {
+			b, err := slow.store.BlockAt(h)
+			if err != nil {
+				str.Reset()
+				return
+			}
+			rng.Blocks = append(rng.Blocks, protocol.BlockToPB(b))
+		}
+		_, _ = protocol.WriteFrame(str, &pb.Response{Code: protocol.CodeOK, Body: &pb.Response_Range{Range: rng}})
+	})
+	n, _, rec := syncFromSeeders(t, p, blocks, seeds)
+	if asked.Load() == 0 {
+		t.Fatal("the slow seeder was never asked for a range: the test proves nothing")
+	}
+	if rec.Result == "" {
+		t.Fatal("no adopting sync recorded")
+	}
+	if got := rec.Sources[slow.ID().String()]; got > protocol.MaxBlocksPerPage {
+		t.Fatalf("the slow seeder is credited with %d blocks: its spans were not hedged", got)
+	}
+	if n.peers.IsBanned(slow.ID()) || n.scores.Get(slow.ID(), time.Now()) > 0 {
+		t.Fatal("the slow seeder was penalised for being slow")
+	}
+	t.Logf("slow seeder asked %d times; sources %v", asked.Load(), rec.Sources)
+}
