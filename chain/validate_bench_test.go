@@ -55,3 +55,32 @@ func BenchmarkValidate(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "blocks/s")
 }
+
+// TestValidatorNextAllocs: validating a block allocates only its entry's
+// cumulative work (a big.Int and its digits), not the block's own work,
+// which is read from a table.
+func TestValidatorNextAllocs(t *testing.T) {
+	blocks := genChain(t, chain.TestNet(), 200, 1, "allocs")
+	p := chain.TestNet()
+	g := p.GenesisEntry()
+	v, err := chain.NewValidator(p, g, []int64{g.Time})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := 1
+	n := testing.AllocsPerRun(100, func() {
+		if _, err := v.Next(&blocks[next], testNow); err != nil {
+			t.Fatal(err)
+		}
+		next++
+	})
+	if n > 2 {
+		t.Fatalf("Validator.Next made %.1f allocations a block, want at most 2", n)
+	}
+	// The table is not handed out: callers own what BlockWork returns.
+	w := chain.BlockWork(5)
+	w.SetInt64(0)
+	if got := chain.BlockWork(5).Int64(); got != 32 {
+		t.Fatalf("BlockWork(5) = %d after a caller changed its result, want 32", got)
+	}
+}

@@ -258,8 +258,22 @@ func (s *suite) runAll() {
 		anon[n] = m["peak-anon-MB"]
 		beyond[n] = m["live-heap-MB"] - m["index-MB"]
 		index[n] = m["index-MB"]
-		s.add(row{Figure: fmt.Sprintf("Sync from empty, %s blocks, loopback, fsynced store", thousands(float64(n))), Value: m["blocks/s"], Unit: "blocks/s", Target: 5e4, Cmd: cmdSync(n),
+		// Issue 15: 200,000 blocks/s at 1,000,000 blocks, and 0.8 of the
+		// store's own append rate in the same run.
+		syncTarget := 5e4
+		if n == 1_000_000 {
+			syncTarget = 2e5
+		}
+		s.add(row{Figure: fmt.Sprintf("Sync from empty, %s blocks, loopback, fsynced store", thousands(float64(n))), Value: m["blocks/s"], Unit: "blocks/s", Target: syncTarget, Cmd: cmdSync(n),
 			Note: fmt.Sprintf("%.1f s; store %.0f MB", float64(n)/m["blocks/s"], m["store-MB"])})
+		if a := m["store-append-blocks/s"]; a > 0 {
+			var ratioTarget float64
+			if n == 1_000_000 {
+				ratioTarget = 0.8
+			}
+			s.add(row{Figure: fmt.Sprintf("Sync from empty, %s blocks, loopback: sync / the store's own append rate (same run)", thousands(float64(n))), Value: m["sync/append"], Unit: "x", Target: ratioTarget, Cmd: cmdSync(n),
+				Note: fmt.Sprintf("the store appends the same chain at %.0f blocks/s (AddBlocks of %d-block runs, fsynced)", a, 8192)})
+		}
 		var target float64
 		if n == 1_000_000 {
 			target = 200
@@ -335,6 +349,7 @@ func (s *suite) runNetlab() {
 		}
 		s.skip("Propagation on a 5-host LAN, p95", why, liveCmd)
 		s.skip(natFigure, why, natCmd)
+		s.skip("Sync over shaped links, 100,000 blocks (issue 15)", why, "LAB="+labSync+" e2e/sync.sh  # as root")
 		for _, l := range s.cfg.crowd {
 			for _, f := range crowdFigures(l) {
 				s.skip(f, why, crowdCmd(l))
@@ -369,6 +384,7 @@ func (s *suite) runNetlab() {
 		mdns, dht, rdv = append(mdns, t.MDNS), append(dht, t.DHT), append(rdv, t.DHTRendezvous)
 	}
 	defer s.runCrowds(env)
+	defer s.runSyncLab(env)
 	if len(mdns) > 0 {
 		s.add(row{Figure: "Discovery, mDNS, node start to synced, p95", Value: pct(mdns, 95), Unit: "ms", Target: 1000, Lower: true, Cmd: lanCmd,
 			Note: fmt.Sprintf("%d runs: %s ms (p95 of so few is their max)", len(mdns), list(mdns))})

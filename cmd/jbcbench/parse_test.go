@@ -193,3 +193,25 @@ CROWD_RESULT {"nodes":60,"lans":1,"min_peers":8,"connect_ms":-1,"connect_timeout
 		t.Fatal("output without CROWD_RESULT parsed")
 	}
 }
+
+// TestParseSync reads e2e/sync.sh's result line and the smallest share.
+func TestParseSync(t *testing.T) {
+	out := "[sync.sh] synced\nSYNC_RESULT {\"blocks\":100,\"seconds\":2,\"bytes\":1000,\"blocks_per_s\":50,\"seeders\":3,\"sources\":{\"a\":50,\"b\":30,\"c\":20}}\n"
+	r, err := parseSync(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Seconds != 2 || r.Bytes != 1000 || len(r.Sources) != 3 {
+		t.Fatalf("parsed %+v", r)
+	}
+	if got := r.minShare(); got != 0.2 {
+		t.Fatalf("min share %v, want 0.2", got)
+	}
+	r.Seeders = 4 // one seeder sent nothing
+	if got := r.minShare(); got != 0 {
+		t.Fatalf("min share with a silent seeder %v, want 0", got)
+	}
+	if _, err := parseSync("no result here"); err == nil {
+		t.Fatal("no error without a SYNC_RESULT line")
+	}
+}

@@ -1,8 +1,14 @@
 // Package chainsync brings the node's chain up to the best chain its peers
 // have. One goroutine, the Syncer, decides whom to sync from (the
-// connected peer claiming the most work above ours) and fetches that
-// peer's blocks over /jbc/chain/1.0.0, page after page, a fetcher asking
-// ahead while earlier pages are stored (syncer.go, fetch.go). A branch
+// connected peer claiming the most work above ours) and syncs to the tip
+// that peer's status names: one GetBlocks over /jbc/chain/1.0.0 finds the
+// fork, and the heights above it are fetched by GetRange
+// (/jbc/chain/1.1.0) from every peer carrying that tip, several requests
+// in flight to each, one goroutine owning the schedule of ranges and
+// relieving a peer that stalls, is slow against the others or lies
+// (rangefetch.go); the blocks are validated and stored in height order
+// while later ones are fetched (syncer.go, fetch.go). A peer that speaks
+// only 1.0.0 is synced from by GetBlocks, page after page. A branch
 // that forks from our chain is validated and held in memory until it
 // outweighs our chain, so that a peer claiming more work than its branch
 // has leaves nothing on disk; past a bound only its hashes are held, and

@@ -18,38 +18,63 @@ import (
 	"github.com/jbc-project/jbc/storage"
 )
 
-// fetched is one answer to a GetBlocks request, handed from the fetcher
-// to the syncer.
+// fetched is one page of blocks, handed from the fetcher to the syncer.
 type fetched struct {
 	page protocol.Page
 	err  error
+	// from is the peer that sent the page.
+	from peer.ID
 }
 
-// fetch asks p for pages of its best chain, the first after the last block
-// of ours that locator names, each next one after the last block of the
-// page before, and sends each answer (or the error ending the fetch) on
-// out. It closes out when p has sent its tip, sent an empty page or failed,
-// or when ctx is done. pace spaces the requests (syncPageRate), shared
-// with a refetch.
-func (s *Syncer) fetch(ctx context.Context, p peer.ID, base []chain.Hash, pace *rate.Limiter, out chan<- fetched) {
+// fetch sends on out, in height order, the blocks of p's chain after the
+// last block of ours that base (our locator) names, and closes out when
+// it has sent them all, failed, or ctx is done. It asks p first by
+// GetBlocks, which finds the fork; the heights above that first page, up
+// to the tip p's status named (claimed), are then fetched by GetRange from
+// every peer carrying that tip (fetchRange), several requests in flight to
+// each; what p has above that tip, or all of its chain when no carrier
+// speaks /jbc/chain/1.1.0, is fetched by GetBlocks from p, page after page.
+// pace spaces the GetBlocks requests (see getBlocksRate), shared with a
+// refetch.
+func (s *Syncer) fetch(ctx context.Context, p peer.ID, claimed protocol.Status, base []chain.Hash, pace *rate.Limiter, out chan<- fetched) {
 	defer close(out)
+	send := func(f fetched) bool {
+		select {
+		case out <- f:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	locator := base
+	ranged := false
 	for {
 		if pace.Wait(ctx) != nil {
 			return
 		}
 		page, err := s.cfg.Client.GetBlocks(ctx, p, locator, protocol.MaxBlocksPerPage)
-		select {
-		case out <- fetched{page, err}:
-		case <-ctx.Done():
-			return
-		}
-		if err != nil || len(page.Blocks) == 0 {
+		if !send(fetched{page: page, err: err, from: p}) || err != nil || len(page.Blocks) == 0 {
 			return
 		}
 		last := page.Blocks[len(page.Blocks)-1]
 		if last.Index >= page.ServerHeight {
 			return
+		}
+		if !ranged && last.Index < claimed.Height {
+			ranged = true
+			carriers := func() []peer.ID { return s.carriers(p, claimed) }
+			if len(carriers()) > 0 {
+				t := rangeTarget{tip: claimed.Tip, tipHeight: claimed.Height, from: last.Index + 1, prev: last.Hash,
+					blockBytes: page.Bytes / len(page.Blocks)}
+				if err := s.fetchRange(ctx, t, carriers, out); err != nil {
+					send(fetched{err: err, from: p})
+					return
+				}
+				last = chain.Block{Index: claimed.Height, Hash: claimed.Tip}
+				if last.Index >= page.ServerHeight {
+					return
+				}
+			}
 		}
 		// Continue from the last block received: it is on the peer's best
 		// chain even while it is only a side branch of ours. Our own
@@ -59,6 +84,26 @@ func (s *Syncer) fetch(ctx context.Context, p peer.ID, base []chain.Hash, pace *
 			locator = locator[:protocol.MaxLocatorLen]
 		}
 	}
+}
+
+// carriers returns the peers to fetch the chain claimed by p's status from
+// by GetRange: p and every connected peer whose status names the same tip,
+// among those known to speak /jbc/chain/1.1.0 and not being skipped.
+func (s *Syncer) carriers(p peer.ID, claimed protocol.Status) []peer.ID {
+	now := time.Now()
+	var ids []peer.ID
+	if s.cfg.Client.SupportsRange(p) {
+		ids = append(ids, p)
+	}
+	for _, pi := range s.cfg.Peers.List() {
+		if pi.ID == p || !pi.Connected || pi.Status == nil || pi.Status.Tip != claimed.Tip || s.skipped(pi.ID, now) {
+			continue
+		}
+		if s.cfg.Client.SupportsRange(pi.ID) {
+			ids = append(ids, pi.ID)
+		}
+	}
+	return ids
 }
 
 // syncFrom fetches from p, page by page, the blocks after the last one we
@@ -77,9 +122,17 @@ func (s *Syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 	rec := peering.SyncRecord{At: start}
 	pauseFor, slow := failedPeerPause, false
 	level := slog.LevelInfo
+	// sources counts the blocks each peer sent that were stored or held.
+	sources := map[peer.ID]int{}
 	finish := func(result string, fail bool) {
 		rec.Duration = time.Since(start)
 		rec.Result = result
+		if len(sources) > 0 {
+			rec.Sources = make(map[string]int, len(sources))
+			for id, n := range sources {
+				rec.Sources[id.String()] = n
+			}
+		}
 		s.cfg.Peers.SetSync(p, rec)
 		s.setProgress(Progress{})
 		if fail {
@@ -98,8 +151,9 @@ func (s *Syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	pages := make(chan fetched, SyncAhead)
-	pace := rate.NewLimiter(syncPageRate, 1)
-	go s.fetch(fctx, p, base, pace, pages)
+	s.stored.Store(0) // nothing of this sync stored yet
+	pace := rate.NewLimiter(getBlocksRate, 1)
+	go s.fetch(fctx, p, claimed, base, pace, pages)
 	defer func() {
 		cancel()
 		for range pages { // wait for the fetcher to end
@@ -115,6 +169,9 @@ func (s *Syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 		hold    branchHold
 		// claimSeen is the entry of the tip p claimed, once validated.
 		claimSeen *chain.Entry
+		// senders says who sent the blocks of batch: batch[i] came from
+		// the first sender whose end is above i.
+		senders []sender
 	)
 	see := func(b held) {
 		if b.hash == claimed.Tip {
@@ -128,7 +185,7 @@ func (s *Syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 
 		// Gather a batch: the next page (waiting for it), then every page
 		// already fetched that continues it, up to syncBatchBlocks.
-		batch = batch[:0]
+		batch, senders = batch[:0], senders[:0]
 		var fetchErr error
 		for fetchErr == nil && len(batch) < syncBatchBlocks {
 			var f fetched
@@ -158,6 +215,9 @@ func (s *Syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 				target = f.page.ServerHeight
 			}
 			batch = append(batch, f.page.Blocks...)
+			if n := len(f.page.Blocks); n > 0 {
+				senders = append(senders, sender{end: len(batch), from: f.from})
+			}
 		}
 
 		if len(batch) > 0 {
@@ -176,7 +236,17 @@ func (s *Syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 			}
 			if err != nil {
 				var re *chain.RuleError
+				bad := p
+				if errors.As(err, &re) {
+					bad = s.sentBy(batch, senders, err)
+				}
 				switch {
+				case errors.As(err, &re) && bad != p:
+					// Another peer sent it, from the same chain: it alone
+					// pays, and the sync starts again from what was stored.
+					s.cfg.Penalise(bad, peering.MisInvalidBlock, err.Error())
+					s.skip(bad, failedPeerPause, false)
+					finish(fmt.Sprintf("failed: invalid block from %s: %v; trying again without it", bad, err), false)
 				case errors.As(err, &re):
 					s.cfg.Penalise(p, peering.MisInvalidBlock, err.Error())
 					finish("refused: invalid block: "+err.Error(), true)
@@ -199,7 +269,19 @@ func (s *Syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 				}
 				return
 			}
+			for i, sd := range senders {
+				from := 0
+				if i > 0 {
+					from = senders[i-1].end
+				}
+				sources[sd.from] += sd.end - from
+			}
 			last := batch[len(batch)-1]
+			s.stored.Store(last.Index)
+			select {
+			case s.storedWake <- struct{}{}:
+			default:
+			}
 			if time.Since(lastLog) >= progressEvery {
 				lastLog = time.Now()
 				rate := float64(rec.Blocks) / time.Since(start).Seconds()
@@ -217,6 +299,10 @@ func (s *Syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 				return
 			}
 			switch {
+			case errors.Is(fetchErr, errNoCarriers), errors.Is(fetchErr, errRangesDisagree):
+				// Each peer was judged by the range fetch; p is asked
+				// again soon, unless it was paused for a fault there.
+				pauseFor, slow = busyPeerPause, true
 			case errors.Is(fetchErr, protocol.ErrMalformed):
 				s.cfg.Penalise(p, peering.MisMalformed, fetchErr.Error())
 			case errors.Is(fetchErr, protocol.ErrTimeout):
@@ -248,7 +334,9 @@ func (s *Syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 	tip := s.cfg.SettledTip()
 	switch {
 	case tip.Hash != tipBefore.Hash && tip.Work.Cmp(tipBefore.Work) > 0 && rec.Blocks > 0:
-		s.cfg.Served(p, rec.Blocks)
+		for id, n := range sources {
+			s.cfg.Served(id, n)
+		}
 		finish("adopted", false)
 	case claimed.Work != nil && tip.Work.Cmp(claimed.Work) < 0 && !s.claimHolds(claimed):
 		gave := tip.Work
@@ -269,6 +357,49 @@ func (s *Syncer) syncFrom(ctx context.Context, p peer.ID, claimed protocol.Statu
 	default:
 		finish(peering.ResultNoMoreWork, false)
 	}
+}
+
+// sender is who sent a run of a batch's blocks.
+type sender struct {
+	end  int // the run ends before batch[end]
+	from peer.ID
+}
+
+// heightError is a block's rule error, with the block's height.
+type heightError struct {
+	height uint64
+	err    error
+}
+
+func (e *heightError) Error() string { return e.err.Error() }
+func (e *heightError) Unwrap() error { return e.err }
+
+// sentBy returns the peer that sent the block of batch that err, from
+// storing it, is about: the one at the height a heightError names, or
+// else the first the store does not hold (AddBlocks stores the valid
+// blocks before an invalid one).
+func (s *Syncer) sentBy(batch []chain.Block, senders []sender, err error) peer.ID {
+	i := -1
+	var he *heightError
+	if errors.As(err, &he) && len(batch) > 0 && he.height >= batch[0].Index {
+		i = int(he.height - batch[0].Index)
+	} else {
+		for j := range batch {
+			if !s.cfg.Store.Has(batch[j].Hash) {
+				i = j
+				break
+			}
+		}
+	}
+	for _, sd := range senders {
+		if i >= 0 && i < sd.end {
+			return sd.from
+		}
+	}
+	if len(senders) > 0 {
+		return senders[len(senders)-1].from
+	}
+	return ""
 }
 
 // claimHolds reports whether a peer's status was true after all: we hold

@@ -104,7 +104,7 @@ func (s *Syncer) store(h *branchHold, batch []chain.Block, seen func(held)) (res
 		e, err := h.v.Next(b, now)
 		if err != nil {
 			h.reset()
-			return storage.Result{}, false, err
+			return storage.Result{}, false, &heightError{b.Index, err}
 		}
 		if seen != nil {
 			seen(held{b.Hash, e})

@@ -76,6 +76,13 @@ type Syncer struct {
 	// heldPeak is the most any sync has held of a forked branch, in bytes
 	// as branchHold counts them; for tests.
 	heldPeak atomic.Int64
+	// stored is the height of the last block of the last batch the sync
+	// stored or held: the range fetch hands out spans only so far above it
+	// (aheadBytes).
+	stored atomic.Uint64
+	// storedWake wakes the range fetch when stored moves, so that it hands
+	// out the spans the budget now allows at once.
+	storedWake chan struct{}
 
 	failMu sync.Mutex
 	failed map[peer.ID]pause // peers skipped until a time
@@ -98,7 +105,8 @@ func New(cfg Config) *Syncer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Syncer{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), failed: map[peer.ID]pause{}, holdBytes: SyncHoldBytes}
+	return &Syncer{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), failed: map[peer.ID]pause{}, holdBytes: SyncHoldBytes,
+		storedWake: make(chan struct{}, 1)}
 }
 
 // HeldPeak returns the most any sync has held of a forked branch, in bytes
@@ -169,7 +177,11 @@ type pause struct {
 func (s *Syncer) skip(p peer.ID, d time.Duration, slow bool) {
 	s.failMu.Lock()
 	defer s.failMu.Unlock()
-	s.failed[p] = pause{until: time.Now().Add(d), slow: slow}
+	until := time.Now().Add(d)
+	if ps, ok := s.failed[p]; ok && ps.until.After(until) {
+		return // a longer pause, for a fault, stands
+	}
+	s.failed[p] = pause{until: until, slow: slow}
 }
 
 // skipped reports whether p is being passed over at now.
@@ -245,12 +257,14 @@ const (
 	// 4096 blocks instead of per 512, while one transaction, which holds
 	// the store's write lock, stays well under a second.
 	syncBatchBlocks = 8 * protocol.MaxBlocksPerPage
-	// syncPageRate bounds the GetBlocks requests per second a sync sends
-	// to one peer: three quarters of what a jbc peer's request limiter
-	// allows (peering.RequestRate), leaving the rest for status requests, so that a
-	// fast sync never runs into the peer's flood penalty. With full pages
-	// it caps a sync at 150 x 512 = 76 800 blocks/s.
-	syncPageRate = peering.RequestRate * 3 / 4
+	// getBlocksRate bounds the GetBlocks requests per second a sync sends
+	// to one peer (GetRange is not paced: its pages are bounded by bytes,
+	// and a sync by GetRange sends at most a few dozen requests a second
+	// at any speed). A 1.0.0 peer answers requests over its limiter
+	// (peering.RequestRate) RATE_LIMITED and scores them as a flood, and
+	// pages of 512 blocks can outrun it on a fast link; three quarters of
+	// it leaves the rest for status requests.
+	getBlocksRate = peering.RequestRate * 3 / 4
 	// SyncHoldBytes bounds the blocks of a fetched side branch kept in
 	// memory, validated but not stored, until the branch outweighs our
 	// chain (see branchHold), counting each block as its data plus 128

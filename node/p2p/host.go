@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/metrics"
 	"github.com/libp2p/go-libp2p/core/peer"
 	p2pconnmgr "github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
@@ -106,7 +107,8 @@ func ParsePeerAddrs(ss []string) ([]peer.AddrInfo, error) {
 // further options (package nat's: relay, hole punching, AutoNAT). NAT port
 // mapping stays off: a node must not reconfigure the network it runs on. A
 // node with --announce advertises those addresses, and the relay addresses
-// it holds a reservation for (package nat).
+// it holds a reservation for (package nat). Peers are dialled TCP first
+// (TCPFirstDialRanker).
 func NewHost(key crypto.PrivKey, listen, announce []ma.Multiaddr, dhtPrefix string, gater connmgr.ConnectionGater, bw metrics.Reporter, extra ...libp2p.Option) (host.Host, error) {
 	cm, err := p2pconnmgr.NewConnManager(connLowWater, ConnHighWater)
 	if err != nil {
@@ -124,6 +126,9 @@ func NewHost(key crypto.PrivKey, listen, announce []ma.Multiaddr, dhtPrefix stri
 		libp2p.ConnectionGater(gater),
 		libp2p.UserAgent(Agent()),
 		libp2p.BandwidthReporter(bw),
+		// TCP first: under loss it syncs several times faster than QUIC
+		// (see TCPFirstDialRanker).
+		libp2p.SwarmOpts(swarm.WithDialRanker(TCPFirstDialRanker)),
 	}
 	if len(extra) == 0 {
 		opts = append(opts, libp2p.DisableRelay())

@@ -47,6 +47,10 @@ type SyncRecord struct {
 	Result string `json:"result"`
 	// Outcome sorts Result for display (see SyncOutcome).
 	Outcome SyncOutcome `json:"outcome"`
+	// Sources counts the blocks each peer (by ID) sent that were stored
+	// or held: the synced peer, and the others carrying its chain that
+	// served ranges of it.
+	Sources map[string]int `json:"sources,omitempty"`
 }
 
 // SyncOutcome sorts the results of a sync: what the dashboard shows as
