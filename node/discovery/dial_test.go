@@ -6,15 +6,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	p2pconnmgr "github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/jbc-project/jbc/node/internal/nodetest"
 	"github.com/jbc-project/jbc/node/peering"
 )
+
+// withConnManager is a host with the given connection manager.
+type withConnManager struct {
+	host.Host
+	cm connmgr.ConnManager
+}
+
+func (h withConnManager) ConnManager() connmgr.ConnManager { return h.cm }
 
 // crowd returns a mocknet of n hosts, all linked, and a running Discovery
 // for the first; the others are its candidates.
@@ -33,6 +43,13 @@ func crowd(t *testing.T, n int) (*Discovery, []host.Host) {
 	if err := mn.LinkAll(); err != nil {
 		t.Fatal(err)
 	}
+	// mocknet's hosts have no connection manager; the node's has one.
+	cm, err := p2pconnmgr.NewConnManager(100, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cm.Close() })
+	hosts[0] = withConnManager{hosts[0], cm}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
@@ -131,21 +148,23 @@ func TestDialableAddrs(t *testing.T) {
 // chose nor chose us (a DHT query's) is closed once transientGrace old;
 // one to a chosen peer, or to a peer whose status said keep, is not.
 func TestTrimTransient(t *testing.T) {
-	d, hosts := crowd(t, 4)
-	chosen, kept, transient := hosts[1], hosts[2], hosts[3]
+	d, hosts := crowd(t, 5)
+	chosen, kept, transient, relay := hosts[1], hosts[2], hosts[3], hosts[4]
 	d.offer(infoOf(chosen), peering.SourceDHT)
 	nodetest.WaitFor(t, 10*time.Second, "the chosen peer connected", func() bool { return d.ChosenCount() == 1 && len(hosts[0].Network().Peers()) == 1 })
 	// Not offered: dialled as the DHT's queries dial.
-	for _, h := range []host.Host{kept, transient} {
+	for _, h := range []host.Host{kept, transient, relay} {
 		if err := hosts[0].Connect(context.Background(), infoOf(h)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	d.cfg.Kept = func(p peer.ID) bool { return p == kept.ID() }
+	// A relay holding our reservation, as AutoRelay protects it.
+	hosts[0].ConnManager().Protect(relay.ID(), autorelayTag)
 
 	d.trim(time.Now())
-	if got := len(hosts[0].Network().Peers()); got != 3 {
-		t.Fatalf("%d peers after a trim within the grace, want all 3", got)
+	if got := len(hosts[0].Network().Peers()); got != 4 {
+		t.Fatalf("%d peers after a trim within the grace, want all 4", got)
 	}
 	d.trim(time.Now().Add(transientGrace))
 	me := hosts[0].Network()
@@ -154,6 +173,9 @@ func TestTrimTransient(t *testing.T) {
 	}
 	if me.Connectedness(chosen.ID()) != network.Connected || me.Connectedness(kept.ID()) != network.Connected {
 		t.Errorf("trim closed a chosen or kept peer")
+	}
+	if me.Connectedness(relay.ID()) != network.Connected {
+		t.Errorf("trim closed the relay holding our reservation")
 	}
 }
 

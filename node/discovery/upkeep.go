@@ -51,8 +51,9 @@ func (d *Discovery) seedLoop(ctx context.Context) {
 // peers that neither we chose nor chose us (no keep in their status
 // request), once transientGrace old. A peer that recently served us a
 // block is no exception: on a LAN every mesh peer does, and blocks come
-// by the chosen peers' mesh as well. Inbound connections it leaves alone: their opener
-// closes them, or admission's slots bound them.
+// by the chosen peers' mesh as well. Nor are relays holding our
+// reservations. Inbound connections it leaves alone: their opener closes
+// them, or admission's slots bound them.
 func (d *Discovery) trimLoop(ctx context.Context) {
 	t := time.NewTicker(trimEvery)
 	defer t.Stop()
@@ -73,6 +74,12 @@ func (d *Discovery) trimLoop(ctx context.Context) {
 	}
 }
 
+// autorelayTag is the connection manager tag go-libp2p's AutoRelay protects
+// the relays holding our reservations with (p2p/host/autorelay): a node
+// behind NAT keeps those connections whether or not it chose the relay, or
+// peers lose the relayed way to it.
+const autorelayTag = "autorelay"
+
 // trim closes the transient connections as of now (see trimLoop).
 func (d *Discovery) trim(now time.Time) {
 	nw := d.host.Network()
@@ -89,6 +96,9 @@ func (d *Discovery) trim(now time.Time) {
 		}
 		if d.cfg.Kept != nil && d.cfg.Kept(p) {
 			continue
+		}
+		if d.host.ConnManager().IsProtected(p, autorelayTag) {
+			continue // our relay: closing it drops our reservation
 		}
 		d.log.Debug("closing a connection neither side chose", "peer", p)
 		_ = nw.ClosePeer(p)
