@@ -425,16 +425,19 @@ func (s *Server) serve(str network.Stream, admitted Code, readBy time.Time) erro
 // (docs/protocol.md, section 2). The read side is closed first, so that a
 // peer still writing what the server will not read is not waited for.
 func (s *Server) badRequest(str network.Stream, err error, msg string) error {
-	if werr := s.respond(str, nil, refuse(CodeBadRequest, msg)); werr != nil {
-		return werr
+	werr := s.respond(str, nil, refuse(CodeBadRequest, msg))
+	if werr == nil {
+		if cerr := str.Close(); cerr != nil {
+			werr = fmt.Errorf("close after bad request: %w", cerr)
+		}
 	}
-	if werr := str.Close(); werr != nil {
-		return fmt.Errorf("close after bad request: %w", werr)
-	}
+	// Reported whether or not the answer got out: the peer broke the
+	// protocol either way (it may have reset the stream once it had read
+	// the answer).
 	if s.cfg.OnMalformed != nil {
 		s.cfg.OnMalformed(str.Conn().RemotePeer(), err)
 	}
-	return nil
+	return werr
 }
 
 // respond writes resp. When req is set and resp is an answer to it, resp is

@@ -739,6 +739,11 @@ func TestRequestSizeLimit(t *testing.T) {
 		t.Fatalf("a request one byte over MaxRequestSize: %v, want BAD_REQUEST naming the limit", resp)
 	}
 	waitStats(t, srv, func(st ServerStats) bool { return st.Served == 1 && st.Refused == 1 })
+	// OnMalformed follows the answer (the peer may read it first).
+	deadline := time.Now().Add(5 * time.Second)
+	for malformed.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if n := malformed.Load(); n != 1 {
 		t.Fatalf("an oversized request reported malformed %d times, want 1", n)
 	}
