@@ -31,10 +31,15 @@ const (
 	// maxConns alone.
 	MaxConnsInbound = maxConns - connLowWater
 	// maxPeerConns bounds connections with one peer, each direction and in
-	// all: one is all a peer needs; a dial from each side at once, over TCP
-	// and QUIC, makes four. The default (8) matches go-libp2p's parallel
-	// dials of the many addresses of IPFS peers.
-	maxPeerConns = 4
+	// all, counting dials in flight: one is all a peer needs, but a dial
+	// of a peer behind NAT holds a reservation for each address tried at
+	// once (its private IPv4 and IPv6 ones over TCP and QUIC, which hang
+	// until they time out, and its relay addresses), and its own dial to
+	// us, or a relayed connection and the hole punch that replaces it,
+	// must still find room. At 4, a public node dialling a NATed peer
+	// refused that peer's direct connection (e2e/nat.sh). go-libp2p's
+	// default is 8 as well.
+	maxPeerConns = 8
 )
 
 // Resource limits for /jbc/chain/1.0.0. The defaults are tuned for other
