@@ -29,8 +29,9 @@ const (
 	relayReservationTTL = time.Hour
 	// RelayMaxReservations bounds the nodes holding a slot on us: each
 	// holds an inbound connection, and one of admission's InboundSlots
-	// (64) unless we chose it: half of them at most.
-	RelayMaxReservations = 32
+	// (24, package peering) unless we chose it: half of them at most, so
+	// that relaying never fills the slots honest inbound peers need.
+	RelayMaxReservations = 12
 	// relayMaxCircuits bounds circuits to one reserved node at once:
 	// newcomers in the seconds before they punch through (library: 16).
 	relayMaxCircuits = 8
