@@ -209,7 +209,11 @@ func hold(ctx context.Context, target peer.AddrInfo, src genesisSource, listen s
 	c.now.Add(1)
 	defer c.now.Add(-1)
 	if src.p != nil {
-		if cl, err := protocol.NewClient(h, src, "sybil", nil); err == nil {
+		// Every identity claims to have chosen the target (the status
+		// request's keep flag), as an attacker would: admission must still
+		// make room for honest newcomers.
+		claimKeep := protocol.WithKeep(func(peer.ID) bool { return true })
+		if cl, err := protocol.NewClient(h, src, "sybil", nil, claimKeep); err == nil {
 			sctx, cancel := context.WithTimeout(ctx, dialTimeout)
 			cl.Status(sctx, target.ID)
 			cancel()
