@@ -101,31 +101,9 @@ if [ -z "${PROBE:-}" ]; then
   PROBE=$work/natprobe
 fi
 
-"$netlab" down "$lab" >/dev/null 2>&1 || true
-NAT=1,2 bash "$netlab" up "$lab" 3 2 >/dev/null
-
-# ipv6_settled waits until no namespace of the lab has a tentative IPv6
-# address. netlab's `up` returns while the gateways' link-local addresses
-# are still in duplicate address detection (1-2 s); until then the first
-# IPv6 packets across the gateways are lost (a first TCP SYN from a NAT
-# LAN to LAN 3 is answered only on its retransmission, 1 s later), which
-# would count in every time measured here.
-ipv6_settled() {
-  local deadline=$(( $(date +%s) + 10 )) n busy
-  while :; do
-    busy=
-    for n in $(ip netns list | awk '{print $1}' | grep "^$lab-"); do
-      if ip netns exec "$n" ip -6 addr show tentative | grep -q inet6; then busy=$n; break; fi
-    done
-    [ -z "$busy" ] && return 0
-    [ "$(date +%s)" -lt "$deadline" ] || fail "IPv6 addresses of $busy still tentative after 10 s"
-    sleep 0.1
-  done
-}
-ipv6_settled
-r_ip=$(bash "$netlab" addr6 "$lab" 3-1)
-a_nat=2001:2::1 # NAT gateway 1 on the internet segment: A as seen from outside
-case $r_ip in 2001:2:*) ;; *) fail "R's IPv6 address is '$r_ip', want one in 2001:2::/48 (netlab NAT mode)";; esac
+# shellcheck source=e2e/natlab.sh
+. "$repo/e2e/natlab.sh"
+nat_lab_up
 
 now_ms() { date +%s%3N; }
 
