@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -24,7 +25,11 @@ import (
 // Redials of one peer are spaced by redialBackoff, doubling, at most
 // maxRedials; then every redialSlow while still relayed (NAT mappings
 // change). A peer that dialled us through the relay is the other side's
-// job.
+// job. When both dialled each other through the relay, both would redial
+// at once, each closing the connection the other just opened, and neither
+// would hold one after: then the node with the lower ID redials and closes
+// every relayed connection to the peer, and the other waits dualDefer for
+// that before it redials itself.
 const (
 	// dcutrSettle is how long after both serve DCUtR a redial waits for a
 	// punch that may still be on its way (the probe's lab: a punch takes
@@ -42,6 +47,12 @@ const (
 	redialSlow = 5 * time.Minute
 	// redialTimeout bounds one redial through the relay.
 	redialTimeout = 10 * time.Second
+	// dualDefer is how long the node with the higher ID waits for the
+	// other's redial when both dialled each other through the relay.
+	dualDefer = 2 * time.Second
+	// redialAttempts bounds the Connects of one redial: a Connect may
+	// return on a connection closing under it, leaving none.
+	redialAttempts = 3
 	// replacedLinger is how long a relayed connection stays once a
 	// direct one to the same peer exists: room for a DCUtR exchange or a
 	// status still finishing on it. Closing it frees a circuit of the
@@ -64,6 +75,9 @@ type redialState struct {
 	next    time.Time
 	backoff time.Duration
 	busy    bool
+	// dualSince is when the node with the higher ID first saw a reason
+	// to redial while both dialled each other.
+	dualSince time.Time
 	// why is the reason of the last redial.
 	why string
 }
@@ -90,6 +104,7 @@ func (n *NAT) upkeep(ctx context.Context, now time.Time) {
 	for _, p := range nw.Peers() {
 		conns := nw.ConnsToPeer(p)
 		var relayed, relayedOut []network.Conn
+		relayedIn := false
 		var direct network.Conn
 		for _, c := range conns {
 			switch {
@@ -101,6 +116,8 @@ func (n *NAT) upkeep(ctx context.Context, now time.Time) {
 				relayed = append(relayed, c)
 				if c.Stat().Direction == network.DirOutbound {
 					relayedOut = append(relayedOut, c)
+				} else {
+					relayedIn = true
 				}
 			}
 		}
@@ -133,6 +150,21 @@ func (n *NAT) upkeep(ctx context.Context, now time.Time) {
 			n.mu.Unlock()
 			continue
 		}
+		toClose := relayedOut
+		if relayedIn {
+			if !lowerID(h.ID(), p) {
+				if rs.dualSince.IsZero() {
+					rs.dualSince = now
+					n.log.Debug("both dialled each other through the relay: the peer redials first", "peer", p)
+				}
+				if now.Sub(rs.dualSince) < dualDefer {
+					n.mu.Unlock()
+					continue
+				}
+			}
+			toClose = relayed // the peer's too: the new connection is the only one
+		}
+		rs.dualSince = time.Time{} // reset: a later race waits afresh
 		rs.busy, rs.why = true, why
 		rs.n++
 		if rs.n < maxRedials {
@@ -144,19 +176,46 @@ func (n *NAT) upkeep(ctx context.Context, now time.Time) {
 		n.mu.Unlock()
 		n.log.Info("redialling a relayed peer so that it punches again", "peer", p, "why", why, "redial", rs.n)
 		go func() {
-			for _, c := range relayedOut {
+			for _, c := range toClose {
 				c.Close()
 			}
-			rctx, cancel := context.WithTimeout(ctx, redialTimeout)
-			err := h.Connect(rctx, peer.AddrInfo{ID: p})
-			cancel()
-			if err != nil {
-				n.log.Debug("redial through the relay failed", "peer", p, "err", err)
-			}
+			n.redial(ctx, h, p)
 			n.mu.Lock()
 			rs.busy = false
 			n.mu.Unlock()
 		}()
+	}
+}
+
+// lowerID reports whether a sorts before b: of two nodes that dialled
+// each other through the relay, the one that redials.
+func lowerID(a, b peer.ID) bool { return a < b }
+
+// redial connects to p through the relay again, its relayed connections
+// just closed. A Connect that finds a connection still closing returns
+// without a new one; then it tries again, redialAttempts in all.
+func (n *NAT) redial(ctx context.Context, h host.Host, p peer.ID) {
+	rctx, cancel := context.WithTimeout(ctx, redialTimeout)
+	defer cancel()
+	for i := 1; ; i++ {
+		err := h.Connect(rctx, peer.AddrInfo{ID: p})
+		conns := len(h.Network().ConnsToPeer(p))
+		switch {
+		case err != nil:
+			n.log.Debug("redial through the relay failed", "peer", p, "err", err)
+			return
+		case conns > 0:
+			n.log.Debug("redialled through the relay", "peer", p, "conns", conns, "attempt", i)
+			return
+		case i == redialAttempts:
+			n.log.Debug("redial through the relay left no connection", "peer", p, "attempts", i)
+			return
+		}
+		select {
+		case <-rctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
