@@ -4,7 +4,9 @@
 // yet (pool.go).
 //
 // The topic validators do the work (validate.go): a gossiped block is
-// judged cheapest check first and stored before it is relayed; an invalid
+// judged cheapest check first; one that could outweigh our chain is
+// validated against its stored parent, relayed, and stored right after
+// (a hop costs no fsync), any other is stored before it is relayed; an invalid
 // one is rejected, never relayed, and costs its sender; a block whose
 // parent we lack is kept a while as an orphan (orphans.go) and its sender
 // asked for its status, which brings the branch by sync. A block that

@@ -102,7 +102,7 @@ type Config struct {
 }
 
 // Gossip spreads blocks and data entries by GossipSub. Validators do the
-// work: a block is stored before it is relayed, an invalid one is rejected
+// work: a block is validated before it is relayed, an invalid one is rejected
 // (which costs its sender in GossipSub's peer score) and never relayed.
 // Its methods are safe for concurrent use.
 type Gossip struct {
@@ -117,6 +117,8 @@ type Gossip struct {
 	data    *pubsub.Topic
 	subs    []*pubsub.Subscription
 	orphans *OrphanPool
+	// relayed holds blocks relayed and not yet stored (judgeBlock).
+	relayed inFlight
 	// Per-peer rate limits of the two topics; blocks that add nothing and
 	// orphans are limited apart (see judgeBlock).
 	blockLimit, orphanLimit, dataLimit *peering.Limiter

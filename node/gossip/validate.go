@@ -3,7 +3,9 @@ package gossip
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/big"
+	"sync"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -17,7 +19,8 @@ import (
 )
 
 // validateBlock decides a gossiped block's fate. Accept (relay) blocks
-// stored now or published by us; ignore known blocks and orphans (keeping
+// valid against their stored parent that could outweigh our chain (stored
+// right after), other blocks stored now, and blocks published by us; ignore known blocks and orphans (keeping
 // the orphan and syncing from its sender); reject blocks that break a rule.
 func (g *Gossip) validateBlock(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 	if msg.ReceivedFrom == g.host.ID() {
@@ -56,6 +59,9 @@ func (g *Gossip) judgeBlock(msg *pubsub.Message) pubsub.ValidationResult {
 	if err != nil {
 		return pubsub.ValidationReject
 	}
+	// A copy of a block relayed a moment ago is judged as known once
+	// that one is stored.
+	g.relayed.wait(g.ctx, b.Hash)
 	if known, err := g.store.Block(b.Hash); err == nil {
 		if !g.charge(from, "duplicate") {
 			return pubsub.ValidationIgnore
@@ -78,6 +84,8 @@ func (g *Gossip) judgeBlock(msg *pubsub.Message) pubsub.ValidationResult {
 		g.log.Info("implausible block from gossip", "from", from, "hash", b.Hash.Short(), "height", b.Index)
 		return pubsub.ValidationReject
 	}
+	// A child of a block relayed and not yet stored waits for it.
+	g.relayed.wait(g.ctx, b.PrevHash)
 	parent, err := g.store.Entry(b.PrevHash)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -101,6 +109,35 @@ func (g *Gossip) judgeBlock(msg *pubsub.Message) pubsub.ValidationResult {
 	if !contributes && !g.charge(from, "side branch") {
 		return pubsub.ValidationIgnore
 	}
+	if contributes {
+		// Validated against its parent and relayed at once; stored right
+		// after, off GossipSub's validation path: a hop costs the
+		// validation, not the commit's fsync.
+		v, err := g.store.Validator(b.PrevHash)
+		if err != nil {
+			g.log.Debug("validating a gossiped block", "err", err)
+			return pubsub.ValidationIgnore
+		}
+		if _, err := v.Next(&b, g.store.Now().Unix()); err != nil {
+			g.log.Info("invalid block from gossip", "from", from, "err", fmt.Errorf("block %d (%s): %w", b.Index, b.Hash.Short(), err))
+			return pubsub.ValidationReject
+		}
+		if !g.relayed.begin(b.Hash) {
+			return pubsub.ValidationIgnore // validated from another peer a moment ago
+		}
+		g.cfg.Go(func(context.Context) {
+			defer g.relayed.done(b.Hash)
+			g.store1(b, from, contributes)
+		})
+		return pubsub.ValidationAccept
+	}
+	return g.store1(b, from, contributes)
+}
+
+// store1 stores b, a valid-looking gossiped block from from, and says what
+// becomes of it: Accept if stored, Reject if it broke a rule, else Ignore.
+// contributes is couldOutweigh's verdict when it was judged.
+func (g *Gossip) store1(b chain.Block, from peer.ID, contributes bool) pubsub.ValidationResult {
 	res, err := g.cfg.Add([]chain.Block{b})
 	var re *chain.RuleError
 	switch {
@@ -130,6 +167,55 @@ func (g *Gossip) judgeBlock(msg *pubsub.Message) pubsub.ValidationResult {
 		g.log.Debug("storing gossiped block", "err", err)
 		return pubsub.ValidationIgnore
 	}
+}
+
+// inFlight is the set of gossiped blocks relayed and not yet stored. A
+// block whose parent is among them waits for the parent's store (its
+// validation needs the parent's entry); a second copy of one is a
+// duplicate. Its methods are safe for concurrent use.
+type inFlight struct {
+	mu sync.Mutex
+	m  map[chain.Hash]chan struct{}
+}
+
+// begin marks h in flight; false if it already is.
+func (f *inFlight) begin(h chain.Hash) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.m[h]; ok {
+		return false
+	}
+	if f.m == nil {
+		f.m = map[chain.Hash]chan struct{}{}
+	}
+	f.m[h] = make(chan struct{})
+	return true
+}
+
+// done marks h stored (or failed to store).
+func (f *inFlight) done(h chain.Hash) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.m[h]; ok {
+		close(c)
+		delete(f.m, h)
+	}
+}
+
+// wait waits until h, if in flight, is done, or ctx ends; it reports
+// whether h was in flight.
+func (f *inFlight) wait(ctx context.Context, h chain.Hash) bool {
+	f.mu.Lock()
+	c, ok := f.m[h]
+	f.mu.Unlock()
+	if !ok {
+		return false
+	}
+	select {
+	case <-c:
+	case <-ctx.Done():
+	}
+	return true
 }
 
 // charge takes a token from from's gossip block bucket for a block that
