@@ -160,15 +160,28 @@ func (n *Node) statusLoop(ctx context.Context) {
 			}
 		}
 		work := n.store.Tip().Work
+		now := time.Now()
 		for _, p := range n.host.Network().Peers() {
-			if push {
-				if pi, ok := n.peers.Get(p); ok && pi.Status != nil && pi.Status.Work != nil && pi.Status.Work.Cmp(work) >= 0 {
-					continue
-				}
+			pi, ok := n.peers.Get(p)
+			switch {
+			case push && ok && pi.Status != nil && pi.Status.Work != nil && pi.Status.Work.Cmp(work) >= 0:
+				continue
+			case !push && ok && freshStatus(pi.StatusAt, now):
+				continue
 			}
 			n.requestStatus(p)
 		}
 	}
+}
+
+// freshStatus reports whether a status received at at, asked by us or by
+// the peer, is fresh enough at now that the periodic refresh skips the
+// peer. One exchange tells both sides each other's status, so of two
+// peers refreshing each other every StatusInterval one asks and the other,
+// having just answered, does not: half the exchanges of both asking, and
+// no status older than StatusInterval.
+func freshStatus(at, now time.Time) bool {
+	return !at.IsZero() && now.Sub(at) < StatusInterval/2
 }
 
 // addBlocks stores blocks fetched by sync; see addBlocksVia.

@@ -33,6 +33,10 @@ const (
 	// woke it; a found peer, a failed dial or a dropped peer wake it at
 	// once.
 	dialTick = time.Second
+	// dialTickFull is that tick while every slot is taken: a dropped
+	// peer and a found one still wake the dialler at once, so an idle
+	// node need not look every second.
+	dialTickFull = 10 * time.Second
 	// startJitter: the first dials wait up to this long, at random, so
 	// that nodes started together do not all handshake in the same
 	// moment (60 nodes on two cores, each dialling at once, timed out).
@@ -194,9 +198,21 @@ func (d *Discovery) dialLoop(ctx context.Context) {
 	}
 	t := time.NewTicker(dialTick)
 	defer t.Stop()
+	tick := dialTick
 	for {
 		d.fill(ctx)
 		d.noteCount()
+		d.bookMu.Lock()
+		full := len(d.chosen) >= OutboundPeers
+		d.bookMu.Unlock()
+		want := dialTick
+		if full {
+			want = dialTickFull
+		}
+		if want != tick {
+			tick = want
+			t.Reset(tick)
+		}
 		select {
 		case <-ctx.Done():
 			return
