@@ -150,21 +150,19 @@ func (n *NAT) upkeep(ctx context.Context, now time.Time) {
 			n.mu.Unlock()
 			continue
 		}
-		toClose := relayedOut
-		if relayedIn {
-			if !lowerID(h.ID(), p) {
-				if rs.dualSince.IsZero() {
-					rs.dualSince = now
-					n.log.Debug("both dialled each other through the relay: the peer redials first", "peer", p)
-				}
-				if now.Sub(rs.dualSince) < dualDefer {
-					n.mu.Unlock()
-					continue
-				}
+		first := relayedIn && rs.dualSince.IsZero()
+		redial, closeAll := rs.dual(h.ID(), p, relayedIn, now)
+		if !redial {
+			n.mu.Unlock()
+			if first {
+				n.log.Debug("both dialled each other through the relay: the peer redials first", "peer", p)
 			}
+			continue
+		}
+		toClose := relayedOut
+		if closeAll {
 			toClose = relayed // the peer's too: the new connection is the only one
 		}
-		rs.dualSince = time.Time{} // reset: a later race waits afresh
 		rs.busy, rs.why = true, why
 		rs.n++
 		if rs.n < maxRedials {
@@ -187,9 +185,28 @@ func (n *NAT) upkeep(ctx context.Context, now time.Time) {
 	}
 }
 
-// lowerID reports whether a sorts before b: of two nodes that dialled
-// each other through the relay, the one that redials.
-func lowerID(a, b peer.ID) bool { return a < b }
+// dual decides a redial of peer p by self, due now, when p may have
+// dialled us through the relay too (relayedIn): whether to redial now,
+// and whether to close p's relayed connections as well as ours. Of two
+// nodes that dialled each other, the one with the lower ID redials at
+// once and closes both; the other waits dualDefer for that, then redials
+// too. The caller holds n.mu.
+func (rs *redialState) dual(self, p peer.ID, relayedIn bool, now time.Time) (redial, closeAll bool) {
+	if !relayedIn {
+		rs.dualSince = time.Time{}
+		return true, false
+	}
+	if self > p {
+		if rs.dualSince.IsZero() {
+			rs.dualSince = now
+		}
+		if now.Sub(rs.dualSince) < dualDefer {
+			return false, false
+		}
+	}
+	rs.dualSince = time.Time{} // a later race waits afresh
+	return true, true
+}
 
 // redial connects to p through the relay again, its relayed connections
 // just closed. A Connect that finds a connection still closing returns
