@@ -5,9 +5,9 @@
 //
 // The topic validators do the work (validate.go): a gossiped block is
 // judged cheapest check first; one that could outweigh our chain is
-// validated against its stored parent, relayed, and stored right after
-// (a hop costs no fsync), any other is stored before it is relayed; an invalid
-// one is rejected, never relayed, and costs its sender; a block whose
+// validated against its stored parent, relayed, and stored right after (a
+// hop costs no fsync), any other is stored before it is relayed; an
+// invalid one is rejected, never relayed, and costs its sender; a block whose
 // parent we lack is kept a while as an orphan (orphans.go) and its sender
 // asked for its status, which brings the branch by sync. A block that
 // extends our chain is never rate limited; blocks that add nothing and

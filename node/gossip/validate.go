@@ -19,9 +19,10 @@ import (
 )
 
 // validateBlock decides a gossiped block's fate. Accept (relay) blocks
-// valid against their stored parent that could outweigh our chain (stored
-// right after), other blocks stored now, and blocks published by us; ignore known blocks and orphans (keeping
-// the orphan and syncing from its sender); reject blocks that break a rule.
+// that could outweigh our chain once valid against their stored parent
+// (stored right after), other blocks once stored, and blocks published by
+// us; ignore known blocks and orphans (keeping the orphan and syncing from
+// its sender); reject blocks that break a rule.
 func (g *Gossip) validateBlock(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 	if msg.ReceivedFrom == g.host.ID() {
 		return pubsub.ValidationAccept
@@ -127,17 +128,17 @@ func (g *Gossip) judgeBlock(msg *pubsub.Message) pubsub.ValidationResult {
 		}
 		g.cfg.Go(func(context.Context) {
 			defer g.relayed.done(b.Hash)
-			g.store1(b, from, contributes)
+			g.storeBlock(b, from, contributes)
 		})
 		return pubsub.ValidationAccept
 	}
-	return g.store1(b, from, contributes)
+	return g.storeBlock(b, from, contributes)
 }
 
-// store1 stores b, a valid-looking gossiped block from from, and says what
+// storeBlock stores b, a valid-looking gossiped block from from, and says what
 // becomes of it: Accept if stored, Reject if it broke a rule, else Ignore.
 // contributes is couldOutweigh's verdict when it was judged.
-func (g *Gossip) store1(b chain.Block, from peer.ID, contributes bool) pubsub.ValidationResult {
+func (g *Gossip) storeBlock(b chain.Block, from peer.ID, contributes bool) pubsub.ValidationResult {
 	res, err := g.cfg.Add([]chain.Block{b})
 	var re *chain.RuleError
 	switch {
