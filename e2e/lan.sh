@@ -9,8 +9,9 @@
 #      the chain;
 #   3. node C (LAN 2, host 1, behind a router that multicast cannot cross)
 #      is given only A's multiaddr as --bootstrap and finds and syncs from A
-#      through the DHT; node D (LAN 2, host 2), given only C, finds A by the
-#      DHT rendezvous;
+#      through the DHT; node D (LAN 2, host 2), given only C, and A find
+#      each other by the DHT rendezvous (D's lookup finds A, or A's
+#      advertisement reaches D and A dials it);
 #   4. node E (LAN 1, host 3) starts while its link is down, so with no
 #      interface mDNS can use; it runs, and once the link comes up it starts
 #      mDNS, finds A and syncs.
@@ -133,12 +134,21 @@ c_addr="/ip4/$(bash "$netlab" addr "$lab" 2-1)/tcp/4747/p2p/$c_id"
 t0=$(now_ms)
 start_node 2-2 "$work/d" "$work/d.log" --bootstrap "$c_addr" --no-mdns
 d_ms=$(wait_height 2-2 "$blocks" "$t0") || fail "D did not sync within ${timeout_s}s"
+d_id=$(run 2-2 "$JBC" --datadir "$work/d" id --json | jq -r .peer_id)
+# found_by HOST ID: HOST's GET /peers lists ID as found through the DHT.
+found_by() { run "$1" curl -s 127.0.0.1:8080/peers | jq -e --arg id "$2" '.[] | select(.id == $id and .source == "dht")' >/dev/null; }
+# The rendezvous works both ways: D's lookup finds A, or A's (its
+# advertisement reaches the nodes nearest the key, D among them) finds D
+# and A dials it, after which D knows A as inbound. Either way the two
+# found each other through the DHT, with no address given.
 deadline=$(( $(now_ms) + timeout_s * 1000 ))
-until run 2-2 curl -s 127.0.0.1:8080/peers | jq -e --arg id "$a_id" '.[] | select(.id == $id and .source == "dht")' >/dev/null; do
-  [ "$(now_ms)" -lt "$deadline" ] || fail "D never found A through the DHT"
+until found_by 2-2 "$a_id" || found_by 1-1 "$d_id"; do
+  [ "$(now_ms)" -lt "$deadline" ] || fail "D never found A through the DHT, nor A D"
   sleep 0.2
 done
-log "D: synced in ${d_ms} ms and found A through the DHT rendezvous"
+how="D found A"
+found_by 2-2 "$a_id" || how="A found D"
+log "D: synced in ${d_ms} ms; through the DHT rendezvous, $how"
 
 # --- node E starts before its network is up --------------------------
 log "E: LAN 1, started with its link down (no multicast interface)"
