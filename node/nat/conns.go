@@ -76,7 +76,7 @@ func (n *NAT) record(c network.Conn) ConnInfo {
 	switch {
 	case st.Limited || p2p.IsRelayed(c.RemoteMultiaddr()):
 		ci.Link, ci.Made = "relayed", MadeRelay
-		ci.Via = relayOf(c.RemoteMultiaddr())
+		ci.Via = p2p.RelayID(c.RemoteMultiaddr())
 	case n.tracer.punching(p):
 		ci.Made = MadeHolePunch
 	case st.Direction == network.DirOutbound:
@@ -187,17 +187,3 @@ func transportOf(a ma.Multiaddr) string {
 	return "other"
 }
 
-// relayOf returns the relay's peer ID in a circuit address
-// (/.../p2p/RELAY/p2p-circuit), or "".
-func relayOf(a ma.Multiaddr) string {
-	var last string
-	for _, c := range a {
-		switch c.Protocol().Code {
-		case ma.P_P2P:
-			last = c.Value()
-		case ma.P_CIRCUIT:
-			return last
-		}
-	}
-	return ""
-}

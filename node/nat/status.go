@@ -9,6 +9,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/jbc-project/jbc/node/p2p"
 )
 
 // Relay service states, as /status shows them.
@@ -62,7 +64,7 @@ func (n *NAT) Status() Status {
 		st.RelayService = RelayRefused
 	}
 	for _, a := range n.relayAddrs {
-		if id := relayOf(a); id != "" && !slices.Contains(st.Relays, id) {
+		if id := p2p.RelayID(a); id != "" && !slices.Contains(st.Relays, id) {
 			st.Relays = append(st.Relays, id)
 		}
 	}

@@ -170,6 +170,21 @@ func IsRelayed(a ma.Multiaddr) bool {
 	return err == nil
 }
 
+// RelayID returns the relay's peer ID in a circuit address
+// (/.../p2p/RELAY/p2p-circuit/...), or "" if a is not relayed.
+func RelayID(a ma.Multiaddr) string {
+	var last string
+	for _, c := range a {
+		switch c.Protocol().Code {
+		case ma.P_P2P:
+			last = c.Value()
+		case ma.P_CIRCUIT:
+			return last
+		}
+	}
+	return ""
+}
+
 // withoutLoopback returns addrs without loopback addresses, unless that
 // leaves none (a node on loopback only, as in tests): the addresses a node
 // announces (identify, DHT provider records, GET /status) are for peers on

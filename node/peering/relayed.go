@@ -3,6 +3,8 @@ package peering
 import (
 	"github.com/libp2p/go-libp2p/core/network"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/jbc-project/jbc/node/p2p"
 )
 
 // Connections through a circuit relay (package nat). Their remote address
@@ -19,16 +21,10 @@ const HolePunch = "hole-punch"
 // relayGroup returns the address group of a relayed remote address
 // ("relay/<relay ID>"), or "" if a is not relayed.
 func relayGroup(a ma.Multiaddr) string {
-	var last string
-	for _, c := range a {
-		switch c.Protocol().Code {
-		case ma.P_P2P:
-			last = c.Value()
-		case ma.P_CIRCUIT:
-			return "relay/" + last
-		}
+	if !p2p.IsRelayed(a) {
+		return ""
 	}
-	return ""
+	return "relay/" + p2p.RelayID(a)
 }
 
 // SetMade gives admission a way to tell how a connection was made
