@@ -186,4 +186,3 @@ func transportOf(a ma.Multiaddr) string {
 	}
 	return "other"
 }
-
