@@ -47,26 +47,10 @@ port=4747
 log() { printf '[nat.sh] %s\n' "$*" >&2; }
 fail() { log "FAIL: $*"; exit 1; }
 
-pids=()
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  "$netlab" down "$lab" >/dev/null 2>&1 || true
-  if [ $rc -ne 0 ]; then
-    for f in "$work"/*.log; do [ -f "$f" ] && { log "--- $f"; tail -n 40 "$f" | cut -c1-400 >&2; }; done
-  fi
-  if [ -n "${KEEP_LOGS:-}" ]; then
-    mkdir -p "$KEEP_LOGS" && cp "$work"/*.log "$KEEP_LOGS"/ 2>/dev/null || true
-  fi
-  rm -rf "$work"
-  exit $rc
-}
-trap cleanup EXIT INT TERM
-
-[ "$(id -u)" = 0 ] || fail "needs root for network namespaces"
-[ -f "$netlab" ] || fail "netlab not found at $netlab"
-command -v jq >/dev/null || fail "needs jq"
+# shellcheck source=e2e/natlab.sh
+. "$repo/e2e/natlab.sh"
+trap nat_cleanup EXIT INT TERM
+nat_checks
 command -v curl >/dev/null || fail "needs curl"
 
 if [ -z "${JBC:-}" ]; then
@@ -75,8 +59,6 @@ if [ -z "${JBC:-}" ]; then
   JBC=$work/jbc
 fi
 
-# shellcheck source=e2e/natlab.sh
-. "$repo/e2e/natlab.sh"
 nat_lab_up
 
 run() { local host=$1; shift; ip netns exec "$lab-$host" "$@"; }

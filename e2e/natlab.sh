@@ -2,7 +2,34 @@
 # makes their lab, LANs 1 and 2 each behind a NAT of its own and LAN 3
 # public (`NAT=1,2 netlab up LAB 3 2`), waits for its IPv6 addresses to
 # settle, and sets r_ip (host 3-1's public IPv6 address) and a_nat (NAT
-# gateway 1's, A as seen from outside). It needs $netlab, $lab and fail.
+# gateway 1's, A as seen from outside); nat_cleanup is their EXIT trap and
+# nat_checks what they need. It needs $netlab, $lab, $work, log and fail.
+
+pids=()
+# nat_cleanup ends the processes in pids, takes the lab down, shows the
+# tail of every log in $work if the script failed, keeps the logs in
+# $KEEP_LOGS if set, and removes $work.
+nat_cleanup() {
+  local rc=$? p f
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  "$netlab" down "$lab" >/dev/null 2>&1 || true
+  if [ $rc -ne 0 ]; then
+    for f in "$work"/*.log; do [ -f "$f" ] && { log "--- $f"; tail -n 40 "$f" | cut -c1-400 >&2; }; done
+  fi
+  if [ -n "${KEEP_LOGS:-}" ]; then
+    mkdir -p "$KEEP_LOGS" && cp "$work"/*.log "$KEEP_LOGS"/ 2>/dev/null || true
+  fi
+  rm -rf "$work"
+  exit $rc
+}
+
+# nat_checks fails unless the script runs as root with netlab and jq.
+nat_checks() {
+  [ "$(id -u)" = 0 ] || fail "needs root for network namespaces"
+  [ -f "$netlab" ] || fail "netlab not found at $netlab"
+  command -v jq >/dev/null || fail "needs jq"
+}
 
 # ipv6_settled waits until no namespace of the lab has a tentative IPv6
 # address: netlab's `up` returns while the gateways' link-local addresses

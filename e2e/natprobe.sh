@@ -75,25 +75,10 @@ run_fail() {
   fail "$@"
 }
 
-pids=()
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  "$netlab" down "$lab" >/dev/null 2>&1 || true
-  if [ $rc -ne 0 ]; then
-    for f in "$work"/*.log; do [ -f "$f" ] && { log "--- $f"; tail -n 40 "$f" | cut -c1-400 >&2; }; done
-  fi
-  if [ -n "${KEEP_LOGS:-}" ]; then
-    mkdir -p "$KEEP_LOGS" && cp "$work"/*.log "$KEEP_LOGS"/ 2>/dev/null || true
-  fi
-  rm -rf "$work"
-  exit $rc
-}
-trap cleanup EXIT INT TERM
-
-[ "$(id -u)" = 0 ] || fail "needs root for network namespaces"
-[ -f "$netlab" ] || fail "netlab not found at $netlab"
-command -v jq >/dev/null || fail "needs jq"
+# shellcheck source=e2e/natlab.sh
+. "$repo/e2e/natlab.sh"
+trap nat_cleanup EXIT INT TERM
+nat_checks
 
 if [ -z "${PROBE:-}" ]; then
   log "building natprobe"
@@ -101,8 +86,6 @@ if [ -z "${PROBE:-}" ]; then
   PROBE=$work/natprobe
 fi
 
-# shellcheck source=e2e/natlab.sh
-. "$repo/e2e/natlab.sh"
 nat_lab_up
 
 now_ms() { date +%s%3N; }
