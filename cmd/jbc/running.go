@@ -168,8 +168,6 @@ type chainReader interface {
 	// forEach calls fn with the best chain's blocks at heights from..to
 	// (clipped to the tip), in order, from one snapshot.
 	forEach(from, to uint64, fn func(*chain.Block) error) error
-	// via says where the chain was read: "" for the data directory.
-	via() string
 	close()
 }
 
@@ -177,7 +175,6 @@ type storeReader struct{ s *storage.Store }
 
 func (r storeReader) params() *chain.Params          { return r.s.Params() }
 func (r storeReader) summary() (chainSummary, error) { return summarize(r.s) }
-func (r storeReader) via() string                    { return "" }
 func (r storeReader) close()                         { r.s.Close() }
 func (r storeReader) forEach(from, to uint64, fn func(*chain.Block) error) error {
 	return r.s.ForEach(from, to, fn)
@@ -192,8 +189,7 @@ func (r apiReader) params() *chain.Params { return r.cj.Params }
 func (r apiReader) summary() (chainSummary, error) {
 	return chainSummary{Network: r.cj.Params.ID().String(), Height: r.cj.Height, Tip: r.cj.Tip, TotalWork: r.cj.TotalWork, Blocks: r.cj.Blocks}, nil
 }
-func (r apiReader) via() string { return r.api.base }
-func (r apiReader) close()      {}
+func (r apiReader) close() {}
 func (r apiReader) forEach(from, to uint64, fn func(*chain.Block) error) error {
 	return r.api.blocks(from, to, fn)
 }
