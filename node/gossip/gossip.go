@@ -99,6 +99,9 @@ type Config struct {
 	Go func(f func(context.Context))
 	// Logger receives gossip's logs.
 	Logger *slog.Logger
+
+	// tracer, when not nil, sees GossipSub's events (tests).
+	tracer pubsub.RawTracer
 }
 
 // Gossip spreads blocks and data entries by GossipSub. Validators do the
@@ -106,16 +109,20 @@ type Config struct {
 // (which costs its sender in GossipSub's peer score) and never relayed.
 // Its methods are safe for concurrent use.
 type Gossip struct {
-	cfg     Config
-	ctx     context.Context
-	host    host.Host
-	store   *storage.Store
-	pool    *Pool
-	log     *slog.Logger
-	ps      *pubsub.PubSub
-	blocks  *pubsub.Topic
-	data    *pubsub.Topic
+	cfg    Config
+	ctx    context.Context
+	host   host.Host
+	store  *storage.Store
+	pool   *Pool
+	log    *slog.Logger
+	ps     *pubsub.PubSub
+	blocks *pubsub.Topic
+	data   *pubsub.Topic
+	// subs are the subscriptions that keep us in the topics' meshes,
+	// made by subscribe.
+	subsMu  sync.Mutex
 	subs    []*pubsub.Subscription
+	closed  bool
 	orphans *OrphanPool
 	// relayed holds blocks relayed and not yet stored (judgeBlock).
 	relayed inFlight
@@ -187,13 +194,77 @@ func meshParams() pubsub.GossipSubParams {
 	return p
 }
 
+// Subscribing to the topics. GossipSub puts a node into a topic's mesh
+// when it subscribes, choosing among the peers it already knows to be in
+// the topic, and otherwise only at its next heartbeat (once a second). A
+// node that subscribed at its start, before its first connection, would
+// get no relayed block until that heartbeat: a node joining a running
+// network missed the blocks of its first second (docs/lan-design.md,
+// section 5). So a node subscribes once it knows meshJoinPeers peers in
+// the block topic, or joinSettle after its first connection (time for the
+// peers dialled with it to say what they are subscribed to), and at the
+// latest joinWait after its start. Until then it relays nothing and is
+// sent nothing: no peer knows it to be in the topics.
+const (
+	// meshJoinPeers is GossipSub's D, what a mesh aims at.
+	meshJoinPeers = 6
+	joinSettle    = 250 * time.Millisecond
+	joinWait      = time.Second
+	joinPoll      = 25 * time.Millisecond
+)
+
+// subscribe waits as the constants above say, then subscribes to both
+// topics and reads the subscriptions until ctx is done.
+func (g *Gossip) subscribe(ctx context.Context) {
+	start := time.Now()
+	var connected time.Time
+	tick := time.NewTicker(joinPoll)
+	defer tick.Stop()
+	for now := start; now.Sub(start) < joinWait; {
+		if connected.IsZero() && len(g.host.Network().Peers()) > 0 {
+			connected = now
+		}
+		if len(g.blocks.ListPeers()) >= meshJoinPeers || !connected.IsZero() && now.Sub(connected) >= joinSettle {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case now = <-tick.C:
+		}
+	}
+	g.subsMu.Lock()
+	defer g.subsMu.Unlock()
+	if g.closed {
+		return
+	}
+	for _, t := range []*pubsub.Topic{g.blocks, g.data} {
+		sub, err := t.Subscribe()
+		if err != nil {
+			g.log.Warn("cannot subscribe to a gossip topic", "topic", t.String(), "err", err)
+			continue
+		}
+		g.subs = append(g.subs, sub)
+		// The validators did the work; the subscriptions only keep us in
+		// the topics' meshes.
+		g.cfg.Go(func(ctx context.Context) {
+			for {
+				if _, err := sub.Next(ctx); err != nil {
+					return
+				}
+			}
+		})
+	}
+	g.log.Debug("subscribed to the gossip topics", "after", time.Since(start), "topic_peers", len(g.blocks.ListPeers()))
+}
+
 // New joins the network's topics on cfg.Host and starts the
 // re-announcements; it runs until ctx is done.
 func New(ctx context.Context, cfg Config) (*Gossip, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	ps, err := pubsub.NewGossipSub(ctx, cfg.Host,
+	opts := []pubsub.Option{
 		pubsub.WithMessageIdFn(MsgID),
 		pubsub.WithMaxMessageSize(p2p.MaxGossipBlock),
 		// What we publish ourselves (blocks we mined, entries submitted to
@@ -201,7 +272,11 @@ func New(ctx context.Context, cfg Config) (*Gossip, error) {
 		// reaches them at once, before the first heartbeat forms a mesh.
 		pubsub.WithFloodPublish(true),
 		pubsub.WithGossipSubParams(meshParams()),
-	)
+	}
+	if cfg.tracer != nil {
+		opts = append(opts, pubsub.WithRawTracer(cfg.tracer))
+	}
+	ps, err := pubsub.NewGossipSub(ctx, cfg.Host, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("node: gossipsub: %w", err)
 	}
@@ -225,22 +300,7 @@ func New(ctx context.Context, cfg Config) (*Gossip, error) {
 	if g.data, err = ps.Join(DataTopic(id), pubsub.WithTopicMessageIdFn(entryMsgID)); err != nil {
 		return nil, err
 	}
-	for _, t := range []*pubsub.Topic{g.blocks, g.data} {
-		sub, err := t.Subscribe()
-		if err != nil {
-			return nil, err
-		}
-		g.subs = append(g.subs, sub)
-		// The validators did the work; the subscriptions only keep us in
-		// the topics' meshes.
-		g.cfg.Go(func(ctx context.Context) {
-			for {
-				if _, err := sub.Next(ctx); err != nil {
-					return
-				}
-			}
-		})
-	}
+	g.cfg.Go(g.subscribe)
 	g.cfg.Go(g.reannounceLoop)
 	return g, nil
 }
@@ -268,6 +328,9 @@ func (g *Gossip) DataPeers() []peer.ID { return g.data.ListPeers() }
 
 // Close leaves the topics.
 func (g *Gossip) Close() {
+	g.subsMu.Lock()
+	defer g.subsMu.Unlock()
+	g.closed = true
 	for _, s := range g.subs {
 		s.Cancel()
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
@@ -27,6 +28,12 @@ type relayNode struct {
 }
 
 func newRelayNode(t *testing.T, ctx context.Context, mn mocknet.Mocknet, p *chain.Params) *relayNode {
+	t.Helper()
+	return newTracedNode(t, ctx, mn, p, nil)
+}
+
+// newTracedNode is newRelayNode with tracer seeing its GossipSub's events.
+func newTracedNode(t *testing.T, ctx context.Context, mn mocknet.Mocknet, p *chain.Params, tracer pubsub.RawTracer) *relayNode {
 	t.Helper()
 	h, err := mn.GenPeer()
 	if err != nil {
@@ -60,6 +67,7 @@ func newRelayNode(t *testing.T, ctx context.Context, mn mocknet.Mocknet, p *chai
 			go func() { defer wg.Done(); f(ctx) }()
 		},
 		Logger: nodetest.Logger(t),
+		tracer: tracer,
 	})
 	if err != nil {
 		t.Fatal(err)
