@@ -7,6 +7,7 @@ package node
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,7 +30,7 @@ const rangeSyncBlocks = 30000
 
 // seeders starts n nodes, each on its own loopback address (admission
 // counts peers per address group), holding only the genesis.
-func seeders(t *testing.T, p *chain.Params, n int) []*Node {
+func seeders(t testing.TB, p *chain.Params, n int) []*Node {
 	t.Helper()
 	nodes := make([]*Node, n)
 	for i := range nodes {
@@ -43,7 +44,15 @@ func seeders(t *testing.T, p *chain.Params, n int) []*Node {
 // and has the node ask them all for their statuses again: it hears of the
 // chain from all of them within moments. It waits until the node holds the
 // chain and returns the record of the sync that adopted it.
-func syncFromSeeders(t *testing.T, p *chain.Params, blocks []chain.Block, seeds []*Node) (*Node, *storage.Store, peering.SyncRecord) {
+func syncFromSeeders(t testing.TB, p *chain.Params, blocks []chain.Block, seeds []*Node) (*Node, *storage.Store, peering.SyncRecord) {
+	t.Helper()
+	n, s, rec, _ := timeSyncFromSeeders(t, p, blocks, seeds)
+	return n, s, rec
+}
+
+// timeSyncFromSeeders is syncFromSeeders that also returns the time from
+// the node's asking for the seeders' statuses to its holding the chain.
+func timeSyncFromSeeders(t testing.TB, p *chain.Params, blocks []chain.Block, seeds []*Node) (*Node, *storage.Store, peering.SyncRecord, time.Duration) {
 	t.Helper()
 	s := nodetest.NewStore(t, p)
 	n := startNode(t, rawHostAt(t, "127.0.0.1"), s)
@@ -72,11 +81,16 @@ func syncFromSeeders(t *testing.T, p *chain.Params, blocks []chain.Block, seeds 
 		}()
 	}
 	wg.Wait()
+	start := time.Now()
 	for _, sd := range seeds {
 		n.requestStatus(sd.ID())
 	}
 	tip := blocks[len(blocks)-1].Hash
-	nodetest.WaitFor(t, 90*time.Second, "the node to sync the seeders' chain", func() bool { return s.Tip().Hash == tip })
+	var took time.Duration
+	nodetest.WaitFor(t, 90*time.Second, "the node to sync the seeders' chain", func() bool {
+		took = time.Since(start)
+		return s.Tip().Hash == tip
+	})
 	if err := s.Verify(nil); err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +107,7 @@ func syncFromSeeders(t *testing.T, p *chain.Params, blocks []chain.Block, seeds 
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return n, s, rec
+	return n, s, rec, took
 }
 
 // TestSyncFromSeveralSeeders: a node syncing a chain that four peers carry
@@ -140,6 +154,44 @@ func rangeHandler(n *Node, asked *atomic.Int64, serve func(network.Stream, *pb.G
 	})
 }
 
+// stallingRanges answers a range by announcing a frame of 1 MiB, sending a
+// few bytes of it, then nothing until the requester gives up or done is
+// closed.
+func stallingRanges(done <-chan struct{}) func(network.Stream, *pb.GetRange) {
+	return func(str network.Stream, _ *pb.GetRange) {
+		defer str.Reset()
+		_, _ = str.Write([]byte{0x80, 0x80, 0x40, 0x0a})
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+		}
+	}
+}
+
+// lyingRanges answers a range with up to 1,000 of liar's blocks, the
+// sixth and the last with their data changed (their hashes no longer
+// recompute).
+func lyingRanges(liar *Node) func(network.Stream, *pb.GetRange) {
+	return func(str network.Stream, gr *pb.GetRange) {
+		defer str.Close()
+		rng := &pb.Range{}
+		end := min(gr.GetStart()+gr.GetCount()-1, gr.GetStart()+999)
+		for h := gr.GetStart(); h <= end; h++ {
+			b, err := liar.store.BlockAt(h)
+			if err != nil {
+				str.Reset()
+				return
+			}
+			m := protocol.BlockToPB(b)
+			if h == gr.GetStart()+5 || h == end {
+				m.Data = "forged"
+			}
+			rng.Blocks = append(rng.Blocks, m)
+		}
+		_, _ = protocol.WriteFrame(str, &pb.Response{Code: protocol.CodeOK, Body: &pb.Response_Range{Range: rng}})
+	}
+}
+
 // TestSyncRelievesStallingSeeder: one of four seeders starts each range
 // it is asked for and then sends nothing more; the others finish its
 // ranges and the sync completes.
@@ -152,16 +204,7 @@ func TestSyncRelievesStallingSeeder(t *testing.T) {
 	var asked atomic.Int64
 	done := make(chan struct{})
 	t.Cleanup(func() { close(done) })
-	rangeHandler(staller, &asked, func(str network.Stream, _ *pb.GetRange) {
-		defer str.Reset()
-		// A frame of 1 MiB announced, a few bytes of it sent, then
-		// nothing until the requester gives up.
-		_, _ = str.Write([]byte{0x80, 0x80, 0x40, 0x0a})
-		select {
-		case <-done:
-		case <-time.After(time.Minute):
-		}
-	})
+	rangeHandler(staller, &asked, stallingRanges(done))
 	_, _, rec := syncFromSeeders(t, p, blocks, seeds)
 	if asked.Load() == 0 {
 		t.Fatal("the stalling seeder was never asked for a range: the test proves nothing")
@@ -185,24 +228,7 @@ func TestSyncRelievesLyingSeeder(t *testing.T) {
 	seeds := seeders(t, p, 4)
 	liar := seeds[2]
 	var asked atomic.Int64
-	rangeHandler(liar, &asked, func(str network.Stream, gr *pb.GetRange) {
-		defer str.Close()
-		rng := &pb.Range{}
-		end := min(gr.GetStart()+gr.GetCount()-1, gr.GetStart()+999)
-		for h := gr.GetStart(); h <= end; h++ {
-			b, err := liar.store.BlockAt(h)
-			if err != nil {
-				str.Reset()
-				return
-			}
-			m := protocol.BlockToPB(b)
-			if h == gr.GetStart()+5 || h == end {
-				m.Data = "forged"
-			}
-			rng.Blocks = append(rng.Blocks, m)
-		}
-		_, _ = protocol.WriteFrame(str, &pb.Response{Code: protocol.CodeOK, Body: &pb.Response_Range{Range: rng}})
-	})
+	rangeHandler(liar, &asked, lyingRanges(liar))
 	n, _, rec := syncFromSeeders(t, p, blocks, seeds)
 	if asked.Load() == 0 {
 		t.Fatal("the lying seeder was never asked for a range: the test proves nothing")
@@ -291,22 +317,13 @@ func TestSyncHedgesSlowSeeder(t *testing.T) {
 	done := make(chan struct{})
 	t.Cleanup(func() { close(done) })
 	rangeHandler(slow, &asked, func(str network.Stream, gr *pb.GetRange) {
-		defer str.Close()
 		select {
 		case <-done:
+			str.Reset()
 			return
 		case <-time.After(2 * time.Second):
 		}
-		rng := &pb.Range{}
-		for h := gr.GetStart(); h < gr.GetStart()+gr.GetCount(); h++ {
-			b, err := slow.store.BlockAt(h)
-			if err != nil {
-				str.Reset()
-				return
-			}
-			rng.Blocks = append(rng.Blocks, protocol.BlockToPB(b))
-		}
-		_, _ = protocol.WriteFrame(str, &pb.Response{Code: protocol.CodeOK, Body: &pb.Response_Range{Range: rng}})
+		serveRange(slow, str, gr)
 	})
 	n, _, rec := syncFromSeeders(t, p, blocks, seeds)
 	if asked.Load() == 0 {
@@ -322,4 +339,83 @@ func TestSyncHedgesSlowSeeder(t *testing.T) {
 		t.Fatal("the slow seeder was penalised for being slow")
 	}
 	t.Logf("slow seeder asked %d times; sources %v", asked.Load(), rec.Sources)
+}
+
+// faultBenchBlocks is the chain of BenchmarkSyncFaultySeeder: long enough
+// that the fault-free sync from four seeders takes long against a status
+// exchange and a restart.
+const faultBenchBlocks = 100_000
+
+// BenchmarkSyncFaultySeeder: issue 15's "a seeder that stalls mid-range,
+// or lies, among 4: the sync completes within 1.5x of the fault-free
+// time", on loopback. Each op syncs the same chain twice from four fresh
+// seeders each: all honest, then with one faulty, and reports the
+// faulty sync's time over the fault-free one's (the median over the ops),
+// timed from the node's asking for the seeders' statuses to its holding
+// the chain. fault=stall: the faulty seeder serves its first ranges, then
+// stalls in every later one (a frame begun, nothing more). fault=lie: it
+// answers every range with two forged blocks.
+func BenchmarkSyncFaultySeeder(b *testing.B) {
+	p := chain.TestNet()
+	src := nodetest.NewStore(b, p)
+	blocks := nodetest.Extend(b, src, 0, faultBenchBlocks, "seed")
+	for _, fault := range []string{"stall", "lie"} {
+		b.Run("fault="+fault, func(b *testing.B) {
+			var ratios, clean, faulty []float64
+			for range b.N {
+				_, _, _, ok := timeSyncFromSeeders(b, p, blocks, seeders(b, p, 4))
+				seeds := seeders(b, p, 4)
+				bad := seeds[1]
+				var asked atomic.Int64
+				switch fault {
+				case "stall":
+					done := make(chan struct{})
+					b.Cleanup(func() { close(done) })
+					var served atomic.Int64
+					stall := stallingRanges(done)
+					rangeHandler(bad, &asked, func(str network.Stream, gr *pb.GetRange) {
+						if served.Add(1) > 3 {
+							stall(str, gr)
+							return
+						}
+						serveRange(bad, str, gr)
+					})
+				case "lie":
+					rangeHandler(bad, &asked, lyingRanges(bad))
+				}
+				_, _, _, took := timeSyncFromSeeders(b, p, blocks, seeds)
+				if asked.Load() == 0 {
+					b.Fatalf("the %s seeder was never asked for a range: the op proves nothing", fault)
+				}
+				ratios = append(ratios, took.Seconds()/ok.Seconds())
+				clean, faulty = append(clean, ok.Seconds()), append(faulty, took.Seconds())
+			}
+			b.ReportMetric(median(clean), "faultfree-s")
+			b.ReportMetric(median(faulty), "faulty-s")
+			b.ReportMetric(median(ratios), "faulty/faultfree")
+		})
+	}
+}
+
+// serveRange answers a range honestly from n's store, without the byte
+// bound of a jbc node's pages.
+func serveRange(n *Node, str network.Stream, gr *pb.GetRange) {
+	defer str.Close()
+	rng := &pb.Range{}
+	for h := gr.GetStart(); h < gr.GetStart()+gr.GetCount(); h++ {
+		b, err := n.store.BlockAt(h)
+		if err != nil {
+			str.Reset()
+			return
+		}
+		rng.Blocks = append(rng.Blocks, protocol.BlockToPB(b))
+	}
+	_, _ = protocol.WriteFrame(str, &pb.Response{Code: protocol.CodeOK, Body: &pb.Response_Range{Range: rng}})
+}
+
+// median returns the middle of xs (the upper one of an even count).
+func median(xs []float64) float64 {
+	xs = slices.Clone(xs)
+	slices.Sort(xs)
+	return xs[len(xs)/2]
 }

@@ -53,10 +53,15 @@ const (
 	// status arrives just after the sync starts join it, and should find
 	// spans left to fetch.
 	minCarriers = 4
-	// hedgeMinWait is the least time a span at the delivery point is
-	// left with its peer before an idle, faster peer is asked for it too:
-	// above a page's transfer on any link worth hedging to.
+	// hedgeMinWait is how long a span at the delivery point is left with
+	// its peer before an idle peer that has served no page yet is asked
+	// for it too: above a page's transfer on any link worth hedging to.
+	// An idle peer whose time per page is known waits hedgeFactor times
+	// that, and at least hedgeFloor (a few of the scheduler's ticks): on
+	// loopback or a LAN a page takes milliseconds, and a stalled peer
+	// would otherwise hold delivery up for the whole of hedgeMinWait.
 	hedgeMinWait = 500 * time.Millisecond
+	hedgeFloor   = 100 * time.Millisecond
 	// hedgeFactor: a span is hedged when its request has taken this many
 	// times the idle peer's own time per page: twice is slow against the
 	// others beyond the jitter of a shared link (all requests in flight
@@ -306,7 +311,7 @@ func (f *rangeFetch) free(c *carrier) *span {
 func (f *rangeFetch) hedge(c *carrier, now time.Time) *span {
 	wait := hedgeMinWait
 	if c.pageTime > 0 {
-		wait = max(wait, hedgeFactor*c.pageTime)
+		wait = max(hedgeFloor, hedgeFactor*c.pageTime)
 	}
 	for _, sp := range f.spans {
 		if sp.next > sp.end {
@@ -407,8 +412,19 @@ func (f *rangeFetch) handle(an answer) error {
 	sp.next += uint64(n)
 	sp.last = blocks[n-1].Hash
 	if sp.next > sp.end {
+		now := time.Now()
 		for _, o := range sp.owners { // hedges lost
 			o.cancel()
+			if o.at.Before(a.at) {
+				// It was asked first and overtaken: slow against the
+				// others, or stalled. It has taken at least this long a
+				// page, and gets one request at a time until it has
+				// served windowRegrow pages, so that it holds at most one
+				// span up and is given the spans furthest from delivery.
+				oc := o.c
+				oc.pageTime = max(oc.pageTime, now.Sub(o.at))
+				oc.window, oc.okPages = 1, 0
+			}
 		}
 	}
 	return f.deliver()
