@@ -207,6 +207,7 @@ const (
 	cmdChain   = "go test -run '^$' -bench '^(BenchmarkMinerVsPlain|BenchmarkValidate)$' -benchtime 2s ./chain"
 	cmdIncr    = "go test -run '^$' -bench '^BenchmarkSyncIncremental$' -benchtime 5x ./node"
 	cmdPython  = "go test -run '^$' -bench '^Benchmark(Export|Import)Python(URL)?100k$' -benchtime 1x -timeout 60m ./node"
+	cmdFaulty  = "go test -run '^$' -bench '^BenchmarkSyncFaultySeeder$' -benchtime 3x -timeout 20m ./node"
 )
 
 func cmdSync(n int) string {
@@ -304,6 +305,21 @@ func (s *suite) runAll() {
 			Note: fmt.Sprintf("%.0f / %.0f bytes of /jbc/chain/1.0.0 both ways; target taken as <= 1.25", m["bytes-100k"], m["bytes-1k"])})
 	} else {
 		s.skip("Incremental sync", "no result", cmdIncr)
+	}
+
+	// Issue 15: a faulty seeder among four, on loopback.
+	faulty := s.goTest("faulty seeder", "-run", "^$", "-bench", "^BenchmarkSyncFaultySeeder$", "-benchtime", "3x", "-timeout", "20m", "./node")
+	for _, k := range []struct{ fault, figure string }{
+		{"stall", "Sync of 100,000 blocks from 4 seeders, one stalling after its first ranges, loopback: time over the fault-free time"},
+		{"lie", "Sync of 100,000 blocks from 4 seeders, one sending forged blocks, loopback: time over the fault-free time"},
+	} {
+		if r, ok := faulty["BenchmarkSyncFaultySeeder/fault="+k.fault]; ok {
+			m := r.Metrics
+			s.add(row{Figure: k.figure, Value: m["faulty/faultfree"], Unit: "x", Target: 1.5, Lower: true, Cmd: cmdFaulty,
+				Note: fmt.Sprintf("%.2f s against %.2f s fault-free, medians of %d, each pair in one op", m["faulty-s"], m["faultfree-s"], r.N)})
+		} else {
+			s.skip(k.figure, "no result", cmdFaulty)
+		}
 	}
 
 	// Python layout.
