@@ -416,18 +416,30 @@ func (f *rangeFetch) handle(an answer) error {
 		for _, o := range sp.owners { // hedges lost
 			o.cancel()
 			if o.at.Before(a.at) {
-				// It was asked first and overtaken: slow against the
-				// others, or stalled. It has taken at least this long a
-				// page, and gets one request at a time until it has
-				// served windowRegrow pages, so that it holds at most one
-				// span up and is given the spans furthest from delivery.
-				oc := o.c
-				oc.pageTime = max(oc.pageTime, now.Sub(o.at))
-				oc.window, oc.okPages = 1, 0
+				f.overtaken(o, now)
 			}
 		}
 	}
 	return f.deliver()
+}
+
+// overtaken deals with a peer whose request o a later request overtook:
+// it is slow against the others, or stalled. It has taken at least this
+// long a page; its other requests are cancelled and their spans free for
+// the others at once (a stalled peer's would each hold delivery up in
+// turn); and it gets one request at a time until it has served
+// windowRegrow pages, so that it holds at most one span up, and that one
+// the furthest from delivery, its time per page sorting it last.
+func (f *rangeFetch) overtaken(o *ask, now time.Time) {
+	c := o.c
+	c.pageTime = max(c.pageTime, now.Sub(o.at))
+	c.window, c.okPages = 1, 0
+	for _, sp := range f.spans {
+		if a, ok := sp.owners[c.id]; ok && a != o {
+			a.cancel()
+			delete(sp.owners, c.id)
+		}
+	}
 }
 
 // deliver moves the received pieces at the delivery point to the queue,
