@@ -179,7 +179,7 @@ CROWD_RESULT {"nodes":60,"lans":1,"min_peers":8,"connect_ms":-1,"connect_timeout
 	for _, x := range rows {
 		byFigure[x.Figure] = x
 	}
-	c := byFigure["LAN of 60 nodes: every node >= 8 peers, synced, one connected graph, after the last start"]
+	c := byFigure["LAN of 60 nodes: every node >= 8 peers and synced, by its own answers, after the last start"]
 	if c.Value != 90000 || c.status() != "**missed**" {
 		t.Errorf("connect row for a run that never connected: %+v", c)
 	}
