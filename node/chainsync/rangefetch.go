@@ -43,16 +43,26 @@ const (
 	// in size, so three quarters.
 	spanPageShare = 0.75
 	// windowSpanBytes bounds the spans of a sync short enough that they
-	// are cut below a page: an answer that fits in the initial window of
-	// its yamux stream (256 KiB; each request is a stream of its own)
-	// goes out in one burst, and the answers in flight to a peer end one
-	// after the other. An answer a little over the window waits a round
-	// trip for the window's update for its last bytes, and a peer's three
-	// answers then end together, leaving the link idle for the round trip
-	// of the next three: over 50 ms and 20 Mbit/s, spans of 290 KB synced
-	// 100,000 blocks in 5.1 to 5.3 s, spans of 200 KiB in 4.7 to 4.8 s
-	// (docs/performance.md).
-	windowSpanBytes = 200 << 10
+	// are cut below a page: an answer within the initial window of its
+	// yamux stream (256 KiB; each request is a stream of its own) goes
+	// out without waiting for the window's update. An answer a little
+	// over the window waits a round trip for its last bytes, and a
+	// peer's answers in flight then end together, leaving the link idle
+	// for the round trip of the next ones. Over 50 ms and 20 Mbit/s,
+	// 100,000 blocks synced in 5.1 to 5.3 s with spans of 290 KB, 4.6 to
+	// 4.9 s with 200 KiB, and 4.52 s with 128 KiB, four runs alike: plain
+	// TCP's 4.49 s on the same link (docs/performance.md). Such a sync
+	// holds under 36 pages' worth (spansPerWorker x RangeWindow x
+	// minCarriers spans of at most three quarters of a page), so at most
+	// about 430 spans of this size: within a jbc peer's request burst
+	// (peering.RequestBurst, 400, refilled at 200 a second), never a
+	// flood however fast the link.
+	windowSpanBytes = 128 << 10
+	// quickAnswer: once an answer has come within this, the round trip
+	// is too short for windowSpanBytes to matter, and the rest of the
+	// sync is cut in the wider spans (fewer requests: on loopback, spans
+	// of 128 KiB throughout made a sync of 300,000 blocks 30 % slower).
+	quickAnswer = 15 * time.Millisecond
 	// minSpanBlocks is the smallest span: below it the round trip of a
 	// request costs more than the blocks it brings.
 	minSpanBlocks = 64
@@ -165,13 +175,16 @@ type rangeFetch struct {
 	spans    []*span // undelivered, by start
 	cut      uint64  // first height in no span yet
 	spanLen  uint64
-	next     uint64     // first height not yet delivered
-	prev     chain.Hash // hash of the block at next-1
-	sent     uint64     // first height not yet taken by the consumer
-	queue    []fetched  // delivered, waiting for the consumer
-	answers  chan answer
-	inflight int
-	lastErr  error
+	// wideSpanLen is the span a short sync cuts once its first answer
+	// came within quickAnswer: no round trip worth saving.
+	wideSpanLen uint64
+	next        uint64     // first height not yet delivered
+	prev        chain.Hash // hash of the block at next-1
+	sent        uint64     // first height not yet taken by the consumer
+	queue       []fetched  // delivered, waiting for the consumer
+	answers     chan answer
+	inflight    int
+	lastErr     error
 	// carriersNow lists the peers carrying the target now: peers whose
 	// status arrives during the fetch join it.
 	carriersNow func() []peer.ID
@@ -203,9 +216,11 @@ func (s *Syncer) fetchRange(ctx context.Context, t rangeTarget, carriers func() 
 	total := t.tipHeight - t.from + 1
 	f.spanLen = uint64(spanPageShare * protocol.MaxRangeBytes / bb)
 	if per := total / uint64(max(len(f.carriers), minCarriers)*protocol.RangeWindow*spansPerWorker); per < f.spanLen {
+		f.wideSpanLen = max(per, minSpanBlocks)
 		f.spanLen = min(per, windowSpanBytes/uint64(bb))
 	}
 	f.spanLen = max(f.spanLen, minSpanBlocks)
+	f.wideSpanLen = max(f.wideSpanLen, f.spanLen)
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() {
 		cancel()
@@ -398,6 +413,9 @@ func (f *rangeFetch) handle(an answer) error {
 		return nil
 	}
 	took := time.Since(a.at)
+	if took < quickAnswer && f.spanLen < f.wideSpanLen {
+		f.spanLen = f.wideSpanLen
+	}
 	if c.pageTime == 0 {
 		c.pageTime = took
 	} else {
