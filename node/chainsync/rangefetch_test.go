@@ -108,3 +108,29 @@ func TestHedgeThatLost(t *testing.T) {
 		t.Fatalf("the peer that answered first: window %d, want %d", slow.window, protocol.RangeWindow)
 	}
 }
+
+// TestSpansWiden: a short sync's spans stay window-sized while answers
+// take a round trip worth saving, and widen once one comes within
+// quickAnswer.
+func TestSpansWiden(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ago  time.Duration
+		want uint64
+	}{
+		{"slow answer", 10 * quickAnswer, 10},
+		{"quick answer", 0, 100},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := newOvertake(t)
+			o.f.spanLen, o.f.wideSpanLen = 10, 100
+			o.slowFirst.at = time.Now().Add(-c.ago)
+			if err := o.f.handle(answer{a: o.slowFirst, page: protocol.RangePage{Blocks: o.blocks[:2]}}); err != nil {
+				t.Fatal(err)
+			}
+			if o.f.spanLen != c.want {
+				t.Fatalf("span length %d after an answer in %s, want %d", o.f.spanLen, c.ago, c.want)
+			}
+		})
+	}
+}
