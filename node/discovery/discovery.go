@@ -36,6 +36,14 @@ const (
 	// outsidePeers slots to them.
 	findWarmup      = 1
 	findWarmupEvery = 10 * time.Second
+	// findWarmupAfter: a warmup lookup the node does not need (it has
+	// peers or candidates enough, from mDNS) waits this long after start,
+	// plus up to as much again at random: a LAN's nodes start together,
+	// and every lookup connects to the same twenty nodes nearest the
+	// rendezvous key. On a LAN of 60 these lookups' transient
+	// connections were most of the CPU spent connecting (docs/lan-design.md,
+	// section 4).
+	findWarmupAfter = 15 * time.Second
 	// findLimit ends a lookup once it found this many peers: twice the
 	// peers a node chooses is choice enough, and a lookup run to its end
 	// contacts some twenty nodes.
