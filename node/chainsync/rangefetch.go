@@ -50,7 +50,7 @@ const (
 	// peer's answers in flight then end together, leaving the link idle
 	// for the round trip of the next ones. Over 50 ms and 20 Mbit/s,
 	// 100,000 blocks synced in 5.1 to 5.3 s with spans of 290 KB, 4.6 to
-	// 4.9 s with 200 KiB, and 4.52 s with 128 KiB, four runs alike: plain
+	// 4.9 s with 200 KiB, and 4.52 s with 128 KiB in eight runs: plain
 	// TCP's 4.49 s on the same link (docs/performance.md). Such a sync
 	// holds under 36 pages' worth (spansPerWorker x RangeWindow x
 	// minCarriers spans of at most three quarters of a page), so at most

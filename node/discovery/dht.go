@@ -89,12 +89,13 @@ func (d *Discovery) mdnsCandidates() int {
 }
 
 // findLoop looks up peers of the network in the DHT while the node is
-// short of chosen peers and has no candidate left to dial, retrying with a backoff of seconds while it finds
-// none; and findWarmup times, the first no earlier than findWarmupAfter
-// (and up to twice that) after start, even with all its peers, so that a
-// node whose LAN filled its slots by mDNS still learns of peers beyond
-// its LAN (the dialler gives outsidePeers slots to them). Then it looks up nothing while the node has its peers:
-// every lookup connects to nodes across the network.
+// short of chosen peers and has no candidate left to dial, retrying with
+// a backoff of seconds while it finds none; and findWarmup times, the
+// first no earlier than findWarmupAfter (and up to twice that) after
+// start, even with all its peers, so that a node whose LAN filled its
+// slots by mDNS still learns of peers beyond its LAN (the dialler gives
+// outsidePeers slots to them). Then it looks up nothing while the node
+// has its peers: every lookup connects to nodes across the network.
 func (d *Discovery) findLoop(ctx context.Context) {
 	rd := drouting.NewRoutingDiscovery(d.dht)
 	ns := Rendezvous(d.cfg.Network)
